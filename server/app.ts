@@ -1,0 +1,167 @@
+import { timingSafeEqual } from 'node:crypto';
+import { Metadata, Server, ServerCredentials } from '@grpc/grpc-js';
+import { HealthImplementation } from 'grpc-health-check';
+import { AdminServiceService } from '../gen/inventory/v1/admin.pb';
+import { InventoryServiceService } from '../gen/inventory/v1/inventory.pb';
+import { Config } from './config';
+import { unauthenticated, unimplemented } from './errors';
+import { Logger, createLogger } from './logger';
+import { Metrics, startMetricsServer } from './metrics';
+import { reflectionFor } from './reflection';
+import { Handlers, bindService } from './transport';
+
+export const INVENTORY_SERVICE = 'inventory.v1.InventoryService';
+export const ADMIN_SERVICE = 'inventory.v1.AdminService';
+
+export type InventoryHandlers = Handlers<typeof InventoryServiceService>;
+export type AdminHandlers = Handlers<typeof AdminServiceService>;
+
+export interface AppOptions {
+  readonly config: Config;
+  readonly logger?: Logger;
+  /** Handlers to serve; a method left out answers UNIMPLEMENTED. */
+  readonly inventory?: Partial<InventoryHandlers>;
+  readonly admin?: Partial<AdminHandlers>;
+  /** Closed, in order, after the servers have drained (clients of Redis, etcd, MySQL, ...). */
+  readonly closers?: Array<() => Promise<void> | void>;
+}
+
+/** A running server: both gRPC ports, the metrics port, and a graceful stop. */
+export interface App {
+  readonly inventoryPort: number;
+  readonly adminPort: number;
+  readonly metricsPort: number;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  /**
+   * Graceful shutdown: health turns NOT_SERVING, the ports stop accepting calls, in-flight calls
+   * finish (cut after config.shutdownGraceMs), then the clients are closed. Safe to call twice.
+   */
+  stop(): Promise<void>;
+}
+
+/** Starts InventoryService and AdminService on their ports, with health, reflection and metrics. */
+export async function startApp(options: AppOptions): Promise<App> {
+  const { config } = options;
+  const logger = options.logger ?? createLogger(config.logLevel);
+  const metrics = new Metrics();
+
+  const inventory = new GrpcPort(INVENTORY_SERVICE, logger);
+  inventory.server.addService(
+    InventoryServiceService,
+    bindService(InventoryServiceService, withUnimplemented(InventoryServiceService, 'InventoryService', options.inventory), {
+      serviceName: 'InventoryService',
+      logger,
+      metrics,
+    }),
+  );
+
+  const admin = new GrpcPort(ADMIN_SERVICE, logger);
+  admin.server.addService(
+    AdminServiceService,
+    bindService(AdminServiceService, withUnimplemented(AdminServiceService, 'AdminService', options.admin), {
+      serviceName: 'AdminService',
+      logger,
+      metrics,
+      authorize: bearerToken(config.adminToken),
+    }),
+  );
+
+  const closers: Array<() => Promise<void> | void> = [];
+  try {
+    const inventoryPort = await inventory.listen(config.host, config.inventoryPort);
+    closers.push(() => inventory.close(config.shutdownGraceMs));
+    const adminPort = await admin.listen(config.host, config.adminPort);
+    closers.push(() => admin.close(config.shutdownGraceMs));
+    const metricsServer = await startMetricsServer(metrics, config.host, config.metricsPort);
+    closers.push(() => new Promise<void>((resolve) => metricsServer.close(() => resolve())));
+    closers.push(...(options.closers ?? []));
+
+    logger.info({ inventoryPort, adminPort, metricsPort: metricsServer.port }, 'inventory core listening');
+    let stopping: Promise<void> | undefined;
+    return {
+      inventoryPort,
+      adminPort,
+      metricsPort: metricsServer.port,
+      metrics,
+      logger,
+      stop: () => (stopping ??= runClosers(closers, logger)),
+    };
+  } catch (err) {
+    inventory.server.forceShutdown();
+    admin.server.forceShutdown();
+    throw err;
+  }
+}
+
+/** One gRPC server with its health and reflection services. */
+class GrpcPort {
+  readonly server = new Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024 });
+  private readonly health: HealthImplementation;
+
+  constructor(private readonly serviceName: string, private readonly logger: Logger) {
+    this.health = new HealthImplementation({ '': 'SERVING', [serviceName]: 'SERVING' });
+    this.health.addToServer(this.server);
+    reflectionFor([serviceName]).addToServer(this.server);
+  }
+
+  listen(host: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.bindAsync(`${host}:${port}`, ServerCredentials.createInsecure(), (err, bound) =>
+        err ? reject(new Error(`cannot listen for ${this.serviceName} on ${host}:${port}: ${err.message}`)) : resolve(bound),
+      );
+    });
+  }
+
+  /** Stops accepting calls, lets in-flight ones finish, and cuts them after graceMs. */
+  close(graceMs: number): Promise<void> {
+    this.health.setStatus('', 'NOT_SERVING');
+    this.health.setStatus(this.serviceName, 'NOT_SERVING');
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.logger.warn({ service: this.serviceName, graceMs }, 'grace period over: cutting in-flight calls');
+        this.server.forceShutdown();
+        resolve();
+      }, graceMs);
+      this.server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+}
+
+async function runClosers(closers: Array<() => Promise<void> | void>, logger: Logger): Promise<void> {
+  // The gRPC ports close together (drain in parallel), the rest in order after them.
+  const [inventory, admin, ...rest] = closers;
+  await Promise.all([inventory(), admin()]);
+  for (const close of rest) {
+    try {
+      await close();
+    } catch (err) {
+      logger.warn({ err }, 'error while closing');
+    }
+  }
+  logger.info('inventory core stopped');
+}
+
+function withUnimplemented<D extends object, H>(definition: D, serviceName: string, given: Partial<H> | undefined): H {
+  const handlers: Record<string, unknown> = {};
+  for (const method of Object.keys(definition)) {
+    handlers[method] = (given as Record<string, unknown> | undefined)?.[method] ??
+      (() => Promise.reject(unimplemented(`${serviceName}/${method}`)));
+  }
+  return handlers as H;
+}
+
+/** Refuses calls without `authorization: Bearer <token>`, comparing in constant time. */
+function bearerToken(token: string): (metadata: Metadata) => void {
+  const expected = Buffer.from(`Bearer ${token}`);
+  return (metadata) => {
+    const given = metadata.get('authorization')[0];
+    const actual = Buffer.from(typeof given === 'string' ? given : '');
+    if (actual.length !== expected.length || !timingSafeEqual(actual, expected)) {
+      throw unauthenticated('AdminService requires "authorization: Bearer <ADMIN_TOKEN>" metadata');
+    }
+  };
+}

@@ -1,0 +1,157 @@
+/**
+ * The one place that reads the environment. `loadConfig` reads every variable once, validates it and
+ * returns a fully populated, frozen Config that the rest of the code trusts. A bad value fails
+ * start-up with a ConfigError naming the variable.
+ *
+ * Defaults point at the project's own local stack (scripts/stack.sh): Redis 6390, etcd 2389,
+ * MariaDB 3316, RabbitMQ 5682.
+ */
+
+export class ConfigError extends Error {
+  constructor(readonly variable: string, message: string) {
+    super(`invalid configuration: ${variable}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface Config {
+  /** Interface the gRPC and metrics servers bind to. HOST, default 0.0.0.0. */
+  readonly host: string;
+  /** InventoryService port. INVENTORY_PORT, default 50051; 0 picks a free port. */
+  readonly inventoryPort: number;
+  /** AdminService port. ADMIN_PORT, default 50052; 0 picks a free port. */
+  readonly adminPort: number;
+  /** Prometheus /metrics port. METRICS_PORT, default 9464; 0 picks a free port. */
+  readonly metricsPort: number;
+  /** Redis nodes holding partitions, host:port. REDIS_NODES, default 127.0.0.1:6390. */
+  readonly redisNodes: readonly string[];
+  /** Prefix of every Redis key, so deployments (and tests) can share a Redis. REDIS_PREFIX, default "inv". */
+  readonly redisPrefix: string;
+  /** etcd endpoints. ETCD_ENDPOINTS, default http://127.0.0.1:2389. */
+  readonly etcdEndpoints: readonly string[];
+  /** Prefix of every etcd key. ETCD_NAMESPACE, default "/inventory/". */
+  readonly etcdNamespace: string;
+  /** MySQL/MariaDB connection URL; its path names the database. MYSQL_URL. */
+  readonly mysqlUrl: string;
+  /** RabbitMQ URL. AMQP_URL, default amqp://guest:guest@127.0.0.1:5682. */
+  readonly amqpUrl: string;
+  /** Bearer token AdminService requires. ADMIN_TOKEN, default "dev-admin-token" (change it outside development). */
+  readonly adminToken: string;
+  /** pino level. LOG_LEVEL, default info. */
+  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** How long SIGTERM waits for in-flight calls before cutting them. SHUTDOWN_GRACE_MS, default 10000. */
+  readonly shutdownGraceMs: number;
+  /** TTL of an unpaid hold when the caller gives none. DEFAULT_TTL_SECONDS, default 1800. */
+  readonly defaultTtlSeconds: number;
+  /** Longest TTL a caller may ask for. MAX_TTL_SECONDS, default 86400. */
+  readonly maxTtlSeconds: number;
+  /** Largest quantity of one line item. MAX_ITEM_QUANTITY, default 10000. */
+  readonly maxItemQuantity: number;
+}
+
+type Env = Record<string, string | undefined>;
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** Reads and validates the configuration; throws ConfigError naming the first bad variable. */
+export function loadConfig(env: Env = process.env): Config {
+  const read = new EnvReader(env);
+  const config: Config = {
+    host: read.string('HOST', '0.0.0.0'),
+    inventoryPort: read.port('INVENTORY_PORT', 50051),
+    adminPort: read.port('ADMIN_PORT', 50052),
+    metricsPort: read.port('METRICS_PORT', 9464),
+    redisNodes: read.list('REDIS_NODES', '127.0.0.1:6390', hostPort),
+    redisPrefix: read.matching('REDIS_PREFIX', 'inv', /^[A-Za-z0-9_.:-]{1,64}$/, 'letters, digits and _.:- only (no braces), 1-64 characters'),
+    etcdEndpoints: read.list('ETCD_ENDPOINTS', 'http://127.0.0.1:2389', httpUrl),
+    etcdNamespace: read.matching('ETCD_NAMESPACE', '/inventory/', /^\/[A-Za-z0-9_.\/-]*\/$/, 'a path that starts and ends with /'),
+    mysqlUrl: read.url('MYSQL_URL', 'mysql://root@127.0.0.1:3316/inventory', ['mysql:', 'mariadb:']),
+    amqpUrl: read.url('AMQP_URL', 'amqp://guest:guest@127.0.0.1:5682', ['amqp:', 'amqps:']),
+    adminToken: read.matching('ADMIN_TOKEN', 'dev-admin-token', /^\S{8,}$/, 'at least 8 characters, no spaces'),
+    logLevel: read.oneOf('LOG_LEVEL', 'info', LOG_LEVELS),
+    shutdownGraceMs: read.int('SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
+    defaultTtlSeconds: read.int('DEFAULT_TTL_SECONDS', 1800, 1, 30 * 86400),
+    maxTtlSeconds: read.int('MAX_TTL_SECONDS', 86400, 1, 30 * 86400),
+    maxItemQuantity: read.int('MAX_ITEM_QUANTITY', 10_000, 1, 1_000_000_000),
+  };
+  if (config.defaultTtlSeconds > config.maxTtlSeconds) {
+    throw new ConfigError('DEFAULT_TTL_SECONDS', `must not exceed MAX_TTL_SECONDS (${config.maxTtlSeconds})`);
+  }
+  return Object.freeze(config);
+}
+
+/** Parses one variable at a time; an empty value counts as unset. */
+class EnvReader {
+  constructor(private readonly env: Env) {}
+
+  private raw(name: string): string | undefined {
+    const value = this.env[name]?.trim();
+    return value === '' ? undefined : value;
+  }
+
+  string(name: string, fallback: string): string {
+    return this.raw(name) ?? fallback;
+  }
+
+  matching(name: string, fallback: string, pattern: RegExp, expected: string): string {
+    const value = this.string(name, fallback);
+    if (!pattern.test(value)) throw new ConfigError(name, `${JSON.stringify(value)} is not ${expected}`);
+    return value;
+  }
+
+  int(name: string, fallback: number, min: number, max: number): number {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    if (!/^-?\d+$/.test(value)) throw new ConfigError(name, `${JSON.stringify(value)} is not an integer`);
+    const n = Number(value);
+    if (n < min || n > max) throw new ConfigError(name, `${n} is outside ${min}..${max}`);
+    return n;
+  }
+
+  port(name: string, fallback: number): number {
+    return this.int(name, fallback, 0, 65535);
+  }
+
+  oneOf<T extends string>(name: string, fallback: T, allowed: readonly T[]): T {
+    const value = this.string(name, fallback);
+    if (!allowed.includes(value as T)) {
+      throw new ConfigError(name, `${JSON.stringify(value)} is not one of ${allowed.join(', ')}`);
+    }
+    return value as T;
+  }
+
+  url(name: string, fallback: string, protocols: readonly string[]): string {
+    const value = this.string(name, fallback);
+    let parsed: URL;
+    try {
+      parsed = new URL(value);
+    } catch {
+      throw new ConfigError(name, `${JSON.stringify(value)} is not a URL`);
+    }
+    if (!protocols.includes(parsed.protocol)) {
+      throw new ConfigError(name, `scheme ${parsed.protocol} is not one of ${protocols.join(', ')}`);
+    }
+    return value;
+  }
+
+  list(name: string, fallback: string, check: (item: string) => string | undefined): string[] {
+    const items = this.string(name, fallback).split(',').map((s) => s.trim()).filter(Boolean);
+    if (items.length === 0) throw new ConfigError(name, 'must list at least one entry');
+    for (const item of items) {
+      const problem = check(item);
+      if (problem) throw new ConfigError(name, `${JSON.stringify(item)} ${problem}`);
+    }
+    if (new Set(items).size !== items.length) throw new ConfigError(name, 'lists an entry twice');
+    return items;
+  }
+}
+
+function hostPort(item: string): string | undefined {
+  const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(item);
+  if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) return 'is not host:port';
+  return undefined;
+}
+
+function httpUrl(item: string): string | undefined {
+  return /^https?:\/\/[^/\s]+$/.test(item) ? undefined : 'is not an http(s)://host:port URL';
+}

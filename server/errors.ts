@@ -1,0 +1,76 @@
+import { Metadata, status } from '@grpc/grpc-js';
+
+/**
+ * A failure the client should see as it is: a gRPC status, a stable machine-readable reason and,
+ * for bad input, the path of the offending field. Anything else thrown by a handler is a bug or a
+ * dependency failure and reaches the client as a generic INTERNAL/UNAVAILABLE (see toStatus).
+ */
+export class ServiceError extends Error {
+  constructor(
+    readonly code: status,
+    readonly reason: string,
+    message: string,
+    readonly field?: string,
+  ) {
+    super(message);
+    this.name = 'ServiceError';
+  }
+}
+
+/** INVALID_ARGUMENT naming the field, e.g. invalidArgument('items[2].quantity', 'must be positive'). */
+export function invalidArgument(field: string, message: string, reason = 'INVALID_FIELD'): ServiceError {
+  return new ServiceError(status.INVALID_ARGUMENT, reason, `${field}: ${message}`, field);
+}
+
+export function notFound(reason: string, message: string): ServiceError {
+  return new ServiceError(status.NOT_FOUND, reason, message);
+}
+
+export function failedPrecondition(reason: string, message: string): ServiceError {
+  return new ServiceError(status.FAILED_PRECONDITION, reason, message);
+}
+
+export function unavailable(reason: string, message: string): ServiceError {
+  return new ServiceError(status.UNAVAILABLE, reason, message);
+}
+
+export function unauthenticated(message: string): ServiceError {
+  return new ServiceError(status.UNAUTHENTICATED, 'UNAUTHENTICATED', message);
+}
+
+export function unimplemented(method: string): ServiceError {
+  return new ServiceError(status.UNIMPLEMENTED, 'NOT_BUILT_YET', `${method} is not implemented by this server yet`);
+}
+
+/** Trailing metadata keys that carry the machine-readable parts of an error. */
+export const REASON_KEY = 'inventory-error-reason';
+export const FIELD_KEY = 'inventory-error-field';
+
+export interface GrpcFailure {
+  code: status;
+  details: string;
+  metadata: Metadata;
+}
+
+/**
+ * The one mapping from a thrown value to what the client sees. `internal` is true when the error is
+ * ours to log: its text never reaches the client.
+ */
+export function toStatus(err: unknown): GrpcFailure & { internal: boolean } {
+  const metadata = new Metadata();
+  if (err instanceof ServiceError) {
+    metadata.set(REASON_KEY, err.reason);
+    if (err.field) metadata.set(FIELD_KEY, err.field);
+    return { code: err.code, details: err.message, metadata, internal: false };
+  }
+  if (isAbort(err)) {
+    metadata.set(REASON_KEY, 'CANCELLED');
+    return { code: status.CANCELLED, details: 'the call was cancelled or its deadline passed', metadata, internal: false };
+  }
+  metadata.set(REASON_KEY, 'INTERNAL');
+  return { code: status.INTERNAL, details: 'internal error; see the server log', metadata, internal: true };
+}
+
+function isAbort(err: unknown): boolean {
+  return err instanceof Error && (err.name === 'AbortError' || (err as { code?: unknown }).code === 'ABORT_ERR');
+}

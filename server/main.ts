@@ -1,0 +1,37 @@
+import { ConfigError, loadConfig } from './config';
+import { createLogger } from './logger';
+import { startApp } from './app';
+
+/** Process entry point: configuration from the environment, the app, and SIGTERM/SIGINT handling. */
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const logger = createLogger(config.logLevel);
+  const app = await startApp({ config, logger });
+
+  const shutdown = (signal: string) => {
+    logger.info({ signal }, 'shutting down: draining in-flight calls');
+    app.stop().then(
+      () => process.exit(0),
+      (err) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+}
+
+main().catch((err) => {
+  process.stderr.write(`inventory core failed to start: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});

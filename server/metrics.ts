@@ -1,0 +1,53 @@
+import http from 'node:http';
+import { AddressInfo } from 'node:net';
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * Every Prometheus metric of one server instance, on a registry of its own (not prom-client's
+ * global one), so that several instances in one process — tests do that — never collide.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+
+  /** Calls answered, by service, method and gRPC status code name. */
+  readonly rpcCalls = new Counter({
+    name: 'inventory_rpc_calls_total',
+    help: 'gRPC calls answered, by service, method and status code',
+    labelNames: ['service', 'method', 'code'] as const,
+    registers: [this.registry],
+  });
+
+  /** Handler latency in seconds, by service and method. */
+  readonly rpcSeconds = new Histogram({
+    name: 'inventory_rpc_duration_seconds',
+    help: 'gRPC handler latency in seconds',
+    labelNames: ['service', 'method'] as const,
+    buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'inventory_' });
+  }
+}
+
+/** Serves GET /metrics (Prometheus text format) and GET /healthz. */
+export async function startMetricsServer(metrics: Metrics, host: string, port: number): Promise<http.Server & { port: number }> {
+  const server = http.createServer((req, res) => {
+    if (req.method === 'GET' && req.url === '/metrics') {
+      metrics.registry.metrics().then(
+        (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
+        (err: Error) => res.writeHead(500).end(err.message),
+      );
+    } else if (req.method === 'GET' && req.url === '/healthz') {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+    } else {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return Object.assign(server, { port: (server.address() as AddressInfo).port });
+}

@@ -1,0 +1,106 @@
+import {
+  Metadata,
+  ServerUnaryCall,
+  UntypedServiceImplementation,
+  sendUnaryData,
+  status,
+} from '@grpc/grpc-js';
+import { Logger } from './logger';
+import { toStatus } from './errors';
+import { Metrics } from './metrics';
+
+/**
+ * What a handler knows of its call. Handlers never touch grpc-js: they take a request and this
+ * context and return a promise (the nice-grpc shape), so domain logic is testable without gRPC.
+ */
+export interface CallContext {
+  /** Fires when the client cancels or the deadline passes: pass it to every downstream call. */
+  readonly signal: AbortSignal;
+  /** Absolute deadline in ms since the epoch; Infinity when the client set none. */
+  readonly deadline: number;
+  readonly metadata: Metadata;
+}
+
+export type UnaryHandler<Req, Res> = (request: Req, ctx: CallContext) => Promise<Res>;
+
+/** The shape of one method in a ts-proto grpc-js service definition. */
+interface UnaryMethodDefinition<Req, Res> {
+  readonly path: string;
+  readonly requestStream: false;
+  readonly responseStream: false;
+  requestDeserialize(value: Buffer): Req;
+  responseSerialize(value: Res): Buffer;
+}
+
+/** The handlers of a ts-proto service definition, one promise-returning function per method. */
+export type Handlers<D> = {
+  [K in keyof D]: D[K] extends UnaryMethodDefinition<infer Req, infer Res> ? UnaryHandler<Req, Res> : never;
+};
+
+export interface BindOptions {
+  /** Label for logs and metrics, e.g. "InventoryService". */
+  readonly serviceName: string;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  /** Runs before every handler; throw a ServiceError to refuse the call (authentication). */
+  readonly authorize?: (metadata: Metadata) => void;
+}
+
+/**
+ * Adapts promise handlers to grpc-js callbacks: one callback per call, every error through
+ * toStatus, internal errors logged with their stack and never sent, a metric for every answer.
+ */
+export function bindService<D extends Record<string, UnaryMethodDefinition<any, any>>>(
+  definition: D,
+  handlers: Handlers<D>,
+  options: BindOptions,
+): UntypedServiceImplementation {
+  const implementation: UntypedServiceImplementation = {};
+  for (const name of Object.keys(definition)) {
+    implementation[name] = adaptUnary(name, (handlers as Record<string, UnaryHandler<unknown, unknown>>)[name], options);
+  }
+  return implementation;
+}
+
+const codeNames = Object.fromEntries(Object.entries(status).map(([k, v]) => [v, k])) as Record<number, string>;
+
+function adaptUnary(method: string, handler: UnaryHandler<unknown, unknown>, options: BindOptions) {
+  const { serviceName, logger, metrics, authorize } = options;
+  const latency = metrics.rpcSeconds.labels(serviceName, method);
+  // One counter child per status code, made once instead of a label lookup per call.
+  const answered = new Map<number, ReturnType<typeof metrics.rpcCalls.labels>>();
+  const count = (code: number) => {
+    let child = answered.get(code);
+    if (!child) answered.set(code, (child = metrics.rpcCalls.labels(serviceName, method, codeNames[code] ?? String(code))));
+    child.inc();
+  };
+
+  return (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
+    const started = performance.now();
+    const controller = new AbortController();
+    call.once('cancelled', () => controller.abort());
+    const deadlineValue = call.getDeadline();
+    const ctx: CallContext = {
+      signal: controller.signal,
+      deadline: deadlineValue instanceof Date ? deadlineValue.getTime() : deadlineValue,
+      metadata: call.metadata,
+    };
+    const fail = (err: unknown) => {
+      const failure = toStatus(err);
+      if (failure.internal) logger.error({ err, method: `${serviceName}/${method}` }, 'handler failed');
+      count(failure.code);
+      latency.observe((performance.now() - started) / 1000);
+      callback(failure);
+    };
+    try {
+      authorize?.(call.metadata);
+      handler(call.request, ctx).then((response) => {
+        count(status.OK);
+        latency.observe((performance.now() - started) / 1000);
+        callback(null, response);
+      }, fail);
+    } catch (err) {
+      fail(err);
+    }
+  };
+}

@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { ConfigError, loadConfig } from '../server/config';
+
+describe('configuration', () => {
+  it('defaults to the local stack when nothing is set', () => {
+    const config = loadConfig({});
+    assert.equal(config.inventoryPort, 50051);
+    assert.equal(config.adminPort, 50052);
+    assert.deepEqual(config.redisNodes, ['127.0.0.1:6390']);
+    assert.deepEqual(config.etcdEndpoints, ['http://127.0.0.1:2389']);
+    assert.equal(config.mysqlUrl, 'mysql://root@127.0.0.1:3316/inventory');
+    assert.equal(config.defaultTtlSeconds, 1800);
+    assert.ok(Object.isFrozen(config));
+  });
+
+  it('reads lists and numbers', () => {
+    const config = loadConfig({ REDIS_NODES: '127.0.0.1:6390, 127.0.0.1:6391', INVENTORY_PORT: '7000' });
+    assert.deepEqual(config.redisNodes, ['127.0.0.1:6390', '127.0.0.1:6391']);
+    assert.equal(config.inventoryPort, 7000);
+  });
+
+  const bad: Array<[string, string]> = [
+    ['INVENTORY_PORT', 'abc'],
+    ['ADMIN_PORT', '70000'],
+    ['REDIS_NODES', 'localhost'],
+    ['REDIS_NODES', '127.0.0.1:6390,127.0.0.1:6390'],
+    ['REDIS_PREFIX', 'a{b}'],
+    ['ETCD_ENDPOINTS', '127.0.0.1:2389'],
+    ['ETCD_NAMESPACE', 'no-slashes'],
+    ['MYSQL_URL', 'http://127.0.0.1/db'],
+    ['AMQP_URL', 'not a url'],
+    ['LOG_LEVEL', 'loud'],
+    ['ADMIN_TOKEN', 'short'],
+    ['MAX_ITEM_QUANTITY', '0'],
+  ];
+  for (const [variable, value] of bad) {
+    it(`rejects ${variable}=${JSON.stringify(value)} naming the variable`, () => {
+      assert.throws(
+        () => loadConfig({ [variable]: value }),
+        (err: unknown) => err instanceof ConfigError && err.variable === variable && err.message.includes(variable),
+      );
+    });
+  }
+
+  it('checks values against each other', () => {
+    assert.throws(() => loadConfig({ DEFAULT_TTL_SECONDS: '100', MAX_TTL_SECONDS: '50' }), /DEFAULT_TTL_SECONDS/);
+  });
+
+  it('fails server start-up with the name of the bad variable', () => {
+    const main = path.resolve(__dirname, '..', 'server', 'main.js');
+    const result = spawnSync(process.execPath, [main], {
+      env: { ...process.env, METRICS_PORT: 'ninety' },
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    assert.equal(result.status, 2, result.stderr);
+    assert.match(result.stderr, /METRICS_PORT/);
+  });
+});

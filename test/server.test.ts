@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict';
+import * as grpc from '@grpc/grpc-js';
+import { ReserveOutcome, ReserveRequest, ReserveResponse } from '../gen/inventory/v1/inventory.pb';
+import { ListPartitionsRequest } from '../gen/inventory/v1/admin.pb';
+import { ADMIN_SERVICE, INVENTORY_SERVICE } from '../server/app';
+import { REASON_KEY } from '../server/errors';
+import { testConfig, uniqueName } from './helpers/config';
+import { expectCode, healthClient, listServicesByReflection, unary } from './helpers/grpc';
+import { TestServer, startTestServer } from './helpers/server';
+
+describe('gRPC server', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer({ config: testConfig(uniqueName('server')) });
+  });
+  after(() => server.close());
+
+  it('answers the standard health check on both ports', async () => {
+    for (const [address, service] of [
+      [server.inventoryAddress, INVENTORY_SERVICE],
+      [server.adminAddress, ADMIN_SERVICE],
+    ]) {
+      const client = healthClient(address);
+      const overall = await unary<{ status: string }>(client, 'Check', { service: '' });
+      const own = await unary<{ status: string }>(client, 'Check', { service });
+      client.close();
+      assert.equal(overall.status, 'SERVING');
+      assert.equal(own.status, 'SERVING');
+    }
+  });
+
+  it('lists each port’s services through server reflection', async () => {
+    const inventory = await listServicesByReflection(server.inventoryAddress);
+    const admin = await listServicesByReflection(server.adminAddress);
+    assert.ok(inventory.includes(INVENTORY_SERVICE), inventory.join());
+    assert.ok(!inventory.includes(ADMIN_SERVICE), 'the inventory port must not advertise AdminService');
+    assert.ok(admin.includes(ADMIN_SERVICE), admin.join());
+    assert.ok(inventory.includes('grpc.health.v1.Health'));
+  });
+
+  it('refuses admin calls without the bearer token', async () => {
+    const err = await expectCode(unary(server.admin, 'listPartitions', ListPartitionsRequest.fromPartial({})), grpc.status.UNAUTHENTICATED);
+    assert.equal(err.metadata.get(REASON_KEY)[0], 'UNAUTHENTICATED');
+    const md = new grpc.Metadata();
+    md.set('authorization', 'Bearer wrong-token-value');
+    await expectCode(unary(server.admin, 'listPartitions', ListPartitionsRequest.fromPartial({}), md), grpc.status.UNAUTHENTICATED);
+  });
+
+  it('serves Prometheus metrics that count answered calls', async () => {
+    const res = await fetch(`http://127.0.0.1:${server.app.metricsPort}/metrics`);
+    const text = await res.text();
+    assert.equal(res.status, 200);
+    assert.match(text, /inventory_rpc_calls_total\{service="AdminService",method="listPartitions",code="UNAUTHENTICATED"\} 2/);
+  });
+});
+
+describe('graceful shutdown', () => {
+  it('finishes an in-flight call, then refuses new ones', async () => {
+    let entered!: () => void;
+    const inFlight = new Promise<void>((resolve) => (entered = resolve));
+    const server = await startTestServer({
+      config: testConfig(uniqueName('shutdown')),
+      inventory: {
+        // A slow handler standing in for a Reserve that is half way when SIGTERM arrives.
+        reserve: async () => {
+          entered();
+          await new Promise((resolve) => setTimeout(resolve, 300));
+          return ReserveResponse.fromPartial({ outcome: ReserveOutcome.RESERVE_OUTCOME_RESERVED });
+        },
+      },
+    });
+    const call = unary<ReserveResponse>(server.inventory, 'reserve', ReserveRequest.fromPartial({ orderId: 'o-1' }));
+    await inFlight;
+    const stopped = server.app.stop();
+    const answer = await call;
+    assert.equal(answer.outcome, ReserveOutcome.RESERVE_OUTCOME_RESERVED);
+    await stopped;
+    const refused = await unary(server.inventory, 'reserve', ReserveRequest.fromPartial({ orderId: 'o-2' }), new grpc.Metadata(), {
+      deadline: Date.now() + 1000,
+    }).then(
+      () => assert.fail('a call after shutdown must not be served'),
+      (err: grpc.ServiceError) => err.code,
+    );
+    // A closed port surfaces as UNAVAILABLE, or DEADLINE_EXCEEDED while the client retries the connect.
+    assert.ok([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED].includes(refused), grpc.status[refused]);
+    server.inventory.close();
+    server.admin.close();
+  });
+});
