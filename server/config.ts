@@ -47,6 +47,24 @@ export interface Config {
   readonly maxTtlSeconds: number;
   /** Largest quantity of one line item. MAX_ITEM_QUANTITY, default 10000. */
   readonly maxItemQuantity: number;
+  /**
+   * Virtual shards (Redis hash tags) that orders, partitions and ledger streams are spread over.
+   * Fixed for the life of a deployment: shard placement depends on it. REDIS_SHARDS, default 16.
+   */
+  readonly redisShards: number;
+  /** How long a Redis command may take before the call fails. REDIS_COMMAND_TIMEOUT_MS, default 2000. */
+  readonly redisCommandTimeoutMs: number;
+  /** How often the expiry and recovery workers look for due work. SWEEP_INTERVAL_MS, default 1000. */
+  readonly sweepIntervalMs: number;
+  /**
+   * A Reserve still unanswered after this long is taken for a crashed cart and rolled back. Must
+   * exceed the longest Reserve (RESERVE_TIMEOUT_MS). RECOVERY_GRACE_MS, default 60000.
+   */
+  readonly recoveryGraceMs: number;
+  /** The longest a Reserve works before giving up (and rolling back). RESERVE_TIMEOUT_MS, default 10000. */
+  readonly reserveTimeoutMs: number;
+  /** How long ended reservations stay readable for replays. ORDER_RETENTION_SECONDS, default 7 days. */
+  readonly orderRetentionSeconds: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -73,9 +91,18 @@ export function loadConfig(env: Env = process.env): Config {
     defaultTtlSeconds: read.int('DEFAULT_TTL_SECONDS', 1800, 1, 30 * 86400),
     maxTtlSeconds: read.int('MAX_TTL_SECONDS', 86400, 1, 30 * 86400),
     maxItemQuantity: read.int('MAX_ITEM_QUANTITY', 10_000, 1, 1_000_000_000),
+    redisShards: read.int('REDIS_SHARDS', 16, 1, 1024),
+    redisCommandTimeoutMs: read.int('REDIS_COMMAND_TIMEOUT_MS', 2000, 10, 60_000),
+    sweepIntervalMs: read.int('SWEEP_INTERVAL_MS', 1000, 10, 600_000),
+    recoveryGraceMs: read.int('RECOVERY_GRACE_MS', 60_000, 100, 86_400_000),
+    reserveTimeoutMs: read.int('RESERVE_TIMEOUT_MS', 10_000, 50, 600_000),
+    orderRetentionSeconds: read.int('ORDER_RETENTION_SECONDS', 7 * 86400, 60, 365 * 86400),
   };
   if (config.defaultTtlSeconds > config.maxTtlSeconds) {
     throw new ConfigError('DEFAULT_TTL_SECONDS', `must not exceed MAX_TTL_SECONDS (${config.maxTtlSeconds})`);
+  }
+  if (config.recoveryGraceMs <= config.reserveTimeoutMs) {
+    throw new ConfigError('RECOVERY_GRACE_MS', `must exceed RESERVE_TIMEOUT_MS (${config.reserveTimeoutMs}): a slow Reserve would be rolled back under its feet`);
   }
   return Object.freeze(config);
 }

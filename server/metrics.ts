@@ -26,6 +26,22 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Reserve answers that were not replays, by outcome and rejection reason. */
+  readonly reserveOutcomes = new Counter({
+    name: 'inventory_reserve_total',
+    help: 'Reserve answers (replays excluded) by outcome and rejection reason',
+    labelNames: ['outcome', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  /** Work of the expiry and recovery workers. */
+  readonly swept = new Counter({
+    name: 'inventory_swept_total',
+    help: 'Holds expired, crashed carts rolled back and unfinished releases re-applied by the sweeper',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'inventory_' });
   }

@@ -1,0 +1,94 @@
+import { Reservation, ReservationItem, ReservationState, Shortage } from './types';
+
+/**
+ * The JSON a reservation keeps in Redis (the order hash's `doc` field), read and written by both
+ * the Lua scripts (cjson) and TypeScript. Short keys: it is written on every Reserve.
+ */
+export interface OrderDoc {
+  items: DocItem[];
+  /** Buyer id, '' when anonymous. */
+  user: string;
+  /** Per-user limits that applied when reserved, by SKU. */
+  limits: Record<string, number>;
+  releases: Record<string, ReleaseRecord>;
+}
+
+export interface DocItem {
+  sku: string;
+  qty: number;
+  rel: number;
+  pieces: DocPiece[];
+}
+
+export interface DocPiece {
+  /** partition id */ p: string;
+  /** shard */ s: number;
+  /** epoch */ e: number;
+  /** units taken */ q: number;
+  /** units released */ r: number;
+}
+
+/** A planned or released piece: [sku, partition, shard, epoch, units]. */
+export type PieceTuple = [string, string, number, number, number];
+
+export interface ReleaseRecord {
+  reason: string;
+  from: 'reserved' | 'committed';
+  at: number;
+  pieces: PieceTuple[];
+  items: Record<string, number>;
+}
+
+/** Lua's cjson encodes an empty array as {}: read arrays through this. */
+export function asArray<T>(value: T[] | Record<string, never> | undefined): T[] {
+  return Array.isArray(value) ? value : [];
+}
+
+export function parseDoc(json: string): OrderDoc {
+  const doc = JSON.parse(json) as OrderDoc;
+  doc.items = asArray(doc.items);
+  for (const item of doc.items) item.pieces = asArray(item.pieces);
+  return doc;
+}
+
+export function parseRelease(json: string): ReleaseRecord {
+  const record = JSON.parse(json) as ReleaseRecord;
+  record.pieces = asArray(record.pieces);
+  return record;
+}
+
+/** The order hash as HGETALL returns it. */
+export type OrderFields = Record<string, string>;
+
+export function fieldsFromPairs(pairs: string[], offset = 0): OrderFields {
+  const fields: OrderFields = {};
+  for (let i = offset; i + 1 < pairs.length; i += 2) fields[pairs[i]] = pairs[i + 1];
+  return fields;
+}
+
+export function toReservation(orderId: string, fields: OrderFields): Reservation {
+  const doc = parseDoc(fields.doc);
+  return {
+    orderId,
+    state: fields.state as ReservationState,
+    items: doc.items.map(
+      (item): ReservationItem => ({
+        sku: item.sku,
+        quantity: item.qty,
+        released: item.rel,
+        pieces: item.pieces.map((p) => ({ partitionId: p.p, shard: p.s, epoch: p.e, quantity: p.q, released: p.r })),
+      }),
+    ),
+    userId: doc.user,
+    createdAt: Number(fields.created ?? 0),
+    expiresAt: Number(fields.expires ?? 0),
+    confirmedAt: Number(fields.confirmed ?? 0),
+    endedAt: Number(fields.ended ?? 0),
+  };
+}
+
+/** The shortages a REJECTED order answered with (its `answer` field). */
+export function storedShortages(fields: OrderFields): Shortage[] | 'RECOVERED' {
+  if (fields.answer === 'RECOVERED') return 'RECOVERED';
+  return asArray(JSON.parse(fields.answer ?? '[]') as Shortage[]);
+}

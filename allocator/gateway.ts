@@ -1,0 +1,211 @@
+import { HoldCode, OrderCode, TakeCode } from './codes';
+import { OrderFields, PieceTuple, fieldsFromPairs } from './doc';
+import { RedisShards } from './shards';
+import { LuaScript, runScript } from './scripts';
+
+/** A partition as the hot path addresses it. */
+export interface PartitionRef {
+  readonly sku: string;
+  readonly partitionId: string;
+  readonly shard: number;
+  readonly epoch: number;
+}
+
+export type BeginResult =
+  | { readonly kind: 'new'; readonly created: number }
+  | { readonly kind: 'exists'; readonly sameRequest: boolean; readonly fields: OrderFields };
+
+export interface TakeResult {
+  readonly code: TakeCode;
+  readonly units: number;
+  readonly availAfter: number;
+}
+
+export interface UntakeResult {
+  readonly code: 1 | 2;
+  readonly units: number;
+  readonly to: '' | 'pool' | 'base';
+}
+
+export type ReleaseScriptResult =
+  | { readonly code: OrderCode.Done | OrderCode.Replayed; readonly release: string; readonly state: string }
+  | { readonly code: Exclude<OrderCode, OrderCode.Done | OrderCode.Replayed>; readonly sku?: string };
+
+/**
+ * The only class that builds key arrays and calls the Lua scripts (BullMQ's Scripts class): every
+ * script's KEYS and ARGV are assembled here, from the one Keys module, so nothing else needs to
+ * know the layout.
+ */
+export class RedisGateway {
+  private readonly s: Record<
+    'begin' | 'plan' | 'commit' | 'confirm' | 'release' | 'take' | 'untake' | 'hold' | 'unhold' | 'create',
+    LuaScript
+  >;
+
+  constructor(readonly shards: RedisShards) {
+    this.s = {
+      begin: shards.script('order-begin'),
+      plan: shards.script('order-plan'),
+      commit: shards.script('order-commit'),
+      confirm: shards.script('order-confirm'),
+      release: shards.script('order-release'),
+      take: shards.script('take'),
+      untake: shards.script('untake'),
+      hold: shards.script('user-hold'),
+      unhold: shards.script('user-unhold'),
+      create: shards.script('partition-create'),
+    };
+  }
+
+  private get keys() {
+    return this.shards.keys;
+  }
+
+  async begin(orderId: string, fingerprint: string, plan: PieceTuple[], doc: string, ttlSeconds: number): Promise<BeginResult> {
+    const shard = this.keys.orderShard(orderId);
+    const res = await runScript<Array<number | string>>(
+      this.shards.client(shard),
+      this.s.begin,
+      [this.keys.order(shard, orderId), this.keys.pending(shard)],
+      [orderId, fingerprint, JSON.stringify(plan), doc, ttlSeconds],
+    );
+    if (res[0] === 1) return { kind: 'new', created: Number(res[1]) };
+    return { kind: 'exists', sameRequest: res[1] === 1, fields: fieldsFromPairs(res as string[], 2) };
+  }
+
+  /** Adds pieces to a PENDING order's plan; false when the order is no longer PENDING. */
+  async extendPlan(orderId: string, pieces: PieceTuple[]): Promise<boolean> {
+    const shard = this.keys.orderShard(orderId);
+    const res = await runScript<number[]>(this.shards.client(shard), this.s.plan, [this.keys.order(shard, orderId)], [
+      JSON.stringify(pieces),
+    ]);
+    return res[0] === 1;
+  }
+
+  /** Closes a Reserve; false when the order is no longer PENDING (rolled back by recovery). */
+  async commit(orderId: string, outcome: 'RESERVED' | 'REJECTED', payload: string, retentionSeconds: number): Promise<boolean> {
+    const shard = this.keys.orderShard(orderId);
+    const res = await runScript<number[]>(
+      this.shards.client(shard),
+      this.s.commit,
+      [this.keys.order(shard, orderId), this.keys.pending(shard), this.keys.expiry(shard)],
+      [orderId, outcome, payload, retentionSeconds],
+    );
+    return res[0] === 1;
+  }
+
+  async confirm(orderId: string): Promise<OrderCode> {
+    const shard = this.keys.orderShard(orderId);
+    const res = await runScript<number[]>(
+      this.shards.client(shard),
+      this.s.confirm,
+      [this.keys.order(shard, orderId), this.keys.expiry(shard), this.keys.ledger(shard)],
+      [orderId],
+    );
+    return res[0] as OrderCode;
+  }
+
+  async release(
+    orderId: string,
+    releaseId: string,
+    reason: string,
+    items: Record<string, number> | undefined,
+    retentionSeconds: number,
+    recoveryGraceMs: number,
+  ): Promise<ReleaseScriptResult> {
+    const shard = this.keys.orderShard(orderId);
+    const res = await runScript<Array<number | string>>(
+      this.shards.client(shard),
+      this.s.release,
+      [this.keys.order(shard, orderId), this.keys.expiry(shard), this.keys.releasing(shard)],
+      [orderId, releaseId, reason, items ? JSON.stringify(items) : '', retentionSeconds, recoveryGraceMs],
+    );
+    const code = res[0] as OrderCode;
+    if (code === OrderCode.Done || code === OrderCode.Replayed) return { code, release: String(res[1]), state: String(res[2]) };
+    return { code, sku: res[1] === undefined ? undefined : String(res[1]) } as ReleaseScriptResult;
+  }
+
+  /** The release has been applied everywhere: drop it from the recovery index. */
+  async releaseApplied(orderId: string, releaseId: string): Promise<void> {
+    const shard = this.keys.orderShard(orderId);
+    await this.shards.client(shard).zrem(this.keys.releasing(shard), `${orderId}\n${releaseId}`);
+  }
+
+  async take(p: PartitionRef, orderId: string, wanted: number, minimum: number): Promise<TakeResult> {
+    const res = await runScript<number[]>(
+      this.shards.client(p.shard),
+      this.s.take,
+      [this.keys.partition(p.shard, p.sku, p.partitionId), this.keys.takes(p.shard, p.sku, p.partitionId), this.keys.ledger(p.shard)],
+      [orderId, wanted, minimum, p.epoch, p.sku, p.partitionId],
+    );
+    return { code: res[0] as TakeCode, units: res[1], availAfter: res[2] };
+  }
+
+  async untake(
+    p: PartitionRef,
+    orderId: string,
+    units: number,
+    releaseId: string,
+    from: 'reserved' | 'committed',
+    reason: string,
+  ): Promise<UntakeResult> {
+    const res = await runScript<[number, number, string]>(
+      this.shards.client(p.shard),
+      this.s.untake,
+      [this.keys.partition(p.shard, p.sku, p.partitionId), this.keys.takes(p.shard, p.sku, p.partitionId), this.keys.ledger(p.shard)],
+      [orderId, units, releaseId, from, reason, p.sku, p.partitionId],
+    );
+    return { code: res[0] as 1 | 2, units: res[1], to: res[2] as UntakeResult['to'] };
+  }
+
+  async hold(userId: string, sku: string, orderId: string, units: number, limit: number): Promise<{ code: HoldCode; units: number }> {
+    const shard = this.keys.userShard(userId);
+    const res = await runScript<number[]>(this.shards.client(shard), this.s.hold, [this.keys.user(shard, sku, userId)], [
+      orderId,
+      units,
+      limit,
+    ]);
+    return { code: res[0] as HoldCode, units: res[1] };
+  }
+
+  async unhold(userId: string, sku: string, orderId: string, units: number, releaseId: string): Promise<number> {
+    const shard = this.keys.userShard(userId);
+    const res = await runScript<number[]>(this.shards.client(shard), this.s.unhold, [this.keys.user(shard, sku, userId)], [
+      orderId,
+      units,
+      releaseId,
+    ]);
+    return res[1];
+  }
+
+  /** Creates a live partition; idempotent (an existing one is reported, not changed). */
+  async createPartition(p: PartitionRef, units: number): Promise<{ created: boolean; avail: number; epoch: number }> {
+    const res = await runScript<Array<number | string>>(
+      this.shards.client(p.shard),
+      this.s.create,
+      [this.keys.partition(p.shard, p.sku, p.partitionId)],
+      [p.sku, p.partitionId, units, p.epoch],
+    );
+    return res[0] === 1
+      ? { created: true, avail: units, epoch: p.epoch }
+      : { created: false, avail: Number(res[1]), epoch: Number(res[2]) };
+  }
+
+  async order(orderId: string): Promise<OrderFields | undefined> {
+    const shard = this.keys.orderShard(orderId);
+    const fields = await this.shards.client(shard).hgetall(this.keys.order(shard, orderId));
+    return fields.state ? fields : undefined;
+  }
+
+  /** Live `avail` of many partitions, one pipeline per node. */
+  async avail(partitions: readonly PartitionRef[]): Promise<number[]> {
+    return Promise.all(
+      partitions.map((p) => this.shards.client(p.shard).hget(this.keys.partition(p.shard, p.sku, p.partitionId), 'avail')),
+    ).then((values) => values.map((v) => Number(v ?? 0)));
+  }
+
+  /** Members of a shard index (expiry, pending, releasing) whose score is at most `upTo`. */
+  due(shard: number, index: 'expiry' | 'pending' | 'releasing', upTo: number, limit: number): Promise<string[]> {
+    return this.shards.client(shard).zrangebyscore(this.keys[index](shard), '-inf', upTo, 'LIMIT', 0, limit);
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * The one module that names Redis keys. Every key lives in a virtual shard whose number is its
+ * hash tag: `<prefix>:{s<N>}:...`. All keys one script touches share a shard, so every script runs
+ * unchanged on Redis Cluster; the shard also picks the node on plain multi-node Redis (ShardMap).
+ *
+ * Per shard:
+ *   p:<sku>:<partition>  partition hash (avail, epoch, state, seq, cap)
+ *   t:<sku>:<partition>  takes of that partition per order (t:/r:/x: fields)
+ *   o:<order>            reservation (orders whose id hashes to the shard)
+ *   u:<sku>:<user>       a buyer's per-user allowance of a SKU (users hash to shards)
+ *   ledger               stream of change records for the ledger writer
+ *   pending              zset: Reserve calls not answered yet (crash recovery)
+ *   expiry               zset: unpaid holds by expiry time
+ *   releasing            zset: releases recorded but not yet fully applied
+ */
+export class Keys {
+  constructor(readonly prefix: string, readonly shardCount: number) {}
+
+  tag(shard: number): string {
+    return `${this.prefix}:{s${shard}}`;
+  }
+
+  partition(shard: number, sku: string, partitionId: string): string {
+    return `${this.tag(shard)}:p:${sku}:${partitionId}`;
+  }
+
+  takes(shard: number, sku: string, partitionId: string): string {
+    return `${this.tag(shard)}:t:${sku}:${partitionId}`;
+  }
+
+  order(shard: number, orderId: string): string {
+    return `${this.tag(shard)}:o:${orderId}`;
+  }
+
+  user(shard: number, sku: string, userId: string): string {
+    return `${this.tag(shard)}:u:${sku}:${userId}`;
+  }
+
+  ledger(shard: number): string {
+    return `${this.tag(shard)}:ledger`;
+  }
+
+  pending(shard: number): string {
+    return `${this.tag(shard)}:pending`;
+  }
+
+  expiry(shard: number): string {
+    return `${this.tag(shard)}:expiry`;
+  }
+
+  releasing(shard: number): string {
+    return `${this.tag(shard)}:releasing`;
+  }
+
+  /** The shard an order's record lives in. */
+  orderShard(orderId: string): number {
+    return fnv1a(orderId) % this.shardCount;
+  }
+
+  /** The shard a buyer's allowances live in. */
+  userShard(userId: string): number {
+    return fnv1a(`u:${userId}`) % this.shardCount;
+  }
+}
+
+/** 32-bit FNV-1a: fast, stable across processes and releases (shard placement depends on it). */
+export function fnv1a(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return hash >>> 0;
+}

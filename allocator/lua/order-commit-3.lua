@@ -1,0 +1,35 @@
+--[[
+  Closes a Reserve: RESERVED with the pieces actually taken and an expiry on the Redis clock, or
+  REJECTED with the shortages (remembered, so a replay answers the same). Refused when the order is
+  no longer PENDING: the recovery worker rolled it back while this process was slow.
+
+  KEYS[1] order hash
+  KEYS[2] pending zset
+  KEYS[3] expiry zset   order id -> expires ms
+
+  ARGV[1] order id
+  ARGV[2] outcome: RESERVED or REJECTED
+  ARGV[3] RESERVED: the doc JSON with pieces; REJECTED: the shortages JSON
+  ARGV[4] seconds to keep a REJECTED record for replays
+
+  Returns {1, now_ms, expires_ms}
+          {-1, state}   not PENDING any more
+]]
+-- @include now
+local order, pending, expiry = KEYS[1], KEYS[2], KEYS[3]
+local state = redis.call('HGET', order, 'state')
+if state ~= 'PENDING' then
+  return {-1, state or ''}
+end
+local now = now_ms()
+local expires = 0
+if ARGV[2] == 'RESERVED' then
+  expires = now + tonumber(redis.call('HGET', order, 'ttl')) * 1000
+  redis.call('HSET', order, 'state', 'RESERVED', 'doc', ARGV[3], 'expires', expires)
+  redis.call('ZADD', expiry, expires, ARGV[1])
+else
+  redis.call('HSET', order, 'state', 'REJECTED', 'answer', ARGV[3], 'ended', now)
+  redis.call('EXPIRE', order, tonumber(ARGV[4]))
+end
+redis.call('ZREM', pending, ARGV[1])
+return {1, now, expires}

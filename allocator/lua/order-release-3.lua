@@ -1,0 +1,114 @@
+--[[
+  Decides, atomically at the order, what a release gives back, and records it before anything moves:
+  the per-item cap (never more than reserved), the rules of each reason against the order's state
+  (so a confirm and a cancel racing on one order have exactly one winner), and which partition
+  pieces the units come from. The caller then returns those pieces to their partitions (untake,
+  idempotent per release id) and removes the release from the `releasing` index; the recovery
+  worker re-drives any release left in that index by a process that died.
+
+  KEYS[1] order hash
+  KEYS[2] expiry zset
+  KEYS[3] releasing zset  "<order>\n<release id>" -> recorded ms
+
+  ARGV[1] order id
+  ARGV[2] release id
+  ARGV[3] reason: CANCEL_BEFORE_PAYMENT | CANCEL_AFTER_PAYMENT | REFUND | RISK_CONTROL | TIMEOUT
+          | EXPIRE (the expiry sweeper) | RECOVERY (the recovery worker, on a PENDING order)
+  ARGV[4] items JSON {sku: units} to release, or '' for everything still held
+  ARGV[5] seconds to keep an ended order for replays
+  ARGV[6] recovery grace ms: RECOVERY only touches an order PENDING for at least this long
+
+  Returns {1, release JSON, state}  recorded now; release = {reason, from, at, pieces:[[sku, partition,
+                                    shard, epoch, units], ...], items:{sku: units}}
+          {2, release JSON, state}  this release id was recorded before (replay)
+          {-1}  NOT_FOUND         {-2} ALREADY_RELEASED   {-3} ALREADY_EXPIRED
+          {-4}  IN_PROGRESS       {-5} REJECTED           {-6} ALREADY_CONFIRMED (reason needs unpaid)
+          {-7}  NOT_CONFIRMED (reason needs paid)          {-8, sku} UNKNOWN_ITEM
+          {-9}  NOT_DUE (EXPIRE before the expiry, RECOVERY within the grace period)
+]]
+-- @include now
+local order, expiry, releasing = KEYS[1], KEYS[2], KEYS[3]
+local id, relid, reason = ARGV[1], ARGV[2], ARGV[3]
+
+local h = redis.call('HMGET', order, 'state', 'doc', 'plan', 'expires', 'created')
+local state = h[1]
+if not state then return {-1} end
+local doc = cjson.decode(h[2])
+if doc.releases[relid] then
+  return {2, cjson.encode(doc.releases[relid]), state}
+end
+
+local now = now_ms()
+if reason == 'RECOVERY' then
+  if state ~= 'PENDING' then return {-9} end
+  if now - tonumber(h[5]) < tonumber(ARGV[6]) then return {-9} end
+elseif state == 'PENDING' then return {-4}
+elseif state == 'RELEASED' then return {-2}
+elseif state == 'EXPIRED' then return {-3}
+elseif state == 'REJECTED' then return {-5}
+elseif reason == 'EXPIRE' then
+  if state ~= 'RESERVED' then return {-6} end
+  if now < tonumber(h[4]) then return {-9} end
+elseif reason == 'CANCEL_BEFORE_PAYMENT' or reason == 'TIMEOUT' then
+  if state == 'CONFIRMED' then return {-6} end
+elseif reason == 'CANCEL_AFTER_PAYMENT' or reason == 'REFUND' then
+  if state == 'RESERVED' then return {-7} end
+end
+
+local release = {reason = reason, from = (state == 'CONFIRMED') and 'committed' or 'reserved', at = now,
+  pieces = {}, items = {}}
+local next_state = state
+
+if reason == 'RECOVERY' then
+  -- Give back every planned piece; untake caps each at what was really taken.
+  for _, piece in ipairs(cjson.decode(h[3])) do
+    release.pieces[#release.pieces + 1] = piece
+    release.items[piece[1]] = (release.items[piece[1]] or 0) + piece[5]
+  end
+  next_state = 'REJECTED'
+else
+  local wanted = nil
+  if ARGV[4] ~= '' then
+    wanted = cjson.decode(ARGV[4])
+    local known = {}
+    for _, item in ipairs(doc.items) do known[item.sku] = true end
+    for sku in pairs(wanted) do
+      if not known[sku] then return {-8, sku} end
+    end
+  end
+  local open_left = 0
+  for _, item in ipairs(doc.items) do
+    local open = item.qty - item.rel
+    local units = open
+    if wanted then units = math.min(wanted[item.sku] or 0, open) end
+    if units > 0 then
+      item.rel = item.rel + units
+      release.items[item.sku] = units
+      for _, piece in ipairs(item.pieces) do
+        local k = math.min(units, piece.q - piece.r)
+        if k > 0 then
+          piece.r = piece.r + k
+          units = units - k
+          release.pieces[#release.pieces + 1] = {item.sku, piece.p, piece.s, piece.e, k}
+        end
+      end
+    end
+    open_left = open_left + item.qty - item.rel
+  end
+  if open_left == 0 then
+    next_state = (reason == 'EXPIRE') and 'EXPIRED' or 'RELEASED'
+  end
+end
+
+doc.releases[relid] = release
+redis.call('HSET', order, 'doc', cjson.encode(doc), 'state', next_state)
+if next_state ~= state then
+  redis.call('HSET', order, 'ended', now, 'expires', 0)
+  redis.call('ZREM', expiry, id)
+  redis.call('EXPIRE', order, tonumber(ARGV[5]))
+  if reason == 'RECOVERY' then
+    redis.call('HSET', order, 'answer', 'RECOVERED')
+  end
+end
+redis.call('ZADD', releasing, now, id .. '\n' .. relid)
+return {1, cjson.encode(release), next_state}

@@ -1,0 +1,64 @@
+/** The domain of reservations, independent of gRPC. */
+
+export interface LineItem {
+  readonly sku: string;
+  readonly quantity: number;
+}
+
+export type ReservationState = 'PENDING' | 'RESERVED' | 'CONFIRMED' | 'RELEASED' | 'EXPIRED' | 'REJECTED';
+
+export type ReleaseReason =
+  | 'CANCEL_BEFORE_PAYMENT'
+  | 'CANCEL_AFTER_PAYMENT'
+  | 'REFUND'
+  | 'RISK_CONTROL'
+  | 'TIMEOUT'
+  /** The expiry sweeper. */
+  | 'EXPIRE'
+  /** The recovery worker, rolling back a cart whose process died. */
+  | 'RECOVERY';
+
+/** Where units of a reservation item came from: a partition of the SKU. */
+export interface Piece {
+  readonly partitionId: string;
+  readonly shard: number;
+  readonly epoch: number;
+  readonly quantity: number;
+  readonly released: number;
+}
+
+export interface ReservationItem {
+  readonly sku: string;
+  readonly quantity: number;
+  readonly released: number;
+  readonly pieces: readonly Piece[];
+}
+
+export interface Reservation {
+  readonly orderId: string;
+  readonly state: ReservationState;
+  readonly items: readonly ReservationItem[];
+  readonly userId: string;
+  readonly createdAt: number;
+  readonly expiresAt: number;
+  readonly confirmedAt: number;
+  readonly endedAt: number;
+}
+
+export interface Shortage {
+  readonly sku: string;
+  readonly reason: 'OUT_OF_STOCK' | 'USER_LIMIT';
+  readonly requested: number;
+  readonly available: number;
+}
+
+export type ReserveResult =
+  | { readonly outcome: 'RESERVED'; readonly reservation: Reservation; readonly replayed: boolean }
+  | { readonly outcome: 'REJECTED'; readonly shortages: readonly Shortage[]; readonly replayed: boolean };
+
+export interface ReleaseResult {
+  readonly reservation: Reservation;
+  /** Units this release gave back per SKU. */
+  readonly released: readonly LineItem[];
+  readonly replayed: boolean;
+}
