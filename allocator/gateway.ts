@@ -38,7 +38,7 @@ export type ReleaseScriptResult =
  */
 export class RedisGateway {
   private readonly s: Record<
-    'begin' | 'plan' | 'commit' | 'confirm' | 'release' | 'take' | 'untake' | 'hold' | 'unhold' | 'create',
+    'begin' | 'plan' | 'commit' | 'confirm' | 'release' | 'take' | 'untake' | 'hold' | 'unhold' | 'create' | 'retire',
     LuaScript
   >;
 
@@ -54,6 +54,7 @@ export class RedisGateway {
       hold: shards.script('user-hold'),
       unhold: shards.script('user-unhold'),
       create: shards.script('partition-create'),
+      retire: shards.script('partition-retire'),
     };
   }
 
@@ -191,13 +192,18 @@ export class RedisGateway {
       : { created: false, avail: Number(res[1]), epoch: Number(res[2]) };
   }
 
+  /** Marks an empty partition exhausted: 1 retired now, 2 not live already, -1 not empty (keep it). */
+  async retire(p: PartitionRef): Promise<1 | 2 | -1> {
+    return runScript<1 | 2 | -1>(this.shards.client(p.shard), this.s.retire, [this.keys.partition(p.shard, p.sku, p.partitionId)], [p.epoch]);
+  }
+
   async order(orderId: string): Promise<OrderFields | undefined> {
     const shard = this.keys.orderShard(orderId);
     const fields = await this.shards.client(shard).hgetall(this.keys.order(shard, orderId));
     return fields.state ? fields : undefined;
   }
 
-  /** Live `avail` of many partitions, one pipeline per node. */
+  /** Live `avail` of many partitions, sent back to back (ioredis writes them in one go per node). */
   async avail(partitions: readonly PartitionRef[]): Promise<number[]> {
     return Promise.all(
       partitions.map((p) => this.shards.client(p.shard).hget(this.keys.partition(p.shard, p.sku, p.partitionId), 'avail')),

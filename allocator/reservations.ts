@@ -95,10 +95,11 @@ export class ReservationService {
 
     const held: Array<{ sku: string; units: number }> = [];
     const taken: Array<{ ref: PartitionRef; units: number }> = [];
+    const emptied: DirectoryPartition[] = [];
     try {
       const shortages = await this.holdAllowances(orderId, items, userId, limits, held);
       if (shortages.length === 0) {
-        const results = await Promise.all(items.map((item, i) => this.takeItem(orderId, item, firsts[i], giveUpAt)));
+        const results = await Promise.all(items.map((item, i) => this.takeItem(orderId, item, firsts[i], giveUpAt, emptied)));
         results.forEach((result, i) => {
           for (const piece of result.pieces) {
             taken.push({ ref: { sku: items[i].sku, partitionId: piece.p, shard: piece.s, epoch: piece.e }, units: piece.q });
@@ -122,6 +123,9 @@ export class ReservationService {
         await this.giveBack(orderId, userId, taken, held).catch((e) => this.logger.warn({ err: e, orderId }, 'give-back failed; recovery will finish it'));
       }
       throw err;
+    } finally {
+      // After give-backs, so that a cart returning its units keeps the partition selling.
+      for (const partition of emptied) this.retire(partition);
     }
     const fields = await this.gateway.order(orderId);
     return { outcome: 'RESERVED', reservation: toReservation(orderId, fields ?? {}), replayed: false };
@@ -265,10 +269,16 @@ export class ReservationService {
    * Takes one item's quantity: from its planned partition first, then — only if that one is short
    * or gone — from the SKU's other live partitions, after adding them to the plan.
    */
-  private async takeItem(orderId: string, item: LineItem, first: DirectoryPartition | undefined, giveUpAt: number): Promise<ItemTake> {
+  private async takeItem(
+    orderId: string,
+    item: LineItem,
+    first: DirectoryPartition | undefined,
+    giveUpAt: number,
+    emptied: DirectoryPartition[],
+  ): Promise<ItemTake> {
     const pieces: DocPiece[] = [];
     let need = item.quantity;
-    if (first) need -= await this.takeFrom(orderId, first, need, pieces);
+    if (first) need -= await this.takeFrom(orderId, first, need, pieces, emptied);
     if (need === 0) return { pieces, short: 0 };
 
     const others = this.directory.partitions(item.sku).filter((p) => p.partitionId !== first?.partitionId);
@@ -280,22 +290,31 @@ export class ReservationService {
     if (!added) throw rolledBack(orderId);
     for (const partition of rotate(others)) {
       if (need === 0 || Date.now() > giveUpAt) break;
-      need -= await this.takeFrom(orderId, partition, need, pieces);
+      need -= await this.takeFrom(orderId, partition, need, pieces, emptied);
     }
     return { pieces, short: need };
   }
 
   /** One take from one partition; returns the units taken and records the piece. */
-  private async takeFrom(orderId: string, partition: DirectoryPartition, need: number, pieces: DocPiece[]): Promise<number> {
+  private async takeFrom(
+    orderId: string,
+    partition: DirectoryPartition,
+    need: number,
+    pieces: DocPiece[],
+    emptied: DirectoryPartition[],
+  ): Promise<number> {
     const result = await this.gateway.take(partition, orderId, need, 1);
     switch (result.code) {
       case TakeCode.Taken:
       case TakeCode.AlreadyTaken:
         pieces.push({ p: partition.partitionId, s: partition.shard, e: partition.epoch, q: result.units, r: 0 });
-        if (result.availAfter === 0) this.exhausted(partition);
+        if (result.availAfter === 0) emptied.push(partition);
         return result.units;
+      case TakeCode.Short:
+        if (result.availAfter === 0) emptied.push(partition);
+        return 0;
       case TakeCode.NotLive:
-        this.exhausted(partition);
+        emptied.push(partition);
         return 0;
       case TakeCode.Closed:
         throw rolledBack(orderId);
@@ -304,15 +323,23 @@ export class ReservationService {
     }
   }
 
-  /** Stops routing to an empty partition here at once, and removes it from the registry for all. */
-  private exhausted(partition: DirectoryPartition): void {
-    this.directory.forget(partition.sku, partition.partitionId);
+  /**
+   * Retires a partition found empty, if it still is, then stops routing to it here at once and
+   * removes it from the registry for every server (conditional on its epoch). Once per partition
+   * at a time on this server; never delays an answer.
+   */
+  private retire(partition: DirectoryPartition): void {
     const key = `${partition.sku}/${partition.partitionId}/${partition.epoch}`;
     if (this.removing.has(key)) return;
     this.removing.add(key);
-    this.deregistrar
-      .removePartition(partition.sku, partition.partitionId, partition.epoch)
-      .catch((err) => this.logger.warn({ err, partition: key }, 'could not deregister an exhausted partition'))
+    this.gateway
+      .retire(partition)
+      .then(async (outcome) => {
+        if (outcome === -1) return;
+        this.directory.forget(partition.sku, partition.partitionId);
+        await this.deregistrar.removePartition(partition.sku, partition.partitionId, partition.epoch);
+      })
+      .catch((err) => this.logger.warn({ err, partition: key }, 'could not retire an empty partition; retried on the next empty take'))
       .finally(() => this.removing.delete(key));
   }
 

@@ -6,6 +6,8 @@ export interface SweeperOptions {
   readonly intervalMs: number;
   /** Pending Reserves older than this are rolled back. */
   readonly recoveryGraceMs: number;
+  /** A recorded release still unapplied after this long is re-applied (its process died). Default 5000. */
+  readonly reapplyAfterMs?: number;
   /** Orders handled per shard and index per round. */
   readonly batch?: number;
 }
@@ -52,7 +54,7 @@ export class Sweeper {
       const expired = await this.each(expiring, (orderId) => this.reservations.expire(orderId));
       const stuck = await this.gateway.due(shard, 'pending', now - this.options.recoveryGraceMs + 1000, batch);
       const recovered = await this.each(stuck, (orderId) => this.reservations.recover(orderId));
-      const unfinished = await this.gateway.due(shard, 'releasing', now - 5000, batch);
+      const unfinished = await this.gateway.due(shard, 'releasing', now - (this.options.reapplyAfterMs ?? 5000), batch);
       const reapplied = await this.each(unfinished, async (member) => {
         const [orderId, releaseId] = member.split('\n');
         await this.reservations.reapplyRelease(orderId, releaseId);

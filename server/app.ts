@@ -19,6 +19,8 @@ export type AdminHandlers = Handlers<typeof AdminServiceService>;
 export interface AppOptions {
   readonly config: Config;
   readonly logger?: Logger;
+  /** Metrics registry; a fresh one when not given. */
+  readonly metrics?: Metrics;
   /** Handlers to serve; a method left out answers UNIMPLEMENTED. */
   readonly inventory?: Partial<InventoryHandlers>;
   readonly admin?: Partial<AdminHandlers>;
@@ -44,7 +46,7 @@ export interface App {
 export async function startApp(options: AppOptions): Promise<App> {
   const { config } = options;
   const logger = options.logger ?? createLogger(config.logLevel);
-  const metrics = new Metrics();
+  const metrics = options.metrics ?? new Metrics();
 
   const inventory = new GrpcPort(INVENTORY_SERVICE, logger);
   inventory.server.addService(

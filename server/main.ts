@@ -1,6 +1,8 @@
 import { ConfigError, loadConfig } from './config';
 import { createLogger } from './logger';
 import { startApp } from './app';
+import { Metrics } from './metrics';
+import { createServices } from './services';
 
 /** Process entry point: configuration from the environment, the app, and SIGTERM/SIGINT handling. */
 async function main(): Promise<void> {
@@ -15,7 +17,9 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger(config.logLevel);
-  const app = await startApp({ config, logger });
+  const metrics = new Metrics();
+  const services = await createServices(config, logger, metrics);
+  const app = await startApp({ config, logger, metrics, inventory: services.inventory, closers: services.closers });
 
   const shutdown = (signal: string) => {
     logger.info({ signal }, 'shutting down: draining in-flight calls');

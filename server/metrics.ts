@@ -1,6 +1,6 @@
 import http from 'node:http';
 import { AddressInfo } from 'node:net';
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /**
  * Every Prometheus metric of one server instance, on a registry of its own (not prom-client's
@@ -44,6 +44,29 @@ export class Metrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'inventory_' });
+  }
+
+  /** Gauges read from the watched registry cache at scrape time. */
+  observeRegistry(cache: { skus(): Iterable<string>; partitions(sku: string): readonly unknown[]; staleness(): number }): void {
+    new Gauge({
+      name: 'inventory_partitions',
+      help: 'Live partitions in this server\'s registry cache',
+      registers: [this.registry],
+      collect() {
+        let n = 0;
+        for (const sku of cache.skus()) n += cache.partitions(sku).length;
+        this.set(n);
+      },
+    });
+    new Gauge({
+      name: 'inventory_registry_staleness_seconds',
+      help: 'Seconds since the registry cache was last known in sync with etcd',
+      registers: [this.registry],
+      collect() {
+        const ms = cache.staleness();
+        this.set(Number.isFinite(ms) ? ms / 1000 : -1);
+      },
+    });
   }
 }
 

@@ -3,8 +3,9 @@
   impossible. Checks, in order, before writing anything: an earlier run of this same take (ioredis
   may resend a script after a reconnect: the second run returns the first result), a release that
   already closed this order on this partition, the partition's state and fencing epoch, and stock.
-  Then decrements `avail`, records the take, appends the ledger record, and marks the partition
-  exhausted when it reaches zero.
+  Then decrements `avail`, records the take and appends the ledger record. A partition that reaches
+  zero stays live: the caller retires it (partition-retire) once its Reserve has settled, so that a
+  cart that gives its units back before answering returns them here, not to base.
 
   KEYS[1] partition hash  {avail, epoch, state, seq, sku, pid}
   KEYS[2] takes hash      t:<order> = units taken, r:<order> = units released
@@ -21,7 +22,7 @@
      1  TAKEN          units taken now
      2  ALREADY_TAKEN  a previous run took `units`; nothing changed
     -1  SHORT          fewer than the minimum available; units = 0, avail_after = avail
-    -2  NOT_LIVE       partition exhausted, drained or unknown
+    -2  NOT_LIVE       partition retired (exhausted), drained or unknown
     -3  STALE_EPOCH    the partition was re-owned; avail_after = its epoch
     -4  CLOSED         this order was already released here (recovery); never take after that
 ]]
@@ -53,9 +54,6 @@ end
 
 local left = redis.call('HINCRBY', part, 'avail', -units)
 local seq = redis.call('HINCRBY', part, 'seq', 1)
-if left == 0 then
-  redis.call('HSET', part, 'state', 'exhausted')
-end
 redis.call('HSET', takes, 't:' .. order, units)
 ledger(stream, 'take:' .. order .. ':' .. ARGV[6], 'take', ARGV[5], units, 'pool', 'reserved',
   {'order', order, 'partition', ARGV[6], 'epoch', ARGV[4], 'seq', tostring(seq), 'at', tostring(now_ms())})

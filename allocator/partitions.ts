@@ -1,0 +1,58 @@
+import { randomBytes } from 'node:crypto';
+import { RedisGateway } from './gateway';
+
+/** Registers a partition in the registry (the etcd-backed Registry or its write queue). */
+export interface PartitionRegistrar {
+  registerPartition(entry: {
+    sku: string;
+    partitionId: string;
+    node: string;
+    shard: number;
+    epoch: number;
+    createdAt: number;
+  }): Promise<unknown>;
+}
+
+export interface CreatedPartition {
+  readonly sku: string;
+  readonly partitionId: string;
+  readonly node: string;
+  readonly shard: number;
+  readonly epoch: number;
+  readonly units: number;
+}
+
+/**
+ * Carves partitions in Redis and registers them, spread round-robin over the Redis nodes and, on
+ * each node, over its shards. Redis first, registry second: a partition is only routed to once it
+ * exists, and a retry with the same ids is idempotent at both steps.
+ */
+export class PartitionCreator {
+  private cursor = 0;
+
+  constructor(private readonly gateway: RedisGateway, private readonly registrar: PartitionRegistrar) {}
+
+  /** Splits `units` as evenly as possible over `count` new partitions. */
+  async create(sku: string, units: number, count: number, nodes?: readonly string[]): Promise<CreatedPartition[]> {
+    const targets = nodes && nodes.length > 0 ? nodes : this.gateway.shards.options.nodes;
+    const created: CreatedPartition[] = [];
+    for (let i = 0; i < count; i++) {
+      const node = targets[(this.cursor + i) % targets.length];
+      const shardsOnNode = this.gateway.shards.shardsOn(node);
+      const shard = shardsOnNode[Math.floor((this.cursor + i) / targets.length) % shardsOnNode.length];
+      const share = Math.floor(units / count) + (i < units % count ? 1 : 0);
+      created.push({ sku, partitionId: newPartitionId(), node, shard, epoch: 1, units: share });
+    }
+    this.cursor += count;
+    for (const p of created) {
+      await this.gateway.createPartition(p, p.units);
+      await this.registrar.registerPartition({ ...p, createdAt: Date.now() });
+    }
+    return created;
+  }
+}
+
+/** Sortable by creation time, unique across servers. */
+export function newPartitionId(): string {
+  return `p${Date.now().toString(36)}${randomBytes(4).toString('hex')}`;
+}

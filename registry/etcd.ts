@@ -1,0 +1,64 @@
+import { ConsecutiveBreaker, ExponentialBackoff, IBackoff, circuitBreaker, handleWhen, noop, retry } from 'cockatiel';
+import { Etcd3, GRPCDeadlineExceededError, isRecoverableError } from 'etcd3';
+
+/** How the service's etcd client behaves when etcd is slow or gone; every default written down. */
+export interface EtcdClientOptions {
+  /**
+   * Deadline of every unary call, ms. Default 5000. etcd3 sets none, so a call to an etcd behind a
+   * network partition would hang for good.
+   */
+  readonly callTimeoutMs?: number;
+  /**
+   * Extra attempts of a unary call that failed with a transient error (UNAVAILABLE, ...), with no delay
+   * between them. Default 3, as etcd3. Writes are retried too: the registry's writes are conditional,
+   * so a retried one that had applied is harmless. Unlike etcd3, DEADLINE_EXCEEDED is not retried: the
+   * call has used the time its caller gave it (and a retry under the same deadline fails at once, only
+   * feeding the circuit breaker).
+   */
+  readonly retries?: number;
+  /**
+   * How long etcd3's per-host circuit breaker stays open after 3 consecutive transient failures, ms;
+   * 0 disables it. Default 1000 (etcd3: 5000). With one endpoint the breaker only delays recovery: an
+   * open breaker fails every call without trying etcd.
+   */
+  readonly breakerOpenMs?: number;
+  /** Upper bound of gRPC's reconnect backoff, ms. Default 5000 (grpc-js: 120000, which can leave a recovered etcd unused for minutes). */
+  readonly reconnectBackoffMaxMs?: number;
+  /**
+   * gRPC keepalive ping interval while a stream is open, ms. Default 10000 (grpc-js: off). Without it a
+   * watch over a dead connection looks healthy forever. etcd refuses pings under 5 s (--grpc-keepalive-min-time).
+   */
+  readonly keepaliveMs?: number;
+  /** Upper bound of etcd3's own watch-stream reconnect backoff, ms. Default 5000 (etcd3: 30000). */
+  readonly watchBackoffMaxMs?: number;
+}
+
+/** An etcd3 client with the defaults above, for the registry and anything else that talks to etcd. */
+export function createEtcdClient(endpoints: readonly string[], options: EtcdClientOptions = {}): Etcd3 {
+  const {
+    callTimeoutMs = 5000,
+    retries = 3,
+    breakerOpenMs = 1000,
+    reconnectBackoffMaxMs = 5000,
+    keepaliveMs = 10_000,
+    watchBackoffMaxMs = 5000,
+  } = options;
+  const transient = handleWhen(isRecoverableError);
+  const retryable = handleWhen((err) => isRecoverableError(err) && !(err instanceof GRPCDeadlineExceededError));
+  return new Etcd3({
+    hosts: [...endpoints],
+    defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + callTimeoutMs }),
+    grpcOptions: {
+      'grpc.keepalive_time_ms': keepaliveMs,
+      'grpc.keepalive_timeout_ms': Math.min(keepaliveMs, 5000),
+      'grpc.initial_reconnect_backoff_ms': Math.min(reconnectBackoffMaxMs, 1000),
+      'grpc.max_reconnect_backoff_ms': reconnectBackoffMaxMs,
+    },
+    faultHandling: {
+      global: retries > 0 ? retry(retryable, { maxAttempts: retries }) : noop,
+      host: () => (breakerOpenMs > 0 ? circuitBreaker(transient, { halfOpenAfter: breakerOpenMs, breaker: new ConsecutiveBreaker(3) }) : noop),
+      // etcd3 types this an IBackoff but calls next() on it first, as on a factory (its own default is `new ExponentialBackoff()`).
+      watchBackoff: new ExponentialBackoff({ maxDelay: watchBackoffMaxMs }) as unknown as IBackoff<unknown>,
+    },
+  });
+}

@@ -1,0 +1,29 @@
+/** One registered partition: a slice of a SKU's pool that may sell while its key exists in etcd. */
+export interface PartitionEntry {
+  readonly sku: string;
+  readonly partitionId: string;
+  /** Redis node host:port holding the partition hash. */
+  readonly node: string;
+  /** Virtual shard number (its Redis hash tag); an integer >= 0. */
+  readonly shard: number;
+  /** Fencing epoch, bumped whenever the partition is recreated/re-owned. */
+  readonly epoch: number;
+  /** ms since epoch when registered. */
+  readonly createdAt: number;
+  /** etcd mod_revision of the key as last seen (string, as etcd3 returns it); '' on values not read from etcd. */
+  readonly modRevision: string;
+}
+
+/** A SKU the service knows; a SKU without an entry is unknown (NOT_FOUND). */
+export interface SkuEntry {
+  readonly sku: string;
+  /** 0 = no limit. */
+  readonly perUserLimit: number;
+  readonly modRevision: string;
+}
+
+/** What a caller hands to registerPartition: the entry before etcd gave it a revision. */
+export type NewPartition = Omit<PartitionEntry, 'modRevision'>;
+
+/** Outcome of a conditional removal: deleted by us, already gone, or re-registered with another epoch. */
+export type RemoveResult = 'deleted' | 'absent' | 'changed';

@@ -1,0 +1,105 @@
+import * as grpc from '@grpc/grpc-js';
+import {
+  GetReservationResponse,
+  ReleaseReason,
+  ReleaseRequest,
+  ReleaseResponse,
+  ReserveRequest,
+  ReserveResponse,
+  ConfirmResponse,
+  GetStockResponse,
+} from '../../gen/inventory/v1/inventory.pb';
+import { CreatedPartition } from '../../allocator/partitions';
+import { Config } from '../../server/config';
+import { createLogger } from '../../server/logger';
+import { Metrics } from '../../server/metrics';
+import { Services, createServices } from '../../server/services';
+import { testConfig, uniqueName } from './config';
+import { unary } from './grpc';
+import { TestServer, startTestServer } from './server';
+
+/** A real server (in process, free ports) on its own Redis prefix and etcd namespace. */
+export interface InventoryFixture {
+  readonly server: TestServer;
+  readonly services: Services;
+  readonly config: Config;
+  /** Registers a SKU and carves `units` into `partitions` partitions. */
+  stock(sku: string, units: number, partitions: number, perUserLimit?: number): Promise<CreatedPartition[]>;
+  reserve(orderId: string, items: Array<[string, number]>, extra?: Partial<ReserveRequest>): Promise<ReserveResponse>;
+  confirm(orderId: string): Promise<ConfirmResponse>;
+  release(orderId: string, reason: ReleaseReason, items?: Array<[string, number]>, releaseId?: string): Promise<ReleaseResponse>;
+  getReservation(orderId: string): Promise<GetReservationResponse>;
+  getStock(...skus: string[]): Promise<GetStockResponse>;
+  /** Sum of live avail over every partition ever created for a SKU (live or not). */
+  availOf(partitions: readonly CreatedPartition[]): Promise<number>;
+  close(): Promise<void>;
+}
+
+export async function startInventory(tag: string, overrides: Record<string, string> = {}, config?: Config): Promise<InventoryFixture> {
+  config ??= testConfig(uniqueName(tag), overrides);
+  const logger = createLogger(config.logLevel);
+  const metrics = new Metrics();
+  const services = await createServices(config, logger, metrics);
+  const server = await startTestServer({ config, logger, metrics, inventory: services.inventory, closers: services.closers });
+  const call = <T>(method: string, request: unknown) => unary<T>(server.inventory, method, request);
+  const lineItems = (items: Array<[string, number]>) => items.map(([skuId, quantity]) => ({ skuId, quantity }));
+  return {
+    server,
+    services,
+    config,
+    async stock(sku, units, partitions, perUserLimit = 0) {
+      await services.registry.putSku(sku, { perUserLimit });
+      const created = await services.partitions.create(sku, units, partitions);
+      await waitFor(() => services.cache.partitions(sku).length >= partitions && services.cache.sku(sku)?.perUserLimit === perUserLimit);
+      return created;
+    },
+    reserve: (orderId, items, extra = {}) => call('reserve', ReserveRequest.fromPartial({ orderId, items: lineItems(items), ...extra })),
+    confirm: (orderId) => call('confirm', { orderId }),
+    release: (orderId, reason, items = [], releaseId = '') =>
+      call('release', ReleaseRequest.fromPartial({ orderId, reason, items: lineItems(items), releaseId })),
+    getReservation: (orderId) => call('getReservation', { orderId }),
+    getStock: (...skuIds) => call('getStock', { skuIds }),
+    async availOf(partitions) {
+      const values = await services.gateway.avail(partitions);
+      return values.reduce((a, b) => a + b, 0);
+    },
+    async close() {
+      await server.close();
+      await dropNamespace(config);
+    },
+  };
+}
+
+/** Deletes a test's Redis keys and etcd keys. */
+export async function dropNamespace(config: Config): Promise<void> {
+  const { default: Redis } = await import('ioredis');
+  const { Etcd3 } = await import('etcd3');
+  for (const node of config.redisNodes) {
+    const [host, port] = node.split(':');
+    const redis = new Redis({ host, port: Number(port) });
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${config.redisPrefix}:*`, 'COUNT', 1000);
+      if (keys.length) await redis.unlink(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+    redis.disconnect();
+  }
+  const etcd = new Etcd3({ hosts: [...config.etcdEndpoints] });
+  await etcd.namespace(config.etcdNamespace).delete().all();
+  etcd.close();
+}
+
+/** Polls until `check` holds (a watch round trip, a sweep) or fails after `timeoutMs`. */
+export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 5000, what = 'condition'): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** Metadata key helper for assertions on error reasons. */
+export function reasonOf(err: grpc.ServiceError): string | undefined {
+  return err.metadata.get('inventory-error-reason')[0] as string | undefined;
+}
