@@ -8,7 +8,7 @@ import { unauthenticated, unimplemented } from './errors';
 import { Logger, createLogger } from './logger';
 import { Metrics, startMetricsServer } from './metrics';
 import { reflectionFor } from './reflection';
-import { Handlers, bindService } from './transport';
+import { BindOptions, Handlers, UnaryMethodDefinition, bindService } from './transport';
 
 export const INVENTORY_SERVICE = 'inventory.v1.InventoryService';
 export const ADMIN_SERVICE = 'inventory.v1.AdminService';
@@ -49,25 +49,14 @@ export async function startApp(options: AppOptions): Promise<App> {
   const metrics = options.metrics ?? new Metrics();
 
   const inventory = new GrpcPort(INVENTORY_SERVICE, logger);
-  inventory.server.addService(
-    InventoryServiceService,
-    bindService(InventoryServiceService, withUnimplemented(InventoryServiceService, 'InventoryService', options.inventory), {
-      serviceName: 'InventoryService',
-      logger,
-      metrics,
-    }),
-  );
-
+  inventory.serve(InventoryServiceService, options.inventory, { serviceName: 'InventoryService', logger, metrics });
   const admin = new GrpcPort(ADMIN_SERVICE, logger);
-  admin.server.addService(
-    AdminServiceService,
-    bindService(AdminServiceService, withUnimplemented(AdminServiceService, 'AdminService', options.admin), {
-      serviceName: 'AdminService',
-      logger,
-      metrics,
-      authorize: bearerToken(config.adminToken),
-    }),
-  );
+  admin.serve(AdminServiceService, options.admin, {
+    serviceName: 'AdminService',
+    logger,
+    metrics,
+    authorize: bearerToken(config.adminToken),
+  });
 
   const closers: Array<() => Promise<void> | void> = [];
   try {
@@ -105,6 +94,11 @@ class GrpcPort {
     this.health = new HealthImplementation({ '': 'SERVING', [serviceName]: 'SERVING' });
     this.health.addToServer(this.server);
     reflectionFor([serviceName]).addToServer(this.server);
+  }
+
+  /** Adds the API service; methods without a handler answer UNIMPLEMENTED. */
+  serve<D extends Record<string, UnaryMethodDefinition<any, any>>>(definition: D, handlers: Partial<Handlers<D>> | undefined, options: BindOptions): void {
+    this.server.addService(definition, bindService(definition, withUnimplemented(definition, options.serviceName, handlers), options));
   }
 
   listen(host: string, port: number): Promise<number> {

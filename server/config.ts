@@ -65,6 +65,8 @@ export interface Config {
   readonly reserveTimeoutMs: number;
   /** How long ended reservations stay readable for replays. ORDER_RETENTION_SECONDS, default 7 days. */
   readonly orderRetentionSeconds: number;
+  /** Seed demo SKUs at start-up when they do not exist yet. DEMO_DATA, default false (`npm start` sets it). */
+  readonly demoData: boolean;
 }
 
 type Env = Record<string, string | undefined>;
@@ -97,6 +99,7 @@ export function loadConfig(env: Env = process.env): Config {
     recoveryGraceMs: read.int('RECOVERY_GRACE_MS', 60_000, 100, 86_400_000),
     reserveTimeoutMs: read.int('RESERVE_TIMEOUT_MS', 10_000, 50, 600_000),
     orderRetentionSeconds: read.int('ORDER_RETENTION_SECONDS', 7 * 86400, 60, 365 * 86400),
+    demoData: read.bool('DEMO_DATA', false),
   };
   if (config.defaultTtlSeconds > config.maxTtlSeconds) {
     throw new ConfigError('DEFAULT_TTL_SECONDS', `must not exceed MAX_TTL_SECONDS (${config.maxTtlSeconds})`);
@@ -133,6 +136,14 @@ class EnvReader {
     const n = Number(value);
     if (n < min || n > max) throw new ConfigError(name, `${n} is outside ${min}..${max}`);
     return n;
+  }
+
+  bool(name: string, fallback: boolean): boolean {
+    const value = this.raw(name)?.toLowerCase();
+    if (value === undefined) return fallback;
+    if (['1', 'true', 'yes', 'on'].includes(value)) return true;
+    if (['0', 'false', 'no', 'off'].includes(value)) return false;
+    throw new ConfigError(name, `${JSON.stringify(value)} is not a boolean (true/false)`);
   }
 
   port(name: string, fallback: number): number {

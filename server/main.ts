@@ -3,6 +3,7 @@ import { createLogger } from './logger';
 import { startApp } from './app';
 import { Metrics } from './metrics';
 import { createServices } from './services';
+import { seedDemo } from './demo';
 
 /** Process entry point: configuration from the environment, the app, and SIGTERM/SIGINT handling. */
 async function main(): Promise<void> {
@@ -19,6 +20,7 @@ async function main(): Promise<void> {
   const logger = createLogger(config.logLevel);
   const metrics = new Metrics();
   const services = await createServices(config, logger, metrics);
+  if (config.demoData) await seedDemo(services, logger);
   const app = await startApp({ config, logger, metrics, inventory: services.inventory, closers: services.closers });
 
   const shutdown = (signal: string) => {

@@ -24,12 +24,14 @@ export interface CallContext {
 export type UnaryHandler<Req, Res> = (request: Req, ctx: CallContext) => Promise<Res>;
 
 /** The shape of one method in a ts-proto grpc-js service definition. */
-interface UnaryMethodDefinition<Req, Res> {
+export interface UnaryMethodDefinition<Req, Res> {
   readonly path: string;
   readonly requestStream: false;
   readonly responseStream: false;
+  requestSerialize(value: Req): Buffer;
   requestDeserialize(value: Buffer): Req;
   responseSerialize(value: Res): Buffer;
+  responseDeserialize(value: Buffer): Res;
 }
 
 /** The handlers of a ts-proto service definition, one promise-returning function per method. */

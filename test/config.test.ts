@@ -34,6 +34,8 @@ describe('configuration', () => {
     ['LOG_LEVEL', 'loud'],
     ['ADMIN_TOKEN', 'short'],
     ['MAX_ITEM_QUANTITY', '0'],
+    ['DEMO_DATA', 'maybe'],
+    ['RECOVERY_GRACE_MS', '50'],
   ];
   for (const [variable, value] of bad) {
     it(`rejects ${variable}=${JSON.stringify(value)} naming the variable`, () => {

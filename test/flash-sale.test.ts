@@ -7,6 +7,7 @@ import { InventoryServiceClient, ReserveOutcome, ReserveRequest, ReserveResponse
 import { testConfig, uniqueName } from './helpers/config';
 import { unary } from './helpers/grpc';
 import { InventoryFixture, startInventory, waitFor } from './helpers/inventory';
+import { startRedisNode } from './helpers/redis-node';
 
 /** `count` clients, each on a connection of its own (no shared subchannel). */
 function clients(address: string, count: number): InventoryServiceClient[] {
@@ -50,6 +51,30 @@ describe('flash sale', function () {
     } finally {
       buyers.forEach((b) => b.close());
       await inv.close();
+    }
+  });
+
+  it('spreads a SKU’s partitions over two Redis nodes and sells exactly its stock across them', async () => {
+    const second = await startRedisNode();
+    const primary = testConfig(uniqueName('twonodes'));
+    const inv = await startInventory('twonodes', { REDIS_NODES: `${primary.redisNodes[0]},${second.address}` });
+    const buyers = clients(inv.server.inventoryAddress, 50);
+    try {
+      const parts = await inv.stock('spread-sku', 400, 8);
+      const perNode = new Map<string, number>();
+      for (const p of parts) perNode.set(p.node, (perNode.get(p.node) ?? 0) + 1);
+      assert.deepEqual([...perNode.values()], [4, 4], JSON.stringify([...perNode]));
+      const answers = await storm(buyers, 20, 'spread-sku', 'spread');
+      assert.deepEqual(tally(answers), { reserved: 400, outOfStock: 600 });
+      assert.equal(await inv.availOf(parts), 0);
+      // Both nodes really held partitions and sold from them.
+      for (const client of inv.services.shards.clients) {
+        assert.ok((await client.keys(`${inv.config.redisPrefix}:*:p:spread-sku:*`)).length === 4);
+      }
+    } finally {
+      buyers.forEach((b) => b.close());
+      await inv.close();
+      await second.stop();
     }
   });
 
