@@ -1,5 +1,5 @@
 /**
- * Business outcomes of the reservation domain that end a call. The server maps each kind to one
+ * Business outcomes of the reservation and stock domain that end a call. The server maps each kind to one
  * gRPC status (server/inventory-service.ts); the kind itself is the machine-readable reason.
  */
 export type ReservationErrorKind =
@@ -13,7 +13,10 @@ export type ReservationErrorKind =
   | 'RESERVATION_REJECTED'
   | 'ROLLED_BACK'
   | 'IN_PROGRESS'
-  | 'UNKNOWN_ITEM';
+  | 'UNKNOWN_ITEM'
+  | 'INSUFFICIENT_BASE'
+  | 'PARTITION_NOT_FOUND'
+  | 'UNKNOWN_NODE';
 
 export class ReservationError extends Error {
   constructor(readonly kind: ReservationErrorKind, message: string, readonly sku?: string) {

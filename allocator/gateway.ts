@@ -38,7 +38,7 @@ export type ReleaseScriptResult =
  */
 export class RedisGateway {
   private readonly s: Record<
-    'begin' | 'plan' | 'commit' | 'confirm' | 'release' | 'take' | 'untake' | 'hold' | 'unhold' | 'create' | 'retire',
+    'begin' | 'plan' | 'commit' | 'confirm' | 'release' | 'take' | 'untake' | 'hold' | 'unhold' | 'create' | 'retire' | 'withdraw',
     LuaScript
   >;
 
@@ -55,6 +55,7 @@ export class RedisGateway {
       unhold: shards.script('user-unhold'),
       create: shards.script('partition-create'),
       retire: shards.script('partition-retire'),
+      withdraw: shards.script('partition-withdraw'),
     };
   }
 
@@ -195,6 +196,55 @@ export class RedisGateway {
   /** Marks an empty partition exhausted: 1 retired now, 2 not live already, -1 not empty (keep it). */
   async retire(p: PartitionRef): Promise<1 | 2 | -1> {
     return runScript<1 | 2 | -1>(this.shards.client(p.shard), this.s.retire, [this.keys.partition(p.shard, p.sku, p.partitionId)], [p.epoch]);
+  }
+
+  /**
+   * Withdraws free units of a partition to base: all and for good ('drain'), or up to `units`
+   * ('shrink'). Idempotent per event id, which is also the ledger record's id.
+   */
+  async withdraw(
+    p: PartitionRef,
+    mode: 'drain' | 'shrink',
+    units: number,
+    eventId: string,
+    reason: string,
+  ): Promise<{ code: 1 | 2 | -2; units: number; state: string }> {
+    const res = await runScript<[1 | 2 | -2, number, string]>(
+      this.shards.client(p.shard),
+      this.s.withdraw,
+      [this.keys.partition(p.shard, p.sku, p.partitionId), this.keys.ledger(p.shard)],
+      [mode, units, eventId, p.sku, p.partitionId, reason],
+    );
+    return { code: res[0], units: res[1], state: res[2] };
+  }
+
+  /** Live state of many partitions (avail, state, epoch), sent back to back. */
+  async partitionStates(partitions: readonly PartitionRef[]): Promise<Array<{ avail: number; state: string; epoch: number } | undefined>> {
+    const rows = await Promise.all(
+      partitions.map((p) => this.shards.client(p.shard).hmget(this.keys.partition(p.shard, p.sku, p.partitionId), 'avail', 'state', 'epoch')),
+    );
+    return rows.map(([avail, state, epoch]) => (state ? { avail: Number(avail), state, epoch: Number(epoch) } : undefined));
+  }
+
+  /** Units each order still holds from a partition (taken minus released), from its takes hash. */
+  async heldFrom(p: PartitionRef): Promise<number> {
+    const fields = await this.shards.client(p.shard).hgetall(this.keys.takes(p.shard, p.sku, p.partitionId));
+    let held = 0;
+    for (const [field, value] of Object.entries(fields)) {
+      if (field.startsWith('t:')) held += Number(value);
+      else if (field.startsWith('r:')) held -= Number(value);
+    }
+    return held;
+  }
+
+  /** A short lease on a SKU's top-up; false when another server holds it. */
+  async acquireTopUpLock(sku: string, token: string, ttlMs: number): Promise<boolean> {
+    const shard = this.keys.skuShard(sku);
+    return (await this.shards.client(shard).set(this.keys.topUpLock(sku), token, 'PX', ttlMs, 'NX')) === 'OK';
+  }
+
+  async releaseTopUpLock(sku: string): Promise<void> {
+    await this.shards.client(this.keys.skuShard(sku)).del(this.keys.topUpLock(sku));
   }
 
   async order(orderId: string): Promise<OrderFields | undefined> {

@@ -12,6 +12,7 @@
  *   pending              zset: Reserve calls not answered yet (crash recovery)
  *   expiry               zset: unpaid holds by expiry time
  *   releasing            zset: releases recorded but not yet fully applied
+ *   topup:<sku>          short-lived lock: one server at a time tops a SKU up
  */
 export class Keys {
   constructor(readonly prefix: string, readonly shardCount: number) {}
@@ -50,6 +51,16 @@ export class Keys {
 
   releasing(shard: number): string {
     return `${this.tag(shard)}:releasing`;
+  }
+
+  /** Lock that makes the top-up of a SKU single-flight across servers. */
+  topUpLock(sku: string): string {
+    return `${this.tag(this.skuShard(sku))}:topup:${sku}`;
+  }
+
+  /** The shard of per-SKU coordination keys. */
+  skuShard(sku: string): number {
+    return fnv1a(`k:${sku}`) % this.shardCount;
   }
 
   /** The shard an order's record lives in. */

@@ -32,24 +32,39 @@ export class PartitionCreator {
 
   constructor(private readonly gateway: RedisGateway, private readonly registrar: PartitionRegistrar) {}
 
-  /** Splits `units` as evenly as possible over `count` new partitions. */
-  async create(sku: string, units: number, count: number, nodes?: readonly string[]): Promise<CreatedPartition[]> {
+  /** Splits `units` as evenly as possible over `count` new partitions, spread over `nodes`. */
+  plan(sku: string, units: number, count: number, nodes?: readonly string[]): CreatedPartition[] {
     const targets = nodes && nodes.length > 0 ? nodes : this.gateway.shards.options.nodes;
-    const created: CreatedPartition[] = [];
+    const planned: CreatedPartition[] = [];
     for (let i = 0; i < count; i++) {
       const node = targets[(this.cursor + i) % targets.length];
       const shardsOnNode = this.gateway.shards.shardsOn(node);
       const shard = shardsOnNode[Math.floor((this.cursor + i) / targets.length) % shardsOnNode.length];
-      const share = Math.floor(units / count) + (i < units % count ? 1 : 0);
-      created.push({ sku, partitionId: newPartitionId(), node, shard, epoch: 1, units: share });
+      planned.push({ sku, partitionId: newPartitionId(), node, shard, epoch: 1, units: splitShare(units, count, i) });
     }
     this.cursor += count;
-    for (const p of created) {
-      await this.gateway.createPartition(p, p.units);
-      await this.registrar.registerPartition({ ...p, createdAt: Date.now() });
-    }
-    return created;
+    return planned;
   }
+
+  /** Creates planned partitions in Redis, then registers them; safe to repeat. */
+  async materialize(planned: readonly CreatedPartition[]): Promise<void> {
+    for (const p of planned) {
+      await this.gateway.createPartition(p, p.units);
+      await this.registrar.registerPartition({ sku: p.sku, partitionId: p.partitionId, node: p.node, shard: p.shard, epoch: p.epoch, createdAt: Date.now() });
+    }
+  }
+
+  /** Plans and materializes in one go (outside MySQL accounting: demo data and tests). */
+  async create(sku: string, units: number, count: number, nodes?: readonly string[]): Promise<CreatedPartition[]> {
+    const planned = this.plan(sku, units, count, nodes);
+    await this.materialize(planned);
+    return planned;
+  }
+}
+
+/** The i-th of `count` shares of `units`, differing by at most one. */
+export function splitShare(units: number, count: number, i: number): number {
+  return Math.floor(units / count) + (i < units % count ? 1 : 0);
 }
 
 /** Sortable by creation time, unique across servers. */

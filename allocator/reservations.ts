@@ -48,8 +48,14 @@ interface ItemTake {
  * A process that dies in between leaves a PENDING order with its plan; the recovery worker gives
  * back the plan after the grace period, and tombstones stop a late take of the dead attempt.
  */
+/** Carves new stock for a SKU from base; resolves true once this server can route to it. */
+export interface TopUpRequester {
+  request(sku: string, deadline: number, short?: boolean): Promise<boolean>;
+}
+
 export class ReservationService {
   private readonly removing = new Set<string>();
+  private topUp: TopUpRequester | undefined;
 
   constructor(
     private readonly gateway: RedisGateway,
@@ -58,6 +64,11 @@ export class ReservationService {
     private readonly options: ReservationOptions,
     private readonly logger: Logger,
   ) {}
+
+  /** Lets Reserve wait for a top-up from base instead of answering out of stock (set once at wiring). */
+  useTopUp(topUp: TopUpRequester): void {
+    this.topUp = topUp;
+  }
 
   async reserve(input: ReserveInput, deadline = Infinity): Promise<ReserveResult> {
     const { orderId, items, userId } = input;
@@ -99,7 +110,16 @@ export class ReservationService {
     try {
       const shortages = await this.holdAllowances(orderId, items, userId, limits, held);
       if (shortages.length === 0) {
-        const results = await Promise.all(items.map((item, i) => this.takeItem(orderId, item, firsts[i], giveUpAt, emptied)));
+        const used = new Set<string>();
+        const results = await Promise.all(items.map((item, i) => this.takeItem(orderId, item, firsts[i], giveUpAt, emptied, used)));
+        // Short items wait for a top-up from base (within the deadline) and try once more.
+        await Promise.all(
+          results.map(async (result, i) => {
+            if (result.short === 0 || !this.topUp || !(await this.topUp.request(items[i].sku, giveUpAt, true))) return;
+            const more = await this.takeItem(orderId, { sku: items[i].sku, quantity: result.short }, undefined, giveUpAt, emptied, used);
+            results[i] = { pieces: [...result.pieces, ...more.pieces], short: more.short };
+          }),
+        );
         results.forEach((result, i) => {
           for (const piece of result.pieces) {
             taken.push({ ref: { sku: items[i].sku, partitionId: piece.p, shard: piece.s, epoch: piece.e }, units: piece.q });
@@ -275,13 +295,20 @@ export class ReservationService {
     first: DirectoryPartition | undefined,
     giveUpAt: number,
     emptied: DirectoryPartition[],
+    used: Set<string>,
   ): Promise<ItemTake> {
     const pieces: DocPiece[] = [];
     let need = item.quantity;
-    if (first) need -= await this.takeFrom(orderId, first, need, pieces, emptied);
+    if (first) {
+      used.add(first.partitionId);
+      need -= await this.takeFrom(orderId, first, need, pieces, emptied);
+    }
     if (need === 0) return { pieces, short: 0 };
 
-    const others = this.directory.partitions(item.sku).filter((p) => p.partitionId !== first?.partitionId);
+    // A partition this order already took from is never asked again: its take would answer the
+    // earlier units (idempotency), not new ones.
+    const others = this.directory.partitions(item.sku).filter((p) => !used.has(p.partitionId));
+    for (const p of others) used.add(p.partitionId);
     if (others.length === 0) return { pieces, short: need };
     const added = await this.gateway.extendPlan(
       orderId,
@@ -338,6 +365,8 @@ export class ReservationService {
         if (outcome === -1) return;
         this.directory.forget(partition.sku, partition.partitionId);
         await this.deregistrar.removePartition(partition.sku, partition.partitionId, partition.epoch);
+        // The pool just shrank: carve more from base if it is running low.
+        void this.topUp?.request(partition.sku, Date.now() + this.options.reserveTimeoutMs);
       })
       .catch((err) => this.logger.warn({ err, partition: key }, 'could not retire an empty partition; retried on the next empty take'))
       .finally(() => this.removing.delete(key));

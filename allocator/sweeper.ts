@@ -3,7 +3,6 @@ import { RedisGateway } from './gateway';
 import { ReservationService } from './reservations';
 
 export interface SweeperOptions {
-  readonly intervalMs: number;
   /** Pending Reserves older than this are rolled back. */
   readonly recoveryGraceMs: number;
   /** A recorded release still unapplied after this long is re-applied (its process died). Default 5000. */
@@ -20,10 +19,6 @@ export interface SweeperOptions {
  * The server clock only picks candidates; the Redis clock decides.
  */
 export class Sweeper {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
-  private stopped = false;
-
   constructor(
     private readonly gateway: RedisGateway,
     private readonly reservations: ReservationService,
@@ -32,18 +27,7 @@ export class Sweeper {
     private readonly onSwept: (kind: 'expired' | 'recovered' | 'reapplied', count: number) => void = () => {},
   ) {}
 
-  start(): void {
-    this.stopped = false;
-    this.schedule();
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    await this.running;
-  }
-
-  /** One full pass over every shard (also used by tests to sweep on demand). */
+  /** One full pass over every shard; the server runs it periodically (server/periodic.ts), tests on demand. */
   async sweep(): Promise<void> {
     const batch = this.options.batch ?? 100;
     const shardCount = this.gateway.shards.keys.shardCount;
@@ -76,17 +60,5 @@ export class Sweeper {
       }
     }
     return done;
-  }
-
-  private schedule(): void {
-    if (this.stopped) return;
-    // Jitter, so that servers started together do not sweep in lockstep.
-    const delay = this.options.intervalMs * (0.75 + Math.random() * 0.5);
-    this.timer = setTimeout(() => {
-      this.running = this.sweep()
-        .catch((err) => this.logger.warn({ err }, 'sweep failed'))
-        .finally(() => this.schedule());
-    }, delay);
-    this.timer.unref();
   }
 }

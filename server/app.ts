@@ -1,9 +1,10 @@
 import { timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { Metadata, Server, ServerCredentials } from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { AdminServiceService } from '../gen/inventory/v1/admin.pb';
 import { InventoryServiceService } from '../gen/inventory/v1/inventory.pb';
-import { Config } from './config';
+import { Config, TlsFiles } from './config';
 import { unauthenticated, unimplemented } from './errors';
 import { Logger, createLogger } from './logger';
 import { Metrics, startMetricsServer } from './metrics';
@@ -60,9 +61,9 @@ export async function startApp(options: AppOptions): Promise<App> {
 
   const closers: Array<() => Promise<void> | void> = [];
   try {
-    const inventoryPort = await inventory.listen(config.host, config.inventoryPort);
+    const inventoryPort = await inventory.listen(config.host, config.inventoryPort, config.inventoryTls);
     closers.push(() => inventory.close(config.shutdownGraceMs));
-    const adminPort = await admin.listen(config.host, config.adminPort);
+    const adminPort = await admin.listen(config.host, config.adminPort, config.adminTls);
     closers.push(() => admin.close(config.shutdownGraceMs));
     const metricsServer = await startMetricsServer(metrics, config.host, config.metricsPort);
     closers.push(() => new Promise<void>((resolve) => metricsServer.close(() => resolve())));
@@ -101,9 +102,13 @@ class GrpcPort {
     this.server.addService(definition, bindService(definition, withUnimplemented(definition, options.serviceName, handlers), options));
   }
 
-  listen(host: string, port: number): Promise<number> {
+  /** Binds the port, with TLS when certificate and key files are given. */
+  listen(host: string, port: number, tls?: TlsFiles): Promise<number> {
+    const credentials = tls
+      ? ServerCredentials.createSsl(null, [{ cert_chain: readFileSync(tls.certFile), private_key: readFileSync(tls.keyFile) }], false)
+      : ServerCredentials.createInsecure();
     return new Promise((resolve, reject) => {
-      this.server.bindAsync(`${host}:${port}`, ServerCredentials.createInsecure(), (err, bound) =>
+      this.server.bindAsync(`${host}:${port}`, credentials, (err, bound) =>
         err ? reject(new Error(`cannot listen for ${this.serviceName} on ${host}:${port}: ${err.message}`)) : resolve(bound),
       );
     });

@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+
 /**
  * The one place that reads the environment. `loadConfig` reads every variable once, validates it and
  * returns a fully populated, frozen Config that the rest of the code trusts. A bad value fails
@@ -65,8 +67,32 @@ export interface Config {
   readonly reserveTimeoutMs: number;
   /** How long ended reservations stay readable for replays. ORDER_RETENTION_SECONDS, default 7 days. */
   readonly orderRetentionSeconds: number;
+  /**
+   * Run the ledger writer (Redis streams into MySQL) in this process. Several processes may run it
+   * at once; turn it off where a process should only serve calls. LEDGER_WRITER, default true.
+   */
+  readonly ledgerWriter: boolean;
+  /** Carve new partitions from base automatically (top-up). TOPUP_ENABLED, default true. */
+  readonly topUpEnabled: boolean;
+  /** Top up a SKU from base when its live pool falls below this. TOPUP_THRESHOLD, default 10. */
+  readonly topUpThreshold: number;
+  /** Units carved per top-up (at most base). TOPUP_UNITS, default 1000. */
+  readonly topUpUnits: number;
+  /** Partitions per top-up. TOPUP_PARTITIONS, default 4. */
+  readonly topUpPartitions: number;
+  /** An admin operation left open this long is finished by the recovery worker. INTENT_RECOVERY_MS, default 30000. */
+  readonly intentRecoveryMs: number;
+  /** TLS for InventoryService: PEM certificate and key files. INVENTORY_TLS_CERT / INVENTORY_TLS_KEY, default none. */
+  readonly inventoryTls: TlsFiles | undefined;
+  /** TLS for AdminService. ADMIN_TLS_CERT / ADMIN_TLS_KEY, default none. */
+  readonly adminTls: TlsFiles | undefined;
   /** Seed demo SKUs at start-up when they do not exist yet. DEMO_DATA, default false (`npm start` sets it). */
   readonly demoData: boolean;
+}
+
+export interface TlsFiles {
+  readonly certFile: string;
+  readonly keyFile: string;
 }
 
 type Env = Record<string, string | undefined>;
@@ -99,6 +125,14 @@ export function loadConfig(env: Env = process.env): Config {
     recoveryGraceMs: read.int('RECOVERY_GRACE_MS', 60_000, 100, 86_400_000),
     reserveTimeoutMs: read.int('RESERVE_TIMEOUT_MS', 10_000, 50, 600_000),
     orderRetentionSeconds: read.int('ORDER_RETENTION_SECONDS', 7 * 86400, 60, 365 * 86400),
+    ledgerWriter: read.bool('LEDGER_WRITER', true),
+    topUpEnabled: read.bool('TOPUP_ENABLED', true),
+    topUpThreshold: read.int('TOPUP_THRESHOLD', 10, 0, 1_000_000_000),
+    topUpUnits: read.int('TOPUP_UNITS', 1000, 1, 1_000_000_000),
+    topUpPartitions: read.int('TOPUP_PARTITIONS', 4, 1, 256),
+    intentRecoveryMs: read.int('INTENT_RECOVERY_MS', 30_000, 100, 86_400_000),
+    inventoryTls: read.tls('INVENTORY_TLS'),
+    adminTls: read.tls('ADMIN_TLS'),
     demoData: read.bool('DEMO_DATA', false),
   };
   if (config.defaultTtlSeconds > config.maxTtlSeconds) {
@@ -144,6 +178,19 @@ class EnvReader {
     if (['1', 'true', 'yes', 'on'].includes(value)) return true;
     if (['0', 'false', 'no', 'off'].includes(value)) return false;
     throw new ConfigError(name, `${JSON.stringify(value)} is not a boolean (true/false)`);
+  }
+
+  /** `<prefix>_CERT` and `<prefix>_KEY`: both or neither, each a readable file. */
+  tls(prefix: string): TlsFiles | undefined {
+    const certFile = this.raw(`${prefix}_CERT`);
+    const keyFile = this.raw(`${prefix}_KEY`);
+    if (!certFile && !keyFile) return undefined;
+    if (!certFile) throw new ConfigError(`${prefix}_CERT`, `is required when ${prefix}_KEY is set`);
+    if (!keyFile) throw new ConfigError(`${prefix}_KEY`, `is required when ${prefix}_CERT is set`);
+    for (const [name, file] of [[`${prefix}_CERT`, certFile], [`${prefix}_KEY`, keyFile]]) {
+      if (!existsSync(file)) throw new ConfigError(name, `${file} does not exist`);
+    }
+    return { certFile, keyFile };
   }
 
   port(name: string, fallback: number): number {

@@ -7,12 +7,14 @@ export const DEMO_SKUS = [
   { sku: 'demo-flash', units: 100, partitions: 4, perUserLimit: 2 },
 ] as const;
 
-/** Registers and pre-allocates the demo SKUs that do not exist yet; existing ones are left alone. */
+/**
+ * Stocks and pre-allocates the demo SKUs through the same operations as AdminService, under fixed
+ * request ids: idempotent, so every start after the first changes nothing.
+ */
 export async function seedDemo(services: Services, logger: Logger): Promise<void> {
   for (const demo of DEMO_SKUS) {
-    if (await services.registry.getSku(demo.sku)) continue;
-    await services.registry.putSku(demo.sku, { perUserLimit: demo.perUserLimit });
-    await services.partitions.create(demo.sku, demo.units, demo.partitions);
-    logger.info({ sku: demo.sku, units: demo.units, partitions: demo.partitions }, 'demo SKU seeded');
+    const stock = await services.operator.setStock(`demo-stock-${demo.sku}`, demo.sku, demo.units, 'demo data', demo.perUserLimit);
+    await services.operator.preallocate(`demo-prealloc-${demo.sku}`, demo.sku, demo.units, demo.partitions);
+    if (!stock.replayed) logger.info({ sku: demo.sku, units: demo.units, partitions: demo.partitions }, 'demo SKU seeded');
   }
 }

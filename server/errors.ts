@@ -11,6 +11,8 @@ export class ServiceError extends Error {
     readonly reason: string,
     message: string,
     readonly field?: string,
+    /** What went wrong underneath (logged by the server, never sent). */
+    override readonly cause?: unknown,
   ) {
     super(message);
     this.name = 'ServiceError';
@@ -30,8 +32,8 @@ export function failedPrecondition(reason: string, message: string): ServiceErro
   return new ServiceError(status.FAILED_PRECONDITION, reason, message);
 }
 
-export function unavailable(reason: string, message: string): ServiceError {
-  return new ServiceError(status.UNAVAILABLE, reason, message);
+export function unavailable(reason: string, message: string, cause?: unknown): ServiceError {
+  return new ServiceError(status.UNAVAILABLE, reason, message, undefined, cause);
 }
 
 export function unauthenticated(message: string): ServiceError {
@@ -53,15 +55,15 @@ export interface GrpcFailure {
 }
 
 /**
- * The one mapping from a thrown value to what the client sees. `internal` is true when the error is
- * ours to log: its text never reaches the client.
+ * The one mapping from a thrown value to what the client sees. `internal` is true when the error (or
+ * the cause behind a ServiceError) is ours to log: its text never reaches the client.
  */
 export function toStatus(err: unknown): GrpcFailure & { internal: boolean } {
   const metadata = new Metadata();
   if (err instanceof ServiceError) {
     metadata.set(REASON_KEY, err.reason);
     if (err.field) metadata.set(FIELD_KEY, err.field);
-    return { code: err.code, details: err.message, metadata, internal: false };
+    return { code: err.code, details: err.message, metadata, internal: err.cause !== undefined };
   }
   if (isAbort(err)) {
     metadata.set(REASON_KEY, 'CANCELLED');

@@ -1,3 +1,4 @@
+import cluster, { Worker } from 'node:cluster';
 import { ConfigError, loadConfig } from './config';
 import { createLogger } from './logger';
 import { startApp } from './app';
@@ -21,7 +22,7 @@ async function main(): Promise<void> {
   const metrics = new Metrics();
   const services = await createServices(config, logger, metrics);
   if (config.demoData) await seedDemo(services, logger);
-  const app = await startApp({ config, logger, metrics, inventory: services.inventory, closers: services.closers });
+  const app = await startApp({ config, logger, metrics, inventory: services.inventory, admin: services.admin, closers: services.closers });
 
   const shutdown = (signal: string) => {
     logger.info({ signal }, 'shutting down: draining in-flight calls');
@@ -37,7 +38,86 @@ async function main(): Promise<void> {
   process.once('SIGINT', () => shutdown('SIGINT'));
 }
 
-main().catch((err) => {
-  process.stderr.write(`inventory core failed to start: ${err instanceof Error ? err.stack : String(err)}\n`);
-  process.exit(1);
-});
+/**
+ * WORKERS=N (N > 1): this process is a cluster primary that forks N workers, each running the
+ * normal server above. grpc-js listens through node's net module, so the workers share the gRPC,
+ * admin and metrics ports (the primary hands out connections round-robin). The primary forwards
+ * SIGTERM/SIGINT to every worker and exits once all of them have; a worker that dies on its own
+ * takes the others down (exit 1), for the supervisor to restart the whole server. WORKERS unset or
+ * 1: no cluster, the server runs in this process.
+ */
+function workerCount(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.WORKERS?.trim();
+  if (raw === undefined || raw === '') return 1;
+  if (!/^\d+$/.test(raw) || Number(raw) < 1 || Number(raw) > 64) {
+    throw new ConfigError('WORKERS', `${JSON.stringify(raw)} is not an integer in 1..64`);
+  }
+  return Number(raw);
+}
+
+function runPrimary(workers: number): void {
+  let config;
+  try {
+    config = loadConfig(); // fail once, here, rather than in every worker
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const logger = createLogger(config.logLevel);
+  logger.info({ workers }, 'cluster primary: starting workers');
+
+  let stopping = false;
+  let exitCode = 0;
+  const live = new Set<Worker>();
+  for (let i = 0; i < workers; i++) {
+    // Demo data is seeded by the first worker only: two seeding at once would stock a SKU twice.
+    const worker = cluster.fork({ WORKER_INDEX: String(i), ...(i > 0 ? { DEMO_DATA: 'false' } : {}) });
+    live.add(worker);
+    worker.on('exit', (code, signal) => {
+      live.delete(worker);
+      if (!stopping) {
+        logger.error({ worker: worker.process.pid, code, signal }, 'cluster primary: a worker died; stopping the others');
+        exitCode = 1;
+        stop('worker-exit');
+      } else if (code !== 0) {
+        exitCode = 1;
+      }
+      if (live.size === 0) {
+        logger.info({ exitCode }, 'cluster primary: all workers stopped');
+        process.exit(exitCode);
+      }
+    });
+  }
+
+  const stop = (reason: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ reason }, 'cluster primary: stopping workers');
+    for (const worker of live) {
+      // A worker that never finished starting may not listen for signals yet: kill it plainly.
+      if (!worker.isDead()) worker.process.kill('SIGTERM');
+    }
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+let workers: number;
+try {
+  workers = workerCount();
+} catch (err) {
+  process.stderr.write(`invalid configuration: ${err instanceof ConfigError ? err.message.replace(/^invalid configuration: /, '') : String(err)}\n`);
+  process.exit(2);
+}
+
+if (workers > 1 && cluster.isPrimary) {
+  runPrimary(workers);
+} else {
+  main().catch((err) => {
+    process.stderr.write(`inventory core failed to start: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exit(1);
+  });
+}

@@ -46,6 +46,29 @@ export class Metrics {
     collectDefaultMetrics({ register: this.registry, prefix: 'inventory_' });
   }
 
+  /** Ledger lag, read at scrape time: records waiting in Redis for MySQL, and the age of the oldest. */
+  observeLedger(ledger: { lag(): Promise<{ waiting: number; oldestAgeMs: number }> }): void {
+    let last: Promise<{ waiting: number; oldestAgeMs: number }> | undefined;
+    // One read per scrape for both gauges.
+    const read = () => (last ??= ledger.lag().finally(() => setImmediate(() => (last = undefined))));
+    new Gauge({
+      name: 'inventory_ledger_lag_records',
+      help: 'Ledger records waiting in Redis to be applied to MySQL',
+      registers: [this.registry],
+      async collect() {
+        this.set((await read()).waiting);
+      },
+    });
+    new Gauge({
+      name: 'inventory_ledger_oldest_age_seconds',
+      help: 'Age of the oldest ledger record not yet applied to MySQL',
+      registers: [this.registry],
+      async collect() {
+        this.set((await read()).oldestAgeMs / 1000);
+      },
+    });
+  }
+
   /** Gauges read from the watched registry cache at scrape time. */
   observeRegistry(cache: { skus(): Iterable<string>; partitions(sku: string): readonly unknown[]; staleness(): number }): void {
     new Gauge({

@@ -1,35 +1,51 @@
 import { Etcd3 } from 'etcd3';
+import type { Pool } from 'mysql2/promise';
 import { RedisGateway } from '../allocator/gateway';
+import { OperatorRegistry, StockOperator } from '../allocator/operator';
 import { PartitionCreator } from '../allocator/partitions';
+import { Reconciler } from '../allocator/reconcile';
 import { ReservationService } from '../allocator/reservations';
 import { RedisShards } from '../allocator/shards';
 import { Sweeper } from '../allocator/sweeper';
+import { TopUp } from '../allocator/topup';
 import { RegistryCache } from '../registry/cache';
 import { createEtcdClient } from '../registry/etcd';
 import { Registry } from '../registry/registry';
 import { RegistryWriteQueue } from '../registry/write-queue';
-import { InventoryHandlers } from './app';
+import { LedgerWriter } from '../store/ledger-writer';
+import { migrate } from '../store/migrations';
+import { createMysqlPool, ensureDatabase } from '../store/mysql';
+import { readStock } from '../store/stock';
+import { adminHandlers } from './admin-service';
+import { AdminHandlers, InventoryHandlers } from './app';
 import { Config } from './config';
 import { inventoryHandlers } from './inventory-service';
 import { Logger } from './logger';
 import { Metrics } from './metrics';
+import { every } from './periodic';
 
 /**
  * Everything one server process runs, built from the configuration: the Redis shards, the etcd
- * registry and its watched cache, the reservation service and the sweeper. Each dependency is
- * created here once and injected, so tests build the same graph against their own namespaces.
+ * registry and its watched cache, MySQL with its migrations and the ledger writer, the reservation
+ * service, the stock operator and the background workers. Each dependency is created here once and
+ * injected, so tests build the same graph against their own namespaces.
  */
 export interface Services {
   readonly shards: RedisShards;
   readonly gateway: RedisGateway;
   readonly etcd: Etcd3;
+  readonly mysql: Pool;
   readonly registry: Registry;
   readonly registryWrites: RegistryWriteQueue;
   readonly cache: RegistryCache;
   readonly reservations: ReservationService;
   readonly partitions: PartitionCreator;
+  readonly operator: StockOperator;
+  readonly reconciler: Reconciler;
+  readonly ledger: LedgerWriter;
   readonly sweeper: Sweeper;
   readonly inventory: InventoryHandlers;
+  readonly admin: AdminHandlers;
   /** Stops the background work and closes every client, in order. */
   readonly closers: Array<() => Promise<void>>;
 }
@@ -42,12 +58,16 @@ export async function createServices(config: Config, logger: Logger, metrics: Me
     commandTimeoutMs: config.redisCommandTimeoutMs,
   });
   const etcd = createEtcdClient(config.etcdEndpoints);
+  await ensureDatabase(config.mysqlUrl);
+  const mysql = createMysqlPool(config.mysqlUrl);
   const closeClients = async () => {
     await shards.close();
     etcd.close();
+    await mysql.end();
   };
   try {
     await shards.connect();
+    await migrate(mysql, logger);
     const gateway = new RedisGateway(shards);
     const registry = new Registry(etcd, config.etcdNamespace, logger);
     const registryWrites = new RegistryWriteQueue(registry, logger);
@@ -56,25 +76,67 @@ export async function createServices(config: Config, logger: Logger, metrics: Me
     await cache.start();
     metrics.observeRegistry(cache);
 
+    // Reads from the registry itself, writes through the queue that survives etcd outages.
+    const operatorRegistry: OperatorRegistry = {
+      putSku: (sku, value) => registry.putSku(sku, value),
+      getSku: (sku) => registry.getSku(sku),
+      listPartitions: (sku) => registry.listPartitions(sku),
+      registerPartition: (entry) => registryWrites.registerPartition(entry),
+      removePartition: (sku, id, epoch) => registryWrites.removePartition(sku, id, epoch),
+    };
+    const partitions = new PartitionCreator(gateway, registryWrites);
+    const operator = new StockOperator(mysql, gateway, partitions, operatorRegistry, logger);
+    const ledger = new LedgerWriter(shards, mysql, logger);
+    if (config.ledgerWriter) await ledger.start();
+    metrics.observeLedger(ledger);
+    const reconciler = new Reconciler(mysql, gateway, operatorRegistry, () => ledger.drain(30_000), logger);
+
     const reservations = new ReservationService(gateway, cache, registryWrites, config, logger);
-    const sweeper = new Sweeper(gateway, reservations, { intervalMs: config.sweepIntervalMs, recoveryGraceMs: config.recoveryGraceMs }, logger, (kind, n) =>
+    if (config.topUpEnabled) {
+      reservations.useTopUp(
+        new TopUp(
+          { baseOf: async (sku) => (await readStock(mysql, [sku])).get(sku)?.base ?? 0, preallocate: (...args) => operator.preallocate(...args) },
+          gateway,
+          cache,
+          {
+            thresholdUnits: config.topUpThreshold,
+            units: config.topUpUnits,
+            partitions: config.topUpPartitions,
+            emptyBaseCacheMs: 1000,
+          },
+          logger,
+        ),
+      );
+    }
+    const sweeper = new Sweeper(gateway, reservations, { recoveryGraceMs: config.recoveryGraceMs }, logger, (kind, n) =>
       metrics.swept.labels(kind).inc(n),
     );
-    sweeper.start();
+    const workers = [
+      every('sweeper', config.sweepIntervalMs, () => sweeper.sweep(), logger),
+      every('intents', Math.max(1000, config.intentRecoveryMs / 3), () => operator.recoverIntents(config.intentRecoveryMs), logger),
+    ];
 
     return {
       shards,
       gateway,
       etcd,
+      mysql,
       registry,
       registryWrites,
       cache,
       reservations,
-      partitions: new PartitionCreator(gateway, registryWrites),
+      partitions,
+      operator,
+      reconciler,
+      ledger,
       sweeper,
-      inventory: inventoryHandlers(reservations, config, metrics),
+      inventory: inventoryHandlers(reservations, config, metrics, (skus) => readStock(mysql, skus)),
+      admin: adminHandlers(operator, reconciler),
       closers: [
-        () => sweeper.stop(),
+        async () => {
+          await Promise.all(workers.map((w) => w.stop()));
+        },
+        () => ledger.stop(),
         () => registryWrites.drain().catch((err) => logger.warn({ err }, 'registry writes left queued at shutdown')),
         () => registryWrites.close(),
         () => cache.stop(),

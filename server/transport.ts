@@ -89,7 +89,10 @@ function adaptUnary(method: string, handler: UnaryHandler<unknown, unknown>, opt
     };
     const fail = (err: unknown) => {
       const failure = toStatus(err);
-      if (failure.internal) logger.error({ err, method: `${serviceName}/${method}` }, 'handler failed');
+      if (failure.internal) {
+        const cause = (err as { cause?: unknown }).cause;
+        logger.error({ err: cause ?? err, code: failure.code, method: `${serviceName}/${method}` }, 'handler failed');
+      }
       count(failure.code);
       latency.observe((performance.now() - started) / 1000);
       callback(failure);

@@ -93,3 +93,16 @@ function validItems(field: string, items: readonly ProtoLineItem[], limits: Limi
     return { sku, quantity: q };
   });
 }
+
+/** A whole number within [min, max] (int64 fields arrive as JS numbers). */
+export function validCount(field: string, value: number, min: number, max: number): number {
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw invalidArgument(field, `must be a whole number from ${min} to ${max}, got ${value}`);
+  }
+  return value;
+}
+
+export function validReason(field: string, value: string): string {
+  if (value.length > 256) throw invalidArgument(field, 'must be at most 256 characters');
+  return value;
+}

@@ -46,6 +46,15 @@ describe('configuration', () => {
     });
   }
 
+  it('wants TLS certificate and key together, as files that exist', () => {
+    assert.throws(() => loadConfig({ ADMIN_TLS_KEY: '/etc/hostname' }), /ADMIN_TLS_CERT: is required/);
+    assert.throws(() => loadConfig({ INVENTORY_TLS_CERT: '/no/such.pem', INVENTORY_TLS_KEY: '/etc/hostname' }), /INVENTORY_TLS_CERT: \/no\/such.pem does not exist/);
+    assert.deepEqual(loadConfig({ ADMIN_TLS_CERT: '/etc/hostname', ADMIN_TLS_KEY: '/etc/hostname' }).adminTls, {
+      certFile: '/etc/hostname',
+      keyFile: '/etc/hostname',
+    });
+  });
+
   it('checks values against each other', () => {
     assert.throws(() => loadConfig({ DEFAULT_TTL_SECONDS: '100', MAX_TTL_SECONDS: '50' }), /DEFAULT_TTL_SECONDS/);
   });

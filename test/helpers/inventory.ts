@@ -40,7 +40,7 @@ export async function startInventory(tag: string, overrides: Record<string, stri
   const logger = createLogger(config.logLevel);
   const metrics = new Metrics();
   const services = await createServices(config, logger, metrics);
-  const server = await startTestServer({ config, logger, metrics, inventory: services.inventory, closers: services.closers });
+  const server = await startTestServer({ config, logger, metrics, inventory: services.inventory, admin: services.admin, closers: services.closers });
   const call = <T>(method: string, request: unknown) => unary<T>(server.inventory, method, request);
   const lineItems = (items: Array<[string, number]>) => items.map(([skuId, quantity]) => ({ skuId, quantity }));
   return {
@@ -70,7 +70,7 @@ export async function startInventory(tag: string, overrides: Record<string, stri
   };
 }
 
-/** Deletes a test's Redis keys and etcd keys. */
+/** Deletes a test's Redis keys, etcd keys and MySQL database. */
 export async function dropNamespace(config: Config): Promise<void> {
   const { default: Redis } = await import('ioredis');
   const { Etcd3 } = await import('etcd3');
@@ -88,6 +88,13 @@ export async function dropNamespace(config: Config): Promise<void> {
   const etcd = new Etcd3({ hosts: [...config.etcdEndpoints] });
   await etcd.namespace(config.etcdNamespace).delete().all();
   etcd.close();
+  const { default: mysql } = await import('mysql2/promise');
+  const url = new URL(config.mysqlUrl);
+  const database = url.pathname.slice(1);
+  url.pathname = '/';
+  const conn = await mysql.createConnection(url.toString());
+  await conn.query(`DROP DATABASE IF EXISTS \`${database}\``);
+  await conn.end();
 }
 
 /** Polls until `check` holds (a watch round trip, a sweep) or fails after `timeoutMs`. */

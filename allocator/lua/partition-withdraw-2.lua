@@ -1,0 +1,48 @@
+--[[
+  Takes free units out of a partition back to base: all of them when draining (the partition is
+  then DRAINED for good: takes refused, later releases go to base), or up to `units` when shrinking
+  a live partition. Atomic against takes: every unit is either sold or withdrawn, never both. The
+  ledger record goes to the shard's stream in the same script; the admin operation also applies it
+  to MySQL directly under the same event id, so whichever lands first counts and the other is a
+  no-op. Idempotent per event id: a second run reports the first.
+
+  KEYS[1] partition hash
+  KEYS[2] ledger stream of the shard
+
+  ARGV[1] mode: 'drain' or 'shrink'
+  ARGV[2] units to withdraw when shrinking (ignored when draining)
+  ARGV[3] event id (unique per operation and partition)
+  ARGV[4] sku id
+  ARGV[5] partition id
+  ARGV[6] reason (for the ledger)
+
+  Returns {1, units, state}   withdrawn now
+          {2, units, state}   this event id ran before: its units
+          {-2, 0, state}      not live (exhausted, drained or unknown): nothing to withdraw
+]]
+-- @include now
+-- @include ledger
+local part, stream = KEYS[1], KEYS[2]
+local mode, event = ARGV[1], ARGV[3]
+
+local prior = redis.call('HGET', part, 'w:' .. event)
+if prior then
+  return {2, tonumber(prior), redis.call('HGET', part, 'state') or ''}
+end
+local p = redis.call('HMGET', part, 'avail', 'state', 'epoch')
+if p[2] ~= 'live' then
+  return {-2, 0, p[2] or ''}
+end
+local avail = tonumber(p[1])
+local units = avail
+if mode == 'shrink' then units = math.max(0, math.min(avail, tonumber(ARGV[2]))) end
+
+redis.call('HINCRBY', part, 'avail', -units)
+if mode == 'drain' then redis.call('HSET', part, 'state', 'drained') end
+redis.call('HSET', part, 'w:' .. event, units)
+if units > 0 then
+  local seq = redis.call('HINCRBY', part, 'seq', 1)
+  ledger(stream, event, mode, ARGV[4], units, 'pool', 'base',
+    {'partition', ARGV[5], 'epoch', p[3], 'seq', tostring(seq), 'reason', ARGV[6], 'at', tostring(now_ms())})
+end
+return {1, units, redis.call('HGET', part, 'state')}

@@ -1,0 +1,97 @@
+import { randomBytes } from 'node:crypto';
+import { Logger } from '../server/logger';
+import { PartitionDirectory } from './directory';
+import { RedisGateway } from './gateway';
+
+export interface TopUpOptions {
+  /** Top up when the SKU's live pool falls below this many units. */
+  readonly thresholdUnits: number;
+  /** Units carved per top-up (at most what base holds). */
+  readonly units: number;
+  /** Partitions per top-up. */
+  readonly partitions: number;
+  /** After finding base empty, do not ask MySQL again for this long: a sold-out SKU costs nothing. */
+  readonly emptyBaseCacheMs: number;
+}
+
+/** What the top-up needs of the stock operator. */
+export interface Carver {
+  baseOf(sku: string): Promise<number>;
+  preallocate(requestId: string, sku: string, quantity: number, count: number): Promise<unknown>;
+}
+
+/**
+ * Keeps a SKU selling while base has stock: when its live pool runs low (a partition exhausted, or
+ * a Reserve came up short) a new partition is carved from base. Single-flight per SKU: one call in
+ * this process, one server at a time (a short Redis lease). The lease is only an optimisation:
+ * base can never go below zero, whatever the interleaving, because the carve is a conditional
+ * UPDATE in MySQL.
+ */
+export class TopUp {
+  private readonly inflight = new Map<string, Promise<boolean>>();
+  private readonly emptyUntil = new Map<string, number>();
+
+  constructor(
+    private readonly carver: Carver,
+    private readonly gateway: RedisGateway,
+    private readonly directory: PartitionDirectory,
+    private readonly options: TopUpOptions,
+    private readonly logger: Logger,
+  ) {}
+
+  /**
+   * Resolves true once this server routes to new stock of `sku`, false when there is none to carve.
+   * `short`: a Reserve came up short, so carve whatever the live pool; otherwise (a partition was
+   * retired) only when the pool is below the threshold.
+   */
+  request(sku: string, deadline: number, short = false): Promise<boolean> {
+    if ((this.emptyUntil.get(sku) ?? 0) > Date.now()) return Promise.resolve(false);
+    let running = this.inflight.get(sku);
+    if (!running) {
+      running = this.run(sku, deadline, short)
+        .catch((err) => {
+          this.logger.warn({ err, sku }, 'top-up failed');
+          return false;
+        })
+        .finally(() => this.inflight.delete(sku));
+      this.inflight.set(sku, running);
+    }
+    return running;
+  }
+
+  private async run(sku: string, deadline: number, short: boolean): Promise<boolean> {
+    const known = new Set(this.directory.partitions(sku).map((p) => p.partitionId));
+    const token = randomBytes(8).toString('hex');
+    if (!(await this.gateway.acquireTopUpLock(sku, token, 15_000))) {
+      // Another server is carving: wait for its partitions to reach our cache.
+      return this.waitForNew(sku, known, deadline);
+    }
+    try {
+      const live = this.directory.partitions(sku);
+      const pool = (await this.gateway.avail(live)).reduce((a, b) => a + b, 0);
+      if (!short && pool >= this.options.thresholdUnits) return pool > 0;
+      const base = await this.carver.baseOf(sku);
+      if (base <= 0) {
+        this.emptyUntil.set(sku, Date.now() + this.options.emptyBaseCacheMs);
+        return pool > 0;
+      }
+      const units = Math.min(base, this.options.units);
+      const count = Math.max(1, Math.min(this.options.partitions, units));
+      await this.carver.preallocate(`topup-${sku.slice(0, 80)}-${Date.now().toString(36)}-${token}`, sku, units, count);
+      this.logger.info({ sku, units, partitions: count }, 'topped up the pool from base');
+      return this.waitForNew(sku, known, deadline);
+    } finally {
+      await this.gateway.releaseTopUpLock(sku).catch(() => undefined);
+    }
+  }
+
+  /** Waits until the registry watch brings a partition this server did not know. */
+  private async waitForNew(sku: string, known: Set<string>, deadline: number): Promise<boolean> {
+    const until = Math.min(deadline, Date.now() + 5000);
+    for (;;) {
+      if (this.directory.partitions(sku).some((p) => !known.has(p.partitionId))) return true;
+      if (Date.now() >= until) return false;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  }
+}

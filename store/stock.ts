@@ -1,0 +1,67 @@
+import type { Pool, PoolConnection, RowDataPacket } from 'mysql2/promise';
+
+/** A SKU's quantities as MySQL holds them (the ledger's view). */
+export interface StockRow {
+  readonly sku: string;
+  readonly onHand: number;
+  readonly base: number;
+  readonly pool: number;
+  readonly reserved: number;
+  readonly committed: number;
+  readonly shortfall: number;
+  readonly perUserLimit: number;
+}
+
+type Queryable = Pool | PoolConnection;
+
+interface SkuRecord extends RowDataPacket {
+  sku_id: string;
+  on_hand: number;
+  base: number;
+  pool: number;
+  reserved: number;
+  committed: number;
+  shortfall: number;
+  per_user_limit: number;
+}
+
+function toStock(r: SkuRecord): StockRow {
+  return {
+    sku: r.sku_id,
+    onHand: Number(r.on_hand),
+    base: Number(r.base),
+    pool: Number(r.pool),
+    reserved: Number(r.reserved),
+    committed: Number(r.committed),
+    shortfall: Number(r.shortfall),
+    perUserLimit: Number(r.per_user_limit),
+  };
+}
+
+const COLUMNS = 'sku_id, on_hand, base, pool, reserved, committed, shortfall, per_user_limit';
+
+export async function readStock(db: Queryable, skus: readonly string[]): Promise<Map<string, StockRow>> {
+  if (skus.length === 0) return new Map();
+  const [rows] = await db.query<SkuRecord[]>(`SELECT ${COLUMNS} FROM skus WHERE sku_id IN (?)`, [skus]);
+  return new Map(rows.map((r) => [r.sku_id, toStock(r)]));
+}
+
+export async function allSkus(db: Queryable): Promise<string[]> {
+  const [rows] = await db.query<SkuRecord[]>('SELECT sku_id FROM skus ORDER BY sku_id');
+  return rows.map((r) => r.sku_id);
+}
+
+/** Reads and locks one SKU row for the rest of the transaction; creates it (all zero) when new. */
+export async function lockStock(conn: PoolConnection, sku: string): Promise<StockRow> {
+  await conn.query('INSERT IGNORE INTO skus (sku_id) VALUES (?)', [sku]);
+  const [rows] = await conn.query<SkuRecord[]>(`SELECT ${COLUMNS} FROM skus WHERE sku_id = ? FOR UPDATE`, [sku]);
+  return toStock(rows[0]);
+}
+
+export async function setPerUserLimit(conn: PoolConnection, sku: string, limit: number): Promise<void> {
+  await conn.query('UPDATE skus SET per_user_limit = ?, version = version + 1 WHERE sku_id = ?', [limit, sku]);
+}
+
+export async function addShortfall(conn: PoolConnection, sku: string, units: number): Promise<void> {
+  await conn.query('UPDATE skus SET shortfall = shortfall + ?, version = version + 1 WHERE sku_id = ?', [units, sku]);
+}
