@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { ReserveOutcome, ReserveRequest, ReserveResponse } from '../gen/inventory/v1/inventory.pb';
-import { ListPartitionsRequest } from '../gen/inventory/v1/admin.pb';
+import { AdminServiceClient, ListPartitionsRequest } from '../gen/inventory/v1/admin.pb';
 import { ADMIN_SERVICE, INVENTORY_SERVICE } from '../server/app';
 import { REASON_KEY } from '../server/errors';
 import { testConfig, uniqueName } from './helpers/config';
@@ -85,5 +89,31 @@ describe('graceful shutdown', () => {
     assert.ok([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED].includes(refused), grpc.status[refused]);
     server.inventory.close();
     server.admin.close();
+  });
+});
+
+describe('TLS', () => {
+  it('serves AdminService over TLS when given a certificate, and refuses plaintext', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'inv-tls-'));
+    const cert = path.join(dir, 'cert.pem');
+    const key = path.join(dir, 'key.pem');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost', '-keyout', key, '-out', cert], { stdio: 'ignore' });
+    const server = await startTestServer({ config: testConfig(uniqueName('tls'), { ADMIN_TLS_CERT: cert, ADMIN_TLS_KEY: key }) });
+    const address = `localhost:${server.app.adminPort}`;
+    const secure = new AdminServiceClient(address, grpc.credentials.createSsl(readFileSync(cert)));
+    try {
+      // Over TLS the call reaches the service (which then wants the token).
+      await expectCode(unary(secure, 'listPartitions', ListPartitionsRequest.fromPartial({})), grpc.status.UNAUTHENTICATED);
+      const plain = await unary(server.admin, 'listPartitions', ListPartitionsRequest.fromPartial({}), new grpc.Metadata(), {
+        deadline: Date.now() + 1000,
+      }).then(
+        () => assert.fail('plaintext must not be served on a TLS port'),
+        (err: grpc.ServiceError) => err.code,
+      );
+      assert.ok([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED].includes(plain), grpc.status[plain]);
+    } finally {
+      secure.close();
+      await server.close();
+    }
   });
 });
