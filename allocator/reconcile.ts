@@ -22,7 +22,8 @@ export interface ReconcileResult {
  *     goes back to base through a ledger row, sellable again after a top-up;
  *   - a live partition missing from etcd is registered; a registration of a dead one is removed;
  *   - a MySQL partition row whose state lags Redis is updated.
- * Held-unit and conservation differences are reported for an operator: no automatic fix is safe.
+ * Held-unit, conservation and unrecorded-partition differences are reported for an operator: no
+ * automatic fix is safe.
  */
 export class Reconciler {
   constructor(
@@ -134,6 +135,10 @@ export class Reconciler {
         }
       }
       const recorded = rowState.get(p.partitionId);
+      if (!recorded && state === 'live') {
+        // Carved outside the store (or its row lost): its units are not in MySQL's pool.
+        report('UNRECORDED_PARTITION', 1, 0, 'live in Redis but MySQL has no row for it', p.partitionId);
+      }
       if (recorded === 'live' && state === 'exhausted') {
         // Retiring an empty partition does not touch MySQL (it happens on the Reserve path): catch up quietly.
         if (repair) await transaction(this.pool, (conn) => setPartitionState(conn, [p.partitionId], 'exhausted'));
