@@ -66,8 +66,7 @@ export function fieldsFromPairs(pairs: string[], offset = 0): OrderFields {
   return fields;
 }
 
-export function toReservation(orderId: string, fields: OrderFields): Reservation {
-  const doc = parseDoc(fields.doc);
+export function toReservation(orderId: string, fields: OrderFields, doc: OrderDoc = parseDoc(fields.doc)): Reservation {
   return {
     orderId,
     state: fields.state as ReservationState,

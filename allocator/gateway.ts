@@ -84,8 +84,8 @@ export class RedisGateway {
     return res[0] === 1;
   }
 
-  /** Closes a Reserve; false when the order is no longer PENDING (rolled back by recovery). */
-  async commit(orderId: string, outcome: 'RESERVED' | 'REJECTED', payload: string, retentionSeconds: number): Promise<boolean> {
+  /** Closes a Reserve; its expiry (ms, 0 when rejected), or undefined when the order is no longer PENDING (rolled back by recovery). */
+  async commit(orderId: string, outcome: 'RESERVED' | 'REJECTED', payload: string, retentionSeconds: number): Promise<number | undefined> {
     const shard = this.keys.orderShard(orderId);
     const res = await runScript<number[]>(
       this.shards.client(shard),
@@ -93,7 +93,7 @@ export class RedisGateway {
       [this.keys.order(shard, orderId), this.keys.pending(shard), this.keys.expiry(shard)],
       [orderId, outcome, payload, retentionSeconds],
     );
-    return res[0] === 1;
+    return res[0] === 1 ? res[2] : undefined;
   }
 
   async confirm(orderId: string): Promise<OrderCode> {

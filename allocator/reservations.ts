@@ -135,7 +135,9 @@ export class ReservationService {
         await this.closeReserve(orderId, 'REJECTED', JSON.stringify(shortages));
         return { outcome: 'REJECTED', shortages, replayed: false };
       }
-      await this.closeReserve(orderId, 'RESERVED', JSON.stringify(doc));
+      const expiresAt = await this.closeReserve(orderId, 'RESERVED', JSON.stringify(doc));
+      // Everything the answer needs is known here: no read back.
+      return { outcome: 'RESERVED', reservation: toReservation(orderId, { state: 'RESERVED', created: String(begun.created), expires: String(expiresAt) }, doc), replayed: false };
     } catch (err) {
       if (!(err instanceof ReservationError)) {
         // A dependency failed half way: give back what we can now; whatever we cannot, the
@@ -147,8 +149,6 @@ export class ReservationService {
       // After give-backs, so that a cart returning its units keeps the partition selling.
       for (const partition of emptied) this.retire(partition);
     }
-    const fields = await this.gateway.order(orderId);
-    return { outcome: 'RESERVED', reservation: toReservation(orderId, fields ?? {}), replayed: false };
   }
 
   async confirm(orderId: string, deadline = Infinity): Promise<{ reservation: Reservation; replayed: boolean }> {
@@ -384,10 +384,11 @@ export class ReservationService {
     ]);
   }
 
-  private async closeReserve(orderId: string, outcome: 'RESERVED' | 'REJECTED', payload: string): Promise<void> {
-    if (!(await this.gateway.commit(orderId, outcome, payload, this.options.orderRetentionSeconds))) {
-      throw rolledBack(orderId);
-    }
+  /** Commits the outcome; returns the hold's expiry. */
+  private async closeReserve(orderId: string, outcome: 'RESERVED' | 'REJECTED', payload: string): Promise<number> {
+    const expiresAt = await this.gateway.commit(orderId, outcome, payload, this.options.orderRetentionSeconds);
+    if (expiresAt === undefined) throw rolledBack(orderId);
+    return expiresAt;
   }
 
   private async replayReserve(orderId: string, fields: OrderFields, giveUpAt: number): Promise<ReserveResult> {
