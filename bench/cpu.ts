@@ -1,0 +1,160 @@
+/**
+ * CPU accounting from /proc: utime + stime of each process (fields 14 and 15 of /proc/<pid>/stat,
+ * in clock ticks), read before and after a scenario, and the whole machine's busy time from
+ * /proc/stat, so that what the other engineers' processes used at the same time shows as "other".
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+
+let tick = 100;
+try {
+  tick = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+} catch {
+  /* Linux's usual 100 Hz */
+}
+const MS_PER_TICK = 1000 / tick;
+
+/** CPU time (user + system) of one process in ms, or undefined when it is gone. */
+export function processCpuMs(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields from #3 (state) on
+    return (Number(fields[11]) + Number(fields[12])) * MS_PER_TICK;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Direct children of a process (cluster workers of a primary). */
+export function childrenOf(pid: number): number[] {
+  try {
+    const text = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
+    if (text) return text.split(/\s+/).map(Number);
+  } catch {
+    /* fall back to scanning /proc */
+  }
+  const kids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) kids.push(Number(entry));
+    } catch {
+      /* gone */
+    }
+  }
+  return kids;
+}
+
+/** A process and all its descendants. */
+export function processTree(pid: number): number[] {
+  const all = [pid];
+  for (let i = 0; i < all.length && all.length < 256; i++) all.push(...childrenOf(all[i]));
+  return all;
+}
+
+/** Busy and total CPU time of the whole machine (all cores), ms. */
+export function machineCpuMs(): { busy: number; total: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0];
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal guest guest_nice; guest time is already in user.
+  const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
+  const idle = v[3] + v[4];
+  return { busy: (total - idle) * MS_PER_TICK, total: total * MS_PER_TICK };
+}
+
+function pidAlive(pid: number, comm?: RegExp): boolean {
+  try {
+    if (!comm) return existsSync(`/proc/${pid}`);
+    return comm.test(readFileSync(`/proc/${pid}/comm`, 'utf8').trim());
+  } catch {
+    return false;
+  }
+}
+
+function pgrep(args: string[]): number | undefined {
+  try {
+    const out = execFileSync('pgrep', args, { encoding: 'utf8' }).trim().split('\n')[0];
+    return out ? Number(out) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The stack's servers: pid files of scripts/stack.sh, else pgrep. */
+export function stackPids(root: string, redisPorts: readonly number[]): Record<string, number[]> {
+  const fromFile = (unit: string, comm: RegExp): number | undefined => {
+    try {
+      const pid = Number(readFileSync(path.join(root, '.stack', `${unit}.pid`), 'utf8').trim());
+      return pid && pidAlive(pid, comm) ? pid : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const redis = redisPorts
+    .map((port) => fromFile(`redis-${port}`, /redis/) ?? pgrep(['-f', `redis-server.*:${port}`]))
+    .filter((p): p is number => p !== undefined);
+  const one = (p: number | undefined) => (p === undefined ? [] : [p]);
+  return {
+    redis,
+    mariadb: one(fromFile('mariadb', /mariadbd|mysqld/) ?? pgrep(['-x', 'mariadbd']) ?? pgrep(['-x', 'mysqld'])),
+    etcd: one(fromFile('etcd', /etcd/) ?? pgrep(['-x', 'etcd'])),
+  };
+}
+
+/** CPU of named groups of processes between start() and stop(). */
+export class CpuMeter {
+  private before = new Map<number, number>();
+  private machineBefore = { busy: 0, total: 0 };
+  private started = 0;
+  private pids: Record<string, number[]> = {};
+
+  constructor(private readonly groups: () => Record<string, number[]>) {}
+
+  start(): void {
+    this.pids = this.groups();
+    this.before.clear();
+    for (const list of Object.values(this.pids)) for (const pid of list) this.before.set(pid, processCpuMs(pid) ?? 0);
+    this.machineBefore = machineCpuMs();
+    this.started = performance.now();
+  }
+
+  /** CPU per group in ms and in percent of one core, plus the machine's busy time and what others used. */
+  stop(): CpuReport {
+    const wallMs = performance.now() - this.started;
+    const machine = machineCpuMs();
+    const groups: Record<string, { ms: number; pct: number }> = {};
+    let ours = 0;
+    for (const [name, list] of Object.entries(this.pids)) {
+      let ms = 0;
+      for (const pid of list) {
+        const now = processCpuMs(pid);
+        if (now !== undefined) ms += now - (this.before.get(pid) ?? now);
+      }
+      ours += ms;
+      groups[name] = { ms, pct: (100 * ms) / wallMs };
+    }
+    const busy = machine.busy - this.machineBefore.busy;
+    const total = machine.total - this.machineBefore.total;
+    return {
+      wallMs,
+      groups,
+      machineBusyPct: (100 * busy) / wallMs,
+      machineCapacityPct: (100 * total) / wallMs,
+      otherPct: Math.max(0, (100 * (busy - ours)) / wallMs),
+    };
+  }
+}
+
+export interface CpuReport {
+  readonly wallMs: number;
+  /** Per group: CPU ms and percent of one core over the wall time. */
+  readonly groups: Record<string, { ms: number; pct: number }>;
+  /** All cores' busy time over the wall time (200% = both cores of a 2-core machine busy). */
+  readonly machineBusyPct: number;
+  readonly machineCapacityPct: number;
+  /** Busy time of processes outside the groups (other engineers' tests, the kernel). */
+  readonly otherPct: number;
+}

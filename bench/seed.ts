@@ -1,0 +1,96 @@
+/**
+ * Stock for the benchmark, in a namespace of its own (Redis key prefix and etcd prefix), created
+ * through the same calls the tests and the demo data use: `registry.putSku` then
+ * `partitions.create` (Redis first, then the registry). Many SKUs are seeded concurrently.
+ */
+import { Etcd3 } from 'etcd3';
+import Redis from 'ioredis';
+import { RedisGateway } from '../allocator/gateway';
+import { PartitionCreator } from '../allocator/partitions';
+import { RedisShards } from '../allocator/shards';
+import { createEtcdClient } from '../registry/etcd';
+import { Registry } from '../registry/registry';
+import { Config } from '../server/config';
+import { createLogger } from '../server/logger';
+
+export interface SeedSku {
+  readonly sku: string;
+  readonly units: number;
+  readonly partitions: number;
+  readonly perUserLimit?: number;
+}
+
+export interface SeedReport {
+  readonly skus: number;
+  readonly partitions: number;
+  readonly units: number;
+  readonly ms: number;
+}
+
+export async function seedInventory(
+  config: Config,
+  skus: readonly SeedSku[],
+  options: { concurrency?: number; onProgress?: (done: number, total: number) => void } = {},
+): Promise<SeedReport> {
+  const started = performance.now();
+  const shards = new RedisShards({
+    nodes: config.redisNodes,
+    prefix: config.redisPrefix,
+    shardCount: config.redisShards,
+    commandTimeoutMs: 10_000,
+  });
+  const etcd = createEtcdClient(config.etcdEndpoints);
+  try {
+    await shards.connect();
+    const gateway = new RedisGateway(shards);
+    const registry = new Registry(etcd, config.etcdNamespace, createLogger('silent'), { callTimeoutMs: 30_000 });
+    const creator = new PartitionCreator(gateway, registry);
+    let next = 0;
+    let done = 0;
+    const worker = async () => {
+      while (next < skus.length) {
+        const s = skus[next++];
+        await registry.putSku(s.sku, { perUserLimit: s.perUserLimit ?? 0 });
+        await creator.create(s.sku, s.units, s.partitions);
+        done++;
+        if (done % 100 === 0 || done === skus.length) options.onProgress?.(done, skus.length);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(options.concurrency ?? 32, skus.length) }, worker));
+    return {
+      skus: skus.length,
+      partitions: skus.reduce((a, s) => a + s.partitions, 0),
+      units: skus.reduce((a, s) => a + s.units, 0),
+      ms: performance.now() - started,
+    };
+  } finally {
+    await shards.close();
+    etcd.close();
+  }
+}
+
+/** Deletes every Redis key under the prefix (on every node) and every etcd key under the namespace. */
+export async function dropInventory(config: Config): Promise<void> {
+  for (const node of config.redisNodes) {
+    const at = node.lastIndexOf(':');
+    const redis = new Redis({ host: node.slice(0, at), port: Number(node.slice(at + 1)), lazyConnect: true, maxRetriesPerRequest: 1 });
+    try {
+      await redis.connect();
+      let cursor = '0';
+      let rounds = 0;
+      do {
+        const [nextCursor, keys] = await redis.scan(cursor, 'MATCH', `${config.redisPrefix}:*`, 'COUNT', 5000);
+        if (keys.length) await redis.unlink(...keys);
+        cursor = nextCursor;
+      } while (cursor !== '0' && ++rounds < 100_000);
+    } finally {
+      redis.disconnect();
+    }
+  }
+  const etcd = new Etcd3({ hosts: [...config.etcdEndpoints] });
+  try {
+    await etcd.namespace(config.etcdNamespace).delete().all();
+  } finally {
+    etcd.close();
+  }
+}
