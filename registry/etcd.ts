@@ -49,6 +49,9 @@ export function createEtcdClient(endpoints: readonly string[], options: EtcdClie
     hosts: [...endpoints],
     defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + callTimeoutMs }),
     grpcOptions: {
+      // A full listing of a large registry (10,000 SKUs x 2 partitions is ~5 MB) must fit in one
+      // answer: grpc-js's 4 MB default made such a cache retry its first load forever.
+      'grpc.max_receive_message_length': 256 * 1024 * 1024,
       'grpc.keepalive_time_ms': keepaliveMs,
       'grpc.keepalive_timeout_ms': Math.min(keepaliveMs, 5000),
       'grpc.initial_reconnect_backoff_ms': Math.min(reconnectBackoffMaxMs, 1000),

@@ -120,6 +120,16 @@ describe('RegistryCache', () => {
     assert.equal(cache.staleness(), 0);
   });
 
+  it('loads a registry whose listing is larger than gRPC’s default 4 MB message', async () => {
+    // Six 1 MB values (etcd takes requests up to 1.5 MB): the listing is ~6 MB. They do not parse
+    // as partitions and are skipped; what matters is that the load completes.
+    const filler = 'x'.repeat(1024 * 1024);
+    for (let i = 0; i < 6; i++) await put(`partitions/big/p${i}`, filler);
+    await registry.registerPartition(partition('small', 'p1'));
+    const cache = await startCache();
+    assert.deepEqual(cache.partitions('small').map((p) => p.partitionId), ['p1']);
+  });
+
   it('follows another client’s writes through events', async () => {
     const cache = await startCache();
     const before = cache.partitions('a');
