@@ -56,6 +56,7 @@ export async function createServices(config: Config, logger: Logger, metrics: Me
     prefix: config.redisPrefix,
     shardCount: config.redisShards,
     commandTimeoutMs: config.redisCommandTimeoutMs,
+    autoPipeline: config.redisAutoPipeline,
   });
   const etcd = createEtcdClient(config.etcdEndpoints);
   await ensureDatabase(config.mysqlUrl);

@@ -79,15 +79,11 @@ function adaptUnary(method: string, handler: UnaryHandler<unknown, unknown>, opt
 
   return (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
     const started = performance.now();
-    const controller = new AbortController();
-    call.once('cancelled', () => controller.abort());
     const deadlineValue = call.getDeadline();
-    const ctx: CallContext = {
-      signal: controller.signal,
-      deadline: deadlineValue instanceof Date ? deadlineValue.getTime() : deadlineValue,
-      metadata: call.metadata,
-    };
+    const ctx = new UnaryContext(deadlineValue instanceof Date ? deadlineValue.getTime() : deadlineValue, call.metadata);
+    call.once('cancelled', ctx.cancel);
     const fail = (err: unknown) => {
+      ctx.answered = true;
       const failure = toStatus(err);
       if (failure.internal) {
         const cause = (err as { cause?: unknown }).cause;
@@ -100,6 +96,7 @@ function adaptUnary(method: string, handler: UnaryHandler<unknown, unknown>, opt
     try {
       authorize?.(call.metadata);
       handler(call.request, ctx).then((response) => {
+        ctx.answered = true;
         count(status.OK);
         latency.observe((performance.now() - started) / 1000);
         callback(null, response);
@@ -107,5 +104,31 @@ function adaptUnary(method: string, handler: UnaryHandler<unknown, unknown>, opt
     } catch (err) {
       fail(err);
     }
+  };
+}
+
+/**
+ * The context of one unary call. Its AbortController is made only when a handler reads `signal`,
+ * and a cancellation after the answer is ignored: grpc-js emits 'cancelled' after every finished
+ * call, and aborting (a DOMException each time) cost ~10% of the server's CPU in the flash-sale
+ * profile.
+ */
+class UnaryContext implements CallContext {
+  answered = false;
+  private controller: AbortController | undefined;
+  private cancelled = false;
+
+  constructor(readonly deadline: number, readonly metadata: Metadata) {}
+
+  get signal(): AbortSignal {
+    this.controller ??= new AbortController();
+    if (this.cancelled && !this.controller.signal.aborted) this.controller.abort();
+    return this.controller.signal;
+  }
+
+  readonly cancel = (): void => {
+    if (this.answered) return;
+    this.cancelled = true;
+    this.controller?.abort();
   };
 }

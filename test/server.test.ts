@@ -92,6 +92,30 @@ describe('graceful shutdown', () => {
   });
 });
 
+describe('call context', () => {
+  it('aborts the handler’s signal when the client’s deadline passes', async () => {
+    let seen: AbortSignal | undefined;
+    const server = await startTestServer({
+      config: testConfig(uniqueName('abort')),
+      inventory: {
+        reserve: (_req, ctx) =>
+          new Promise((resolve) => {
+            seen = ctx.signal;
+            ctx.signal.addEventListener('abort', () => resolve(ReserveResponse.fromPartial({})));
+          }),
+      },
+    });
+    try {
+      const call = unary(server.inventory, 'reserve', ReserveRequest.fromPartial({ orderId: 'o' }), new grpc.Metadata(), { deadline: Date.now() + 200 });
+      await expectCode(call, grpc.status.DEADLINE_EXCEEDED);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal(seen?.aborted, true);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe('TLS', () => {
   it('serves AdminService over TLS when given a certificate, and refuses plaintext', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'inv-tls-'));
