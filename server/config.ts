@@ -39,6 +39,8 @@ export interface Config {
   readonly amqpUrl: string;
   /** Bearer token AdminService requires. ADMIN_TOKEN, default "dev-admin-token" (change it outside development). */
   readonly adminToken: string;
+  /** Server processes sharing the ports on this host (node:cluster); 1 runs no cluster. WORKERS, default 1. */
+  readonly workers: number;
   /** pino level. LOG_LEVEL, default info. */
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** How long SIGTERM waits for in-flight calls before cutting them. SHUTDOWN_GRACE_MS, default 10000. */
@@ -120,6 +122,7 @@ export function loadConfig(env: Env = process.env): Config {
     mysqlUrl: read.url('MYSQL_URL', 'mysql://root@127.0.0.1:3316/inventory', ['mysql:', 'mariadb:']),
     amqpUrl: read.url('AMQP_URL', 'amqp://guest:guest@127.0.0.1:5682', ['amqp:', 'amqps:']),
     adminToken: read.matching('ADMIN_TOKEN', 'dev-admin-token', /^\S{8,}$/, 'at least 8 characters, no spaces'),
+    workers: read.int('WORKERS', 1, 1, 64),
     logLevel: read.oneOf('LOG_LEVEL', 'info', LOG_LEVELS),
     shutdownGraceMs: read.int('SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
     defaultTtlSeconds: read.int('DEFAULT_TTL_SECONDS', 1800, 1, 30 * 86400),

@@ -1,16 +1,15 @@
 import cluster, { Worker } from 'node:cluster';
-import { ConfigError, loadConfig } from './config';
+import { Config, ConfigError, loadConfig } from './config';
 import { createLogger } from './logger';
 import { startApp } from './app';
 import { Metrics } from './metrics';
 import { createServices } from './services';
 import { seedDemo } from './demo';
 
-/** Process entry point: configuration from the environment, the app, and SIGTERM/SIGINT handling. */
-async function main(): Promise<void> {
-  let config;
+/** The configuration, or exit 2 naming the bad variable. */
+function configOrExit(): Config {
   try {
-    config = loadConfig();
+    return loadConfig();
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`);
@@ -18,6 +17,10 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+}
+
+/** One server process: the services, the app, and SIGTERM/SIGINT handling. */
+async function main(config: Config): Promise<void> {
   const logger = createLogger(config.logLevel);
   const metrics = new Metrics();
   const services = await createServices(config, logger, metrics);
@@ -46,26 +49,8 @@ async function main(): Promise<void> {
  * takes the others down (exit 1), for the supervisor to restart the whole server. WORKERS unset or
  * 1: no cluster, the server runs in this process.
  */
-function workerCount(env: NodeJS.ProcessEnv = process.env): number {
-  const raw = env.WORKERS?.trim();
-  if (raw === undefined || raw === '') return 1;
-  if (!/^\d+$/.test(raw) || Number(raw) < 1 || Number(raw) > 64) {
-    throw new ConfigError('WORKERS', `${JSON.stringify(raw)} is not an integer in 1..64`);
-  }
-  return Number(raw);
-}
-
-function runPrimary(workers: number): void {
-  let config;
-  try {
-    config = loadConfig(); // fail once, here, rather than in every worker
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`${err.message}\n`);
-      process.exit(2);
-    }
-    throw err;
-  }
+function runPrimary(config: Config): void {
+  const workers = config.workers;
   const logger = createLogger(config.logLevel);
   logger.info({ workers }, 'cluster primary: starting workers');
 
@@ -73,7 +58,7 @@ function runPrimary(workers: number): void {
   let exitCode = 0;
   const live = new Set<Worker>();
   for (let i = 0; i < workers; i++) {
-    // Demo data is seeded by the first worker only: two seeding at once would stock a SKU twice.
+    // Demo data is seeded by the first worker only (seeding is idempotent; once is enough).
     const worker = cluster.fork({ WORKER_INDEX: String(i), ...(i > 0 ? { DEMO_DATA: 'false' } : {}) });
     live.add(worker);
     worker.on('exit', (code, signal) => {
@@ -105,18 +90,12 @@ function runPrimary(workers: number): void {
   process.on('SIGINT', () => stop('SIGINT'));
 }
 
-let workers: number;
-try {
-  workers = workerCount();
-} catch (err) {
-  process.stderr.write(`invalid configuration: ${err instanceof ConfigError ? err.message.replace(/^invalid configuration: /, '') : String(err)}\n`);
-  process.exit(2);
-}
-
-if (workers > 1 && cluster.isPrimary) {
-  runPrimary(workers);
+// Configuration is checked once, here, rather than in every worker.
+const config = configOrExit();
+if (config.workers > 1 && cluster.isPrimary) {
+  runPrimary(config);
 } else {
-  main().catch((err) => {
+  main(config).catch((err) => {
     process.stderr.write(`inventory core failed to start: ${err instanceof Error ? err.stack : String(err)}\n`);
     process.exit(1);
   });

@@ -35,6 +35,7 @@ describe('configuration', () => {
     ['ADMIN_TOKEN', 'short'],
     ['MAX_ITEM_QUANTITY', '0'],
     ['DEMO_DATA', 'maybe'],
+    ['WORKERS', '0'],
     ['RECOVERY_GRACE_MS', '50'],
   ];
   for (const [variable, value] of bad) {
