@@ -96,6 +96,15 @@ function rng(seed: number): () => number {
   };
 }
 
+/** Zeroed answer tallies, shared by a load run and the merge of several. */
+export function emptyTallies(): Pick<LoadResult, 'reserve' | 'release' | 'confirm'> {
+  return {
+    reserve: { reserved: 0, rejected: 0, replayed: 0, other: 0, unitsReserved: 0 },
+    release: { ok: 0, unitsReleased: 0, replayed: 0 },
+    confirm: { ok: 0 },
+  };
+}
+
 export function runLoad(spec: LoadSpec, client: H2Client, onProgress?: (answered: number, reserved: number, errors: number) => void): Promise<LoadResult> {
   return new Promise((resolve) => {
     const hist = new Histogram();
@@ -103,9 +112,7 @@ export function runLoad(spec: LoadSpec, client: H2Client, onProgress?: (answered
     const methodCalls: Record<string, number> = {};
     const codes: Record<string, number> = {};
     const timeline: Array<[number, number]> = [];
-    const reserve = { reserved: 0, rejected: 0, replayed: 0, other: 0, unitsReserved: 0 };
-    const release = { ok: 0, unitsReleased: 0, replayed: 0 };
-    const confirm = { ok: 0 };
+    const { reserve, release, confirm } = emptyTallies();
     let sent = 0;
     let answered = 0;
     let errors = 0;

@@ -27,7 +27,7 @@ import { CpuMeter, CpuReport, machineCpuMs, processTree, stackPids } from './cpu
 import { H2loadResult, h2loadPath, runH2load, scrapeReserveCounters } from './h2load';
 import { unaryOnce } from './h2';
 import { Histogram } from './hist';
-import { ChildMessage, LoadResult, LoadSpec } from './loadgen';
+import { ChildMessage, LoadResult, LoadSpec, emptyTallies } from './loadgen';
 import { formatSummary, ProfileSummary, summarize } from './profile-summary';
 import { ServerProcess, forkLoadgen, startServer, stopAll, stopChild } from './procs';
 import { Progress, note } from './progress';
@@ -1076,9 +1076,7 @@ function mergeResults(results: LoadResult[]): LoadResult {
   const codes: Record<string, number> = {};
   const methods: LoadResult['methods'] = {};
   const timeline: Array<[number, number]> = [];
-  const reserve = { reserved: 0, rejected: 0, replayed: 0, other: 0, unitsReserved: 0 };
-  const release = { ok: 0, unitsReleased: 0, replayed: 0 };
-  const confirm = { ok: 0 };
+  const { reserve, release, confirm } = emptyTallies();
   let sent = 0;
   let answered = 0;
   let elapsedMs = 0;
