@@ -59,7 +59,7 @@ export async function readIntent<P>(db: Pool | PoolConnection, intentId: string,
 /** Open intents older than `olderThanMs`: their process is taken for dead. */
 export async function staleIntents(db: Pool, olderThanMs: number, limit = 50): Promise<Array<Intent<unknown>>> {
   const [rows] = await db.query<IntentRecord[]>(
-    "SELECT intent_id, kind, sku_id, payload, state FROM intents WHERE state = 'open' AND updated_at < NOW(3) - INTERVAL ? MICROSECOND ORDER BY created_at LIMIT ?",
+    "SELECT intent_id, kind, sku_id, payload, state FROM intents WHERE state = 'open' AND updated_at <= NOW(3) - INTERVAL ? MICROSECOND ORDER BY created_at LIMIT ?",
     [olderThanMs * 1000, limit],
   );
   return rows.map((r) => toIntent(r));
