@@ -144,6 +144,8 @@ interface NodeLoop {
   /** Read this consumer's pending records (ID 0) before new ones: at start, after any failure, after claiming. */
   history: boolean;
   groupsReady: boolean;
+  /** Streams whose delivered-but-unowned records must be applied (see recoverOrphans). */
+  readonly orphaned: Set<string>;
   nextClaimAt: number;
   failures: number;
   redisDown: boolean;
@@ -223,6 +225,7 @@ export class LedgerWriter extends EventEmitter<LedgerWriterEvents> {
         streams: shardsOfNode.map((s) => this.shards.keys.ledger(s)),
         history: true,
         groupsReady: false,
+        orphaned: new Set(),
         nextClaimAt: 0,
         failures: 0,
         redisDown: false,
@@ -355,8 +358,14 @@ export class LedgerWriter extends EventEmitter<LedgerWriterEvents> {
           await this.claim(loop);
           loop.nextClaimAt = Date.now() + this.claimIntervalMs;
         }
+        const setStage = (s: 'redis' | 'mysql') => (stage = s);
+        for (const stream of loop.orphaned) {
+          await this.recoverOrphans(loop, stream, setStage);
+          loop.orphaned.delete(stream);
+          stage = 'redis';
+        }
         const entries = await this.read(loop);
-        if (entries.length > 0) await this.settle(loop, entries, (s) => (stage = s));
+        if (entries.length > 0) await this.settle(loop, entries, setStage);
         loop.failures = 0;
         if (loop.redisDown) {
           loop.redisDown = false;
@@ -449,7 +458,7 @@ export class LedgerWriter extends EventEmitter<LedgerWriterEvents> {
           const dropped = Number(await loop.conn.xgroup('DELCONSUMER', stream, this.group, String(info.name)));
           // It read records between XINFO and DELCONSUMER (back after an hour's sleep): they left the
           // pending list with it and would never be delivered again.
-          if (dropped > 0) await this.recoverOrphans(loop, stream);
+          if (dropped > 0) loop.orphaned.add(stream);
         }
       }
     }
@@ -466,7 +475,7 @@ export class LedgerWriter extends EventEmitter<LedgerWriterEvents> {
    * stream and absent from the pending list. Applying one twice is harmless, so a record that was
    * in flight elsewhere costs a duplicate at worst.
    */
-  private async recoverOrphans(loop: NodeLoop, stream: string): Promise<number> {
+  private async recoverOrphans(loop: NodeLoop, stream: string, stage?: (s: 'redis' | 'mysql') => void): Promise<number> {
     const groups = (await loop.conn.call('XINFO', 'GROUPS', stream)) as unknown[][];
     const lastId = groups.map(pairs).find((g) => g.name === this.group)?.['last-delivered-id'];
     if (typeof lastId !== 'string') return 0;
@@ -477,7 +486,7 @@ export class LedgerWriter extends EventEmitter<LedgerWriterEvents> {
     const orphans = delivered.filter(([id]) => !known.has(id)).map(([id, fields]): StreamEntry => ({ stream, shard, id, fields }));
     if (orphans.length === 0) return 0;
     this.logger.error({ stream, records: orphans.length }, 'ledger writer: records lost their consumer; applying them');
-    await this.settle(loop, orphans);
+    await this.settle(loop, orphans, stage);
     return orphans.length;
   }
 
