@@ -50,7 +50,12 @@ export class Metrics {
   observeLedger(ledger: { lag(): Promise<{ waiting: number; oldestAgeMs: number }> }): void {
     let last: Promise<{ waiting: number; oldestAgeMs: number }> | undefined;
     // One read per scrape for both gauges.
-    const read = () => (last ??= ledger.lag().finally(() => setImmediate(() => (last = undefined))));
+    // A Redis node that is down must not fail the whole scrape: report -1 (unknown) instead.
+    const read = () =>
+      (last ??= ledger
+        .lag()
+        .catch(() => ({ waiting: -1, oldestAgeMs: -1000 }))
+        .finally(() => setImmediate(() => (last = undefined))));
     new Gauge({
       name: 'inventory_ledger_lag_records',
       help: 'Ledger records waiting in Redis to be applied to MySQL',

@@ -67,6 +67,10 @@ export async function createServices(config: Config, logger: Logger, metrics: Me
     await mysql.end();
   };
   try {
+    // ioredis reconnects by itself; without a listener each failure prints an unhandled-error line.
+    shards.clients.forEach((client, i) =>
+      client.on('error', (err) => logger.warn({ err, node: config.redisNodes[i] }, 'redis connection error; reconnecting')),
+    );
     await shards.connect();
     await migrate(mysql, logger);
     const gateway = new RedisGateway(shards);
