@@ -7,7 +7,7 @@ import { Etcd3 } from 'etcd3';
 import Redis from 'ioredis';
 import { RedisGateway } from '../allocator/gateway';
 import { PartitionCreator } from '../allocator/partitions';
-import { RedisShards } from '../allocator/shards';
+import { shardsFromConfig } from '../server/services';
 import { createEtcdClient } from '../registry/etcd';
 import { Registry } from '../registry/registry';
 import { Config } from '../server/config';
@@ -33,12 +33,7 @@ export async function seedInventory(
   options: { concurrency?: number; onProgress?: (done: number, total: number) => void } = {},
 ): Promise<SeedReport> {
   const started = performance.now();
-  const shards = new RedisShards({
-    nodes: config.redisNodes,
-    prefix: config.redisPrefix,
-    shardCount: config.redisShards,
-    commandTimeoutMs: 10_000,
-  });
+  const shards = shardsFromConfig(config, { commandTimeoutMs: 10_000 });
   const etcd = createEtcdClient(config.etcdEndpoints);
   try {
     await shards.connect();

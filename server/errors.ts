@@ -24,14 +24,6 @@ export function invalidArgument(field: string, message: string, reason = 'INVALI
   return new ServiceError(status.INVALID_ARGUMENT, reason, `${field}: ${message}`, field);
 }
 
-export function notFound(reason: string, message: string): ServiceError {
-  return new ServiceError(status.NOT_FOUND, reason, message);
-}
-
-export function failedPrecondition(reason: string, message: string): ServiceError {
-  return new ServiceError(status.FAILED_PRECONDITION, reason, message);
-}
-
 export function unavailable(reason: string, message: string, cause?: unknown): ServiceError {
   return new ServiceError(status.UNAVAILABLE, reason, message, undefined, cause);
 }

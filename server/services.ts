@@ -5,7 +5,7 @@ import { OperatorRegistry, StockOperator } from '../allocator/operator';
 import { PartitionCreator } from '../allocator/partitions';
 import { Reconciler } from '../allocator/reconcile';
 import { ReservationService } from '../allocator/reservations';
-import { RedisShards } from '../allocator/shards';
+import { RedisShards, ShardOptions } from '../allocator/shards';
 import { Sweeper } from '../allocator/sweeper';
 import { TopUp } from '../allocator/topup';
 import { RegistryCache } from '../registry/cache';
@@ -50,14 +50,20 @@ export interface Services {
   readonly closers: Array<() => Promise<void>>;
 }
 
-export async function createServices(config: Config, logger: Logger, metrics: Metrics): Promise<Services> {
-  const shards = new RedisShards({
+/** The Redis shards a configuration names (also for tools and tests that need only Redis). */
+export function shardsFromConfig(config: Config, overrides: Partial<ShardOptions> = {}): RedisShards {
+  return new RedisShards({
     nodes: config.redisNodes,
     prefix: config.redisPrefix,
     shardCount: config.redisShards,
     commandTimeoutMs: config.redisCommandTimeoutMs,
     autoPipeline: config.redisAutoPipeline,
+    ...overrides,
   });
+}
+
+export async function createServices(config: Config, logger: Logger, metrics: Metrics): Promise<Services> {
+  const shards = shardsFromConfig(config);
   const etcd = createEtcdClient(config.etcdEndpoints);
   await ensureDatabase(config.mysqlUrl);
   const mysql = createMysqlPool(config.mysqlUrl);

@@ -6,7 +6,7 @@
  * With LEDGER_STALL_AFTER=n it prints `{"event":"stalled"}` at batch n and hangs there, committed
  * but not acknowledged, until it is killed.
  */
-import { RedisShards } from '../../allocator/shards';
+import { shardsFromConfig } from '../../server/services';
 import { loadConfig } from '../../server/config';
 import { createLogger } from '../../server/logger';
 import { LedgerWriter } from '../../store/ledger-writer';
@@ -15,12 +15,7 @@ import { createMysqlPool } from '../../store/mysql';
 async function main(): Promise<void> {
   const config = loadConfig();
   const stallAfter = Number(process.env.LEDGER_STALL_AFTER ?? 0);
-  const shards = new RedisShards({
-    nodes: config.redisNodes,
-    prefix: config.redisPrefix,
-    shardCount: config.redisShards,
-    commandTimeoutMs: config.redisCommandTimeoutMs,
-  });
+  const shards = shardsFromConfig(config);
   await shards.connect();
   const pool = createMysqlPool(config.mysqlUrl);
   let n = 0;
