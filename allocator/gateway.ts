@@ -15,6 +15,11 @@ export type BeginResult =
   | { readonly kind: 'new'; readonly created: number }
   | { readonly kind: 'exists'; readonly sameRequest: boolean; readonly fields: OrderFields };
 
+/** What order-reserve did: the whole Reserve at once, or only the gate (as begin) with why not. */
+export type ReserveHereResult =
+  | BeginResult
+  | { readonly kind: 'reserved'; readonly created: number; readonly expires: number; readonly availAfter: number };
+
 export interface TakeResult {
   readonly code: TakeCode;
   readonly units: number;
@@ -38,13 +43,14 @@ export type ReleaseScriptResult =
  */
 export class RedisGateway {
   private readonly s: Record<
-    'begin' | 'plan' | 'commit' | 'confirm' | 'release' | 'take' | 'untake' | 'hold' | 'unhold' | 'create' | 'retire' | 'withdraw',
+    'begin' | 'reserve' | 'plan' | 'commit' | 'confirm' | 'release' | 'take' | 'untake' | 'hold' | 'unhold' | 'create' | 'retire' | 'withdraw',
     LuaScript
   >;
 
   constructor(readonly shards: RedisShards) {
     this.s = {
       begin: shards.script('order-begin'),
+      reserve: shards.script('order-reserve'),
       plan: shards.script('order-plan'),
       commit: shards.script('order-commit'),
       confirm: shards.script('order-confirm'),
@@ -71,8 +77,38 @@ export class RedisGateway {
       [this.keys.order(shard, orderId), this.keys.pending(shard)],
       [orderId, fingerprint, JSON.stringify(plan), doc, ttlSeconds],
     );
-    if (res[0] === 1) return { kind: 'new', created: Number(res[1]) };
-    return { kind: 'exists', sameRequest: res[1] === 1, fields: fieldsFromPairs(res as string[], 2) };
+    return beginResult(res);
+  }
+
+  /**
+   * A one-item Reserve from a partition in the order's own shard, in one call: taken and committed
+   * when the partition has the whole quantity, otherwise opened PENDING exactly as `begin` does.
+   */
+  async reserveHere(
+    orderId: string,
+    fingerprint: string,
+    piece: PieceTuple,
+    pendingDoc: string,
+    reservedDoc: string,
+    ttlSeconds: number,
+  ): Promise<ReserveHereResult> {
+    const [sku, partitionId, shard, epoch, units] = piece;
+    if (shard !== this.keys.orderShard(orderId)) throw new Error(`reserveHere: partition ${partitionId} is not in the shard of order ${orderId}`);
+    const res = await runScript<Array<number | string>>(
+      this.shards.client(shard),
+      this.s.reserve,
+      [
+        this.keys.order(shard, orderId),
+        this.keys.pending(shard),
+        this.keys.expiry(shard),
+        this.keys.partition(shard, sku, partitionId),
+        this.keys.takes(shard, sku, partitionId),
+        this.keys.ledger(shard),
+      ],
+      [orderId, fingerprint, JSON.stringify([piece]), pendingDoc, ttlSeconds, reservedDoc, units, epoch, sku, partitionId],
+    );
+    if (res[0] === 3) return { kind: 'reserved', created: Number(res[1]), expires: Number(res[2]), availAfter: Number(res[3]) };
+    return beginResult(res);
   }
 
   /** Adds pieces to a PENDING order's plan; false when the order is no longer PENDING. */
@@ -264,4 +300,9 @@ export class RedisGateway {
   due(shard: number, index: 'expiry' | 'pending' | 'releasing', upTo: number, limit: number): Promise<string[]> {
     return this.shards.client(shard).zrangebyscore(this.keys[index](shard), '-inf', upTo, 'LIMIT', 0, limit);
   }
+}
+
+function beginResult(res: Array<number | string>): BeginResult {
+  if (res[0] === 1) return { kind: 'new', created: Number(res[1]) };
+  return { kind: 'exists', sameRequest: res[1] === 1, fields: fieldsFromPairs(res as string[], 2) };
 }

@@ -3,7 +3,7 @@ import { HoldCode, OrderCode, TakeCode } from './codes';
 import { DirectoryPartition, PartitionDeregistrar, PartitionDirectory } from './directory';
 import { DocPiece, OrderDoc, OrderFields, PieceTuple, ReleaseRecord, parseDoc, parseRelease, storedShortages, toReservation } from './doc';
 import { ReservationError } from './errors';
-import { PartitionRef, RedisGateway } from './gateway';
+import { BeginResult, PartitionRef, RedisGateway } from './gateway';
 import { LineItem, ReleaseReason, ReleaseResult, Reservation, ReserveResult, Shortage } from './types';
 
 export interface ReservationOptions {
@@ -74,6 +74,7 @@ export class ReservationService {
     const { orderId, items, userId } = input;
     const ttlSeconds = input.ttlSeconds || this.options.defaultTtlSeconds;
     const giveUpAt = Math.min(deadline, Date.now() + this.options.reserveTimeoutMs);
+    const orderShard = this.gateway.shards.keys.orderShard(orderId);
 
     const limits: Record<string, number> = {};
     const plan: PieceTuple[] = [];
@@ -82,7 +83,7 @@ export class ReservationService {
       const sku = this.directory.sku(item.sku);
       if (!sku) throw new ReservationError('UNKNOWN_SKU', `sku ${item.sku} is not known to the inventory`, item.sku);
       if (userId && sku.perUserLimit > 0) limits[item.sku] = sku.perUserLimit;
-      const first = pickPartition(this.directory.partitions(item.sku));
+      const first = pickPartition(this.directory.partitions(item.sku), orderShard);
       firsts.push(first);
       if (first) plan.push([item.sku, first.partitionId, first.shard, first.epoch, item.quantity]);
     }
@@ -93,7 +94,27 @@ export class ReservationService {
       limits,
       releases: {},
     };
-    const begun = await this.gateway.begin(orderId, fingerprint(items, userId, ttlSeconds), plan, JSON.stringify(doc), ttlSeconds);
+    const fp = fingerprint(items, userId, ttlSeconds);
+    const first = firsts[0];
+    let begun: BeginResult;
+    if (items.length === 1 && first && first.shard === orderShard && !limits[items[0].sku]) {
+      // The common flash-sale order: one item, a partition in the order's own shard, no per-user
+      // limit. Gate, take and commit are then one atomic Redis call.
+      const piece: DocPiece = { p: first.partitionId, s: first.shard, e: first.epoch, q: items[0].quantity, r: 0 };
+      doc.items[0].pieces = [piece];
+      const reservedDoc = JSON.stringify(doc);
+      doc.items[0].pieces = [];
+      const here = await this.gateway.reserveHere(orderId, fp, plan[0], JSON.stringify(doc), reservedDoc, ttlSeconds);
+      if (here.kind === 'reserved') {
+        doc.items[0].pieces = [piece];
+        if (here.availAfter === 0) this.retire(first);
+        const fields = { state: 'RESERVED', created: String(here.created), expires: String(here.expires) };
+        return { outcome: 'RESERVED', reservation: toReservation(orderId, fields, doc), replayed: false };
+      }
+      begun = here;
+    } else {
+      begun = await this.gateway.begin(orderId, fp, plan, JSON.stringify(doc), ttlSeconds);
+    }
     if (begun.kind === 'exists') {
       if (!begun.sameRequest) {
         throw new ReservationError(
@@ -428,9 +449,17 @@ export function fingerprint(items: readonly LineItem[], userId: string, ttlSecon
   return text;
 }
 
-/** A random live partition: spreads buyers over partitions, and so over Redis nodes. */
-function pickPartition(partitions: readonly DirectoryPartition[]): DirectoryPartition | undefined {
-  return partitions.length === 0 ? undefined : partitions[Math.floor(Math.random() * partitions.length)];
+/**
+ * A random live partition in the order's own shard when the SKU has one (a one-item Reserve is then
+ * a single Redis call), otherwise a random one: spreads buyers over partitions, and so over nodes.
+ */
+function pickPartition(partitions: readonly DirectoryPartition[], shard: number): DirectoryPartition | undefined {
+  let local = 0;
+  for (const p of partitions) if (p.shard === shard) local++;
+  if (local === 0) return partitions.length === 0 ? undefined : partitions[Math.floor(Math.random() * partitions.length)];
+  let k = Math.floor(Math.random() * local);
+  for (const p of partitions) if (p.shard === shard && k-- === 0) return p;
+  return undefined;
 }
 
 /** The same partitions from a random starting point, so fallbacks do not all pile on the first. */

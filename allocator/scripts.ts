@@ -17,7 +17,8 @@ export interface LuaScript {
 
 /**
  * Reads every script of allocator/lua, resolving `-- @include <name>` lines with the files of
- * lua/includes (shared helpers), the BullMQ way.
+ * lua/includes (shared helpers), the BullMQ way. An include may include others; each is pasted
+ * once per script, where it is first named.
  */
 export function loadScripts(dir = LUA_DIR): Map<string, LuaScript> {
   const scripts = new Map<string, LuaScript>();
@@ -25,13 +26,19 @@ export function loadScripts(dir = LUA_DIR): Map<string, LuaScript> {
     const match = /^(.+)-(\d+)\.lua$/.exec(file);
     if (!match) throw new Error(`${file}: a script is named <name>-<number of keys>.lua`);
     const [, name, keys] = match;
-    const source = readFileSync(path.join(dir, file), 'utf8').replace(/^-- @include (\S+)\s*$/gm, (_, include: string) =>
-      readFileSync(path.join(dir, 'includes', `${include}.lua`), 'utf8'),
-    );
+    const source = resolveIncludes(readFileSync(path.join(dir, file), 'utf8'), path.join(dir, 'includes'), new Set());
     const version = createHash('sha1').update(source).digest('hex').slice(0, 8);
     scripts.set(name, { name, numberOfKeys: Number(keys), source, command: `inv_${name.replace(/-/g, '_')}_${version}` });
   }
   return scripts;
+}
+
+function resolveIncludes(source: string, includesDir: string, seen: Set<string>): string {
+  return source.replace(/^-- @include (\S+)\s*$/gm, (_, include: string) => {
+    if (seen.has(include)) return '';
+    seen.add(include);
+    return resolveIncludes(readFileSync(path.join(includesDir, `${include}.lua`), 'utf8'), includesDir, seen);
+  });
 }
 
 /** Registers every script on a client with defineCommand: EVALSHA, falling back to EVAL on NOSCRIPT. */

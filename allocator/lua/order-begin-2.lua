@@ -16,16 +16,11 @@
   Returns {1, created_ms}                     NEW
           {2, same_request (1|0), HGETALL...}  EXISTS
 ]]
--- @include now
+-- @include order
 local order, pending = KEYS[1], KEYS[2]
 
-if redis.call('EXISTS', order) == 1 then
-  local same = redis.call('HGET', order, 'fp') == ARGV[2] and 1 or 0
-  return {2, same, unpack(redis.call('HGETALL', order))}
+local existing = existing_order(order, ARGV[2])
+if existing then
+  return existing
 end
-
-local created = now_ms()
-redis.call('HSET', order, 'state', 'PENDING', 'fp', ARGV[2], 'plan', ARGV[3], 'doc', ARGV[4], 'ttl', ARGV[5],
-  'created', created)
-redis.call('ZADD', pending, created, ARGV[1])
-return {1, created}
+return {1, open_order(order, pending, ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])}

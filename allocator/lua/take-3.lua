@@ -1,11 +1,10 @@
 --[[
   Takes up to `wanted` units of one partition for one order: the atomic gate that makes overselling
-  impossible. Checks, in order, before writing anything: an earlier run of this same take (ioredis
-  may resend a script after a reconnect: the second run returns the first result), a release that
-  already closed this order on this partition, the partition's state and fencing epoch, and stock.
-  Then decrements `avail`, records the take and appends the ledger record. A partition that reaches
-  zero stays live: the caller retires it (partition-retire) once its Reserve has settled, so that a
-  cart that gives its units back before answering returns them here, not to base.
+  impossible. Runs the checks of includes/take.lua (earlier run, release tombstone, state, epoch,
+  stock) before writing anything, then decrements `avail`, records the take and appends the ledger
+  record. A partition that reaches zero stays live: the caller retires it (partition-retire) once
+  its Reserve has settled, so that a cart that gives its units back before answering returns them
+  here, not to base.
 
   KEYS[1] partition hash  {avail, epoch, state, seq, sku, pid}
   KEYS[2] takes hash      t:<order> = units taken, r:<order> = units released
@@ -26,35 +25,13 @@
     -3  STALE_EPOCH    the partition was re-owned; avail_after = its epoch
     -4  CLOSED         this order was already released here (recovery); never take after that
 ]]
--- @include now
--- @include ledger
+-- @include take
 local part, takes, stream = KEYS[1], KEYS[2], KEYS[3]
-local order, wanted, minimum = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local order = ARGV[1]
 
-local prior = redis.call('HGET', takes, 't:' .. order)
-if prior then
-  return {2, tonumber(prior), tonumber(redis.call('HGET', part, 'avail') or '0')}
+local checked = check_take(part, takes, order, tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4])
+if checked[1] ~= 0 then
+  return checked
 end
-if redis.call('HEXISTS', takes, 'r:' .. order) == 1 then
-  return {-4, 0, 0}
-end
-
-local p = redis.call('HMGET', part, 'avail', 'epoch', 'state')
-if p[3] ~= 'live' then
-  return {-2, 0, 0}
-end
-if p[2] ~= ARGV[4] then
-  return {-3, 0, tonumber(p[2])}
-end
-local avail = tonumber(p[1])
-local units = math.min(avail, wanted)
-if units < minimum or units <= 0 then
-  return {-1, 0, avail}
-end
-
-local left = redis.call('HINCRBY', part, 'avail', -units)
-local seq = redis.call('HINCRBY', part, 'seq', 1)
-redis.call('HSET', takes, 't:' .. order, units)
-ledger(stream, 'take:' .. order .. ':' .. ARGV[6], 'take', ARGV[5], units, 'pool', 'reserved',
-  {'order', order, 'partition', ARGV[6], 'epoch', ARGV[4], 'seq', tostring(seq), 'at', tostring(now_ms())})
-return {1, units, left}
+local units = checked[2]
+return {1, units, apply_take(part, takes, stream, order, units, ARGV[4], ARGV[5], ARGV[6])}
