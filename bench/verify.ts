@@ -16,6 +16,7 @@
 import Redis from 'ioredis';
 import mysql, { RowDataPacket } from 'mysql2/promise';
 import { Config } from '../server/config';
+import { recordFields } from '../store/ledger-record';
 
 export interface SkuBook {
   stocked: number;
@@ -91,17 +92,10 @@ export async function readBooks(config: Config, stocked: ReadonlyMap<string, num
         const entries = (await redis.xrange(key, start, '+', 'COUNT', 10_000)) as Array<[string, string[]]>;
         if (entries.length === 0) break;
         for (const [, fields] of entries) {
-          let id = '';
-          let kind = '';
-          let sku = '';
-          let qty = 0;
-          for (let i = 0; i + 1 < fields.length; i += 2) {
-            const f = fields[i];
-            if (f === 'id') id = fields[i + 1];
-            else if (f === 'kind') kind = fields[i + 1];
-            else if (f === 'sku') sku = fields[i + 1];
-            else if (f === 'qty') qty = Number(fields[i + 1]);
-          }
+          const read = recordFields(fields);
+          if ('problem' in read) continue; // the ledger writer dead-letters it; counted from MySQL
+          const { id = '', kind = '', sku = '' } = read.fields;
+          const qty = Number(read.fields.qty ?? 0);
           if (kind === 'take' && streamIds.has(id)) {
             const book = books.get(sku);
             if (book) book.duplicateTakes++;

@@ -5,6 +5,7 @@ import type { Pool, PoolConnection } from 'mysql2/promise';
 import type { RedisShards } from '../allocator/shards';
 import type { Logger } from '../server/logger';
 import { Movement, applyMovements, movementProblem } from './ledger-apply';
+import { pairs, recordFields } from './ledger-record';
 import { isMysqlUnavailable, transaction } from './mysql';
 
 /**
@@ -609,7 +610,9 @@ const STREAM_BUCKETS = new Set(['base', 'pool', 'reserved', 'committed']);
  */
 function toMovement(entry: StreamEntry): { movement: Movement } | { problem: string; fields: Record<string, string> } {
   if (entry.fields === null) return { problem: 'the record was deleted from the stream before it was applied', fields: {} };
-  const f = pairs(entry.fields) as Record<string, string>;
+  const read = recordFields(entry.fields);
+  if ('problem' in read) return { problem: read.problem, fields: { m: read.raw } };
+  const f = read.fields;
   const bad = (problem: string) => ({ problem, fields: f });
   for (const name of ['id', 'kind', 'sku', 'qty', 'from', 'to']) if (!f[name]) return bad(`field ${name} is missing`);
   if (!QTY.test(f.qty)) return bad(`qty ${JSON.stringify(f.qty)} is not a positive integer`);
@@ -640,16 +643,6 @@ async function insertDeadLetters(conn: PoolConnection, letters: readonly DeadLet
   await conn.query('INSERT IGNORE INTO ledger_dead_letters (stream, stream_id, fields, problem) VALUES ?', [
     letters.map((l) => [l.stream, l.id, JSON.stringify(l.fields), l.problem.slice(0, 512)]),
   ]);
-}
-
-/** [k1, v1, k2, v2, ...] → { k1: v1, ... } (the first value of a repeated key wins). */
-function pairs(flat: readonly unknown[]): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (let i = 0; i + 1 < flat.length; i += 2) {
-    const key = String(flat[i]);
-    if (!(key in out)) out[key] = flat[i + 1];
-  }
-  return out;
 }
 
 function isConnectionError(err: unknown): boolean {

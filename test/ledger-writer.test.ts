@@ -352,22 +352,31 @@ describe('ledger writer', function () {
     await client.xadd(stream, '*', 'id', 'bad:no-qty', 'kind', 'take', 'sku', 'lw-d', 'from', 'pool', 'to', 'reserved');
     await client.xadd(stream, '*', 'id', 'bad:outside', 'kind', 'adjust', 'sku', 'lw-d', 'qty', '1', 'from', 'outside', 'to', 'base');
     await client.xadd(stream, '*', 'id', 'bad:sku', 'kind', 'take', 'sku', 'é', 'qty', '1', 'from', 'pool', 'to', 'reserved');
+    await client.xadd(stream, '*', 'm', '{"id":"bad:json","kind":"take"');
+    await client.xadd(stream, '*', 'm', JSON.stringify({ id: 'bad:qty-type', kind: 'take', sku: 'lw-d', qty: [1], from: 'pool', to: 'reserved' }));
+    // Both forms of a good record: spread over stream fields (by hand, older releases) and one JSON field (the scripts).
     await client.xadd(stream, '*', 'id', 'good:1', 'kind', 'take', 'sku', 'lw-d', 'qty', '2', 'from', 'pool', 'to', 'reserved', 'seq', '9', 'future', 'x');
+    await client.xadd(stream, '*', 'm', JSON.stringify({ id: 'good:2', kind: 'take', sku: 'lw-d', qty: '3', from: 'pool', to: 'reserved', seq: '10' }));
     const w = writer();
     const letters: string[] = [];
-    w.on('dead-letter', (l) => letters.push(`${l.fields.id}: ${l.problem}`));
+    w.on('dead-letter', (l) => letters.push(`${l.fields.id ?? l.fields.m}: ${l.problem}`));
     await w.start();
     await w.drain(5000);
     assert.deepEqual(letters, [
       'bad:no-qty: field qty is missing',
       'bad:outside: from "outside" is not one of base, pool, reserved, committed',
       'bad:sku: sku is not printable ASCII',
+      '{"id":"bad:json","kind":"take": field m is not JSON',
+      'bad:qty-type: qty "[1]" is not a positive integer',
     ]);
-    assert.equal(w.stats().deadLettered, 3);
+    assert.equal(w.stats().deadLettered, 5);
     const [dead] = await pool.query<RowDataPacket[]>('SELECT stream, stream_id, fields, problem FROM ledger_dead_letters ORDER BY id');
-    assert.deepEqual(dead.map((d) => [d.stream, JSON.parse(d.fields).id]), [[stream, 'bad:no-qty'], [stream, 'bad:outside'], [stream, 'bad:sku']]);
+    assert.deepEqual(
+      dead.map((d) => [d.stream, JSON.parse(d.fields).id ?? JSON.parse(d.fields).m]),
+      [[stream, 'bad:no-qty'], [stream, 'bad:outside'], [stream, 'bad:sku'], [stream, '{"id":"bad:json","kind":"take"'], [stream, 'bad:qty-type']],
+    );
     const [[row]] = await pool.query<RowDataPacket[]>("SELECT pool, reserved FROM skus WHERE sku_id = 'lw-d'");
-    assert.deepEqual({ ...row }, { pool: -2, reserved: 2 }, 'the good record after them was applied');
+    assert.deepEqual({ ...row }, { pool: -5, reserved: 5 }, 'the good records after them were applied');
     await assertOneRowPerRecord();
   });
 

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { ReservationError } from '../allocator/errors';
 import { CreatedPartition } from '../allocator/partitions';
 import { LineItem, ReleaseReason } from '../allocator/types';
+import { recordFields } from '../store/ledger-record';
 import { InventoryFixture, startInventory } from './helpers/inventory';
 
 /** mulberry32: a tiny seeded PRNG, so a failing run can be replayed exactly. */
@@ -200,8 +201,9 @@ class LedgerTally {
       if (err) throw err;
       for (const [id, flat] of entries as Array<[string, string[]]>) {
         this.last.set(s, id);
-        const f: Record<string, string> = {};
-        for (let i = 0; i < flat.length; i += 2) f[flat[i]] = flat[i + 1];
+        const read = recordFields(flat);
+        if ('problem' in read) throw new Error(`ledger record ${id}: ${read.problem}`);
+        const f = read.fields;
         const qty = Number(f.qty);
         if (f.kind === 'take') add(this.taken, f.sku, qty);
         if (f.kind === 'release') {

@@ -43,8 +43,8 @@ if checked[1] ~= 0 then
   return {1, open_order(order, pending, id, fp, ARGV[3], ARGV[4], ARGV[5]), checked[1]}
 end
 
-local left = apply_take(part, takes, stream, id, units, ARGV[8], ARGV[9], ARGV[10])
 local created = now_ms()
+local left = apply_take(part, takes, stream, id, checked, ARGV[8], ARGV[9], ARGV[10], created)
 local expires = created + tonumber(ARGV[5]) * 1000
 redis.call('HSET', order, 'state', 'RESERVED', 'fp', fp, 'doc', ARGV[6], 'ttl', ARGV[5], 'created', created,
   'expires', expires)

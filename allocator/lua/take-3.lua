@@ -33,5 +33,4 @@ local checked = check_take(part, takes, order, tonumber(ARGV[2]), tonumber(ARGV[
 if checked[1] ~= 0 then
   return checked
 end
-local units = checked[2]
-return {1, units, apply_take(part, takes, stream, order, units, ARGV[4], ARGV[5], ARGV[6])}
+return {1, checked[2], apply_take(part, takes, stream, order, checked, ARGV[4], ARGV[5], ARGV[6], now_ms())}

@@ -3,17 +3,18 @@
 -- The checks of a partition take, in order, before anything is written: an earlier run of this
 -- same take (ioredis may resend a script after a reconnect: the second run answers the first
 -- result), a release that already closed this order on this partition, the partition's state and
--- fencing epoch, and stock. Returns {code, units, avail} with the codes of take-3.lua; code 0 means
--- `units` can be taken now (`avail` is what the partition holds before).
+-- fencing epoch, and stock. Two reads in all: this runs on every Reserve.
+-- Returns {code, units, avail} with the codes of take-3.lua; code 0 means `units` can be taken
+-- now, and then also the partition's avail and seq before the take, for apply_take.
 local function check_take(part, takes, order, wanted, minimum, epoch)
-  local prior = redis.call('HGET', takes, 't:' .. order)
-  if prior then
-    return {2, tonumber(prior), tonumber(redis.call('HGET', part, 'avail') or '0')}
+  local t = redis.call('HMGET', takes, 't:' .. order, 'r:' .. order)
+  local p = redis.call('HMGET', part, 'avail', 'epoch', 'state', 'seq')
+  if t[1] then
+    return {2, tonumber(t[1]), tonumber(p[1] or '0')}
   end
-  if redis.call('HEXISTS', takes, 'r:' .. order) == 1 then
+  if t[2] then
     return {-4, 0, 0}
   end
-  local p = redis.call('HMGET', part, 'avail', 'epoch', 'state')
   if p[3] ~= 'live' then
     return {-2, 0, 0}
   end
@@ -25,16 +26,18 @@ local function check_take(part, takes, order, wanted, minimum, epoch)
   if units < minimum or units <= 0 then
     return {-1, 0, avail}
   end
-  return {0, units, avail}
+  return {0, units, avail, tonumber(p[4] or '0')}
 end
 
--- Takes `units` that check_take allowed: decrements avail, records the take for the order and
--- appends the ledger record, all in the caller's atomic script. Returns avail after.
-local function apply_take(part, takes, stream, order, units, epoch, sku, pid)
-  local left = redis.call('HINCRBY', part, 'avail', -units)
-  local seq = redis.call('HINCRBY', part, 'seq', 1)
+-- Takes the units check_take allowed (`checked` is its answer): sets avail and seq, records the
+-- take for the order and appends the ledger record, all in the caller's atomic script; `now` is
+-- the Redis clock in ms. Returns avail after.
+local function apply_take(part, takes, stream, order, checked, epoch, sku, pid, now)
+  local units = checked[2]
+  local left, seq = checked[3] - units, checked[4] + 1
+  redis.call('HSET', part, 'avail', left, 'seq', seq)
   redis.call('HSET', takes, 't:' .. order, units)
   ledger(stream, 'take:' .. order .. ':' .. pid, 'take', sku, units, 'pool', 'reserved',
-    {'order', order, 'partition', pid, 'epoch', epoch, 'seq', tostring(seq), 'at', tostring(now_ms())})
+    {'order', order, 'partition', pid, 'epoch', epoch, 'seq', tostring(seq), 'at', tostring(now)})
   return left
 end
