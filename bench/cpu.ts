@@ -55,6 +55,25 @@ export function processTree(pid: number): number[] {
   return all;
 }
 
+/**
+ * A server's processes, split: its ledger writer child (LEDGER_WRITER=process runs
+ * dist/server/ledger-main.js) apart from the processes that answer calls (the server, its workers).
+ */
+export function serverProcesses(pid: number): { server: number[]; ledger: number[] } {
+  const server: number[] = [];
+  const ledger: number[] = [];
+  for (const p of processTree(pid)) {
+    let cmdline = '';
+    try {
+      cmdline = readFileSync(`/proc/${p}/cmdline`, 'utf8');
+    } catch {
+      /* gone */
+    }
+    (cmdline.includes('ledger-main') ? ledger : server).push(p);
+  }
+  return { server, ledger };
+}
+
 /** Busy and total CPU time of the whole machine (all cores), ms. */
 export function machineCpuMs(): { busy: number; total: number } {
   const line = readFileSync('/proc/stat', 'utf8').split('\n')[0];

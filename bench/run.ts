@@ -23,7 +23,7 @@ import { Etcd3 } from 'etcd3';
 import Redis from 'ioredis';
 import mysql, { RowDataPacket } from 'mysql2/promise';
 import { Config, loadConfig } from '../server/config';
-import { CpuMeter, CpuReport, machineCpuMs, processTree, stackPids } from './cpu';
+import { CpuMeter, CpuReport, machineCpuMs, serverProcesses, stackPids } from './cpu';
 import { H2loadResult, h2loadPath, runH2load, scrapeReserveCounters } from './h2load';
 import { unaryOnce } from './h2';
 import { Histogram } from './hist';
@@ -231,6 +231,8 @@ interface Row {
   cart?: { orders: number; ordersPerSec: number; confirms: number; releases: number; unitsReserved: number; unitsReleased: number };
   cpu: CpuReport;
   serverUsPerCall: number;
+  /** The server's ledger writer child (LEDGER_WRITER=process), per call. */
+  ledgerUsPerCall: number;
   storeUsPerCall: number;
   check: Verdict | undefined;
   notes: string[];
@@ -386,7 +388,7 @@ class Bench {
       if (show) await this.waitQuiet(label);
       const meter = new CpuMeter(() => ({
         loadgen: children.map((c) => c.pid!).filter(Boolean),
-        server: processTree(server.pid),
+        ...serverProcesses(server.pid),
         redis: this.stack.redis ?? [],
         mariadb: this.stack.mariadb ?? [],
         etcd: this.stack.etcd ?? [],
@@ -524,6 +526,7 @@ class Bench {
       replayed: result.reserve.replayed,
       cpu,
       serverUsPerCall: ((cpu.groups.server?.ms ?? 0) * 1000) / Math.max(1, result.answered),
+      ledgerUsPerCall: ((cpu.groups.ledger?.ms ?? 0) * 1000) / Math.max(1, result.answered),
       storeUsPerCall: (store * 1000) / Math.max(1, result.answered),
       check: undefined,
       notes: [],
@@ -560,7 +563,7 @@ class Bench {
     const check = row.check ? (row.check.ok ? 'check ok' : `CHECK FAILED: ${row.check.problems.join('; ')}`) : '';
     note(
       `${row.title}: ${fmt(row.callsPerSec)} calls/s, p50 ${ms(row.p50Ms)} ms, p99 ${ms(row.p99Ms)} ms, ` +
-        `CPU server ${row.cpu.groups.server?.pct.toFixed(0)}% redis ${row.cpu.groups.redis?.pct.toFixed(0)}% ` +
+        `CPU server ${row.cpu.groups.server?.pct.toFixed(0)}% ledger ${row.cpu.groups.ledger?.pct.toFixed(0)}% redis ${row.cpu.groups.redis?.pct.toFixed(0)}% ` +
         `mariadb ${row.cpu.groups.mariadb?.pct.toFixed(0)}% loadgen ${row.cpu.groups.loadgen?.pct.toFixed(0)}% other ${row.cpu.otherPct.toFixed(0)}%` +
         (check ? `; ${check}` : ''),
     );
@@ -652,7 +655,7 @@ class Bench {
     const before = await scrapeReserveCounters(server.metricsPort);
     const meter = new CpuMeter(() => ({
       loadgen: [],
-      server: processTree(server.pid),
+      ...serverProcesses(server.pid),
       redis: this.stack.redis ?? [],
       mariadb: this.stack.mariadb ?? [],
       etcd: this.stack.etcd ?? [],
@@ -703,6 +706,7 @@ class Bench {
       errors: Object.entries(codes).filter(([c]) => c !== 'OK').reduce((a, [, n]) => a + n, 0),
       cpu,
       serverUsPerCall: ((cpu.groups.server?.ms ?? 0) * 1000) / Math.max(1, answered),
+      ledgerUsPerCall: ((cpu.groups.ledger?.ms ?? 0) * 1000) / Math.max(1, answered),
       storeUsPerCall: (((kind === 'inventory' ? cpu.groups.redis?.ms : 0) ?? 0) * 1000) / Math.max(1, answered),
       check: undefined,
       notes: [`CPU window includes h2load's warm-up (${this.o.quick ? 0.3 : 1} s)`],
@@ -908,6 +912,14 @@ class Bench {
         target: '<= 2x',
         met: cpu <= 2,
       });
+      if (flash.ledgerUsPerCall > 0) {
+        const all = flash.serverUsPerCall + flash.ledgerUsPerCall + flash.storeUsPerCall;
+        out.push({
+          what: `the same with the ledger writer process (+${fmt(flash.ledgerUsPerCall)} µs): ${fmt(all)} µs vs ${fmt(ceiling.serverUsPerCall)} µs`,
+          value: all / ceiling.serverUsPerCall,
+          display: `${(all / ceiling.serverUsPerCall).toFixed(2)}x`,
+        });
+      }
     }
     const storm = this.find('storm-1w');
     const stormCeil = this.find('storm-ceiling-1w');
@@ -972,7 +984,7 @@ class Bench {
     lines.push(...renderTable(table, [false, false, true, true, true, true, true, false, true, false]));
     lines.push('');
     lines.push('CPU during each scenario, % of one core (machine = all cores busy; other = processes outside the benchmark):');
-    const cpuHead = ['scenario', 'loadgen', 'server', 'redis', 'mariadb', 'etcd', 'other', 'machine', 'server µs/call', 'store µs/call'];
+    const cpuHead = ['scenario', 'loadgen', 'server', 'ledger', 'redis', 'mariadb', 'etcd', 'other', 'machine', 'server µs/call', 'ledger µs/call', 'store µs/call'];
     const cpuTable: string[][] = [cpuHead];
     const pct = (r: Row, g: string) => (r.cpu.groups[g] ? `${r.cpu.groups[g].pct.toFixed(0)}%` : '-');
     for (const r of this.rows) {
@@ -980,16 +992,18 @@ class Bench {
         r.title,
         pct(r, 'loadgen'),
         pct(r, 'server'),
+        pct(r, 'ledger'),
         pct(r, 'redis'),
         pct(r, 'mariadb'),
         pct(r, 'etcd'),
         `${r.cpu.otherPct.toFixed(0)}%`,
         `${r.cpu.machineBusyPct.toFixed(0)}%`,
         fmt(r.serverUsPerCall),
+        r.server === 'inventory' ? fmt(r.ledgerUsPerCall) : '-',
         r.server === 'echo' ? '-' : fmt(r.storeUsPerCall),
       ]);
     }
-    lines.push(...renderTable(cpuTable, [false, true, true, true, true, true, true, true, true, true]));
+    lines.push(...renderTable(cpuTable, [false, true, true, true, true, true, true, true, true, true, true, true]));
 
     const details: string[] = [];
     for (const r of this.rows) {

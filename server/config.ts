@@ -76,10 +76,14 @@ export interface Config {
   /** How long ended reservations stay readable for replays. ORDER_RETENTION_SECONDS, default 7 days. */
   readonly orderRetentionSeconds: number;
   /**
-   * Run the ledger writer (Redis streams into MySQL) in this process. Several processes may run it
-   * at once; turn it off where a process should only serve calls. LEDGER_WRITER, default true.
+   * Where the ledger writer (Redis streams into MySQL) runs. `inline` (default): in this process,
+   * on its event loop, in batches of up to 50 ms; the cheapest on a small host. `process`: the
+   * server starts it as a child process and restarts it if it dies, so that its batches never
+   * stall the request event loop; worth it where a core is free for it (on the 2-core benchmark
+   * machine it measured slower). `off`: not here (another host runs `node dist/server/ledger-main.js`).
+   * Several writers may run at once: they share the work through one consumer group. LEDGER_WRITER.
    */
-  readonly ledgerWriter: boolean;
+  readonly ledgerWriter: LedgerWriterMode;
   /** Carve new partitions from base automatically (top-up). TOPUP_ENABLED, default true. */
   readonly topUpEnabled: boolean;
   /** Top up a SKU from base when its live pool falls below this. TOPUP_THRESHOLD, default 10. */
@@ -106,6 +110,8 @@ export interface TlsFiles {
 type Env = Record<string, string | undefined>;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+const LEDGER_WRITER_MODES = ['process', 'inline', 'off'] as const;
+export type LedgerWriterMode = (typeof LEDGER_WRITER_MODES)[number];
 
 /** Reads and validates the configuration; throws ConfigError naming the first bad variable. */
 export function loadConfig(env: Env = process.env): Config {
@@ -135,7 +141,7 @@ export function loadConfig(env: Env = process.env): Config {
     recoveryGraceMs: read.int('RECOVERY_GRACE_MS', 60_000, 100, 86_400_000),
     reserveTimeoutMs: read.int('RESERVE_TIMEOUT_MS', 10_000, 50, 600_000),
     orderRetentionSeconds: read.int('ORDER_RETENTION_SECONDS', 7 * 86400, 60, 365 * 86400),
-    ledgerWriter: read.bool('LEDGER_WRITER', true),
+    ledgerWriter: read.oneOf('LEDGER_WRITER', 'inline', LEDGER_WRITER_MODES),
     topUpEnabled: read.bool('TOPUP_ENABLED', true),
     topUpThreshold: read.int('TOPUP_THRESHOLD', 10, 0, 1_000_000_000),
     topUpUnits: read.int('TOPUP_UNITS', 1000, 1, 1_000_000_000),
@@ -249,4 +255,17 @@ function hostPort(item: string): string | undefined {
 
 function httpUrl(item: string): string | undefined {
   return /^https?:\/\/[^/\s]+$/.test(item) ? undefined : 'is not an http(s)://host:port URL';
+}
+
+/** The configuration for a process entry point, or exit 2 naming the bad variable. */
+export function loadConfigOrExit(): Config {
+  try {
+    return loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
 }

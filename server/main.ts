@@ -1,22 +1,19 @@
 import cluster, { Worker } from 'node:cluster';
-import { Config, ConfigError, loadConfig } from './config';
-import { createLogger } from './logger';
+import path from 'node:path';
+import { Config, loadConfigOrExit } from './config';
+import { Logger, createLogger } from './logger';
 import { startApp } from './app';
 import { Metrics } from './metrics';
 import { createServices } from './services';
 import { seedDemo } from './demo';
+import { Supervised } from './supervisor';
 
-/** The configuration, or exit 2 naming the bad variable. */
-function configOrExit(): Config {
-  try {
-    return loadConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`${err.message}\n`);
-      process.exit(2);
-    }
-    throw err;
-  }
+/** LEDGER_WRITER=process: the ledger writer in a child process, supervised by this one. */
+function startLedgerProcess(config: Config, logger: Logger): Supervised | undefined {
+  if (config.ledgerWriter !== 'process') return undefined;
+  const ledger = new Supervised('ledger-writer', path.join(__dirname, 'ledger-main.js'), logger);
+  ledger.start();
+  return ledger;
 }
 
 /** One server process: the services, the app, and SIGTERM/SIGINT handling. */
@@ -26,16 +23,21 @@ async function main(config: Config): Promise<void> {
   const services = await createServices(config, logger, metrics);
   if (config.demoData) await seedDemo(services, logger);
   const app = await startApp({ config, logger, metrics, inventory: services.inventory, admin: services.admin, closers: services.closers });
+  // Under a cluster primary, the primary runs the one ledger child for all workers.
+  const ledger = cluster.isWorker ? undefined : startLedgerProcess(config, logger);
 
   const shutdown = (signal: string) => {
     logger.info({ signal }, 'shutting down: draining in-flight calls');
-    app.stop().then(
-      () => process.exit(0),
-      (err) => {
-        logger.error({ err }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
+    app
+      .stop()
+      .then(() => ledger?.stop())
+      .then(
+        () => process.exit(0),
+        (err) => {
+          logger.error({ err }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
@@ -54,6 +56,7 @@ function runPrimary(config: Config): void {
   const logger = createLogger(config.logLevel);
   logger.info({ workers }, 'cluster primary: starting workers');
 
+  const ledger = startLedgerProcess(config, logger);
   let stopping = false;
   let exitCode = 0;
   const live = new Set<Worker>();
@@ -72,7 +75,7 @@ function runPrimary(config: Config): void {
       }
       if (live.size === 0) {
         logger.info({ exitCode }, 'cluster primary: all workers stopped');
-        process.exit(exitCode);
+        void Promise.resolve(ledger?.stop()).finally(() => process.exit(exitCode));
       }
     });
   }
@@ -91,7 +94,7 @@ function runPrimary(config: Config): void {
 }
 
 // Configuration is checked once, here, rather than in every worker.
-const config = configOrExit();
+const config = loadConfigOrExit();
 if (config.workers > 1 && cluster.isPrimary) {
   runPrimary(config);
 } else {

@@ -98,7 +98,8 @@ export async function createServices(config: Config, logger: Logger, metrics: Me
     const partitions = new PartitionCreator(gateway, registryWrites);
     const operator = new StockOperator(mysql, gateway, partitions, operatorRegistry, logger);
     const ledger = new LedgerWriter(shards, mysql, logger);
-    if (config.ledgerWriter) await ledger.start();
+    // LEDGER_WRITER=process: main.ts runs the writer in a child; here it only reports the lag.
+    if (config.ledgerWriter === 'inline') await ledger.start();
     metrics.observeLedger(ledger);
     const reconciler = new Reconciler(mysql, gateway, operatorRegistry, () => ledger.drain(30_000), logger);
 

@@ -41,6 +41,13 @@ export interface LedgerWriterOptions {
   readonly batchSize?: number;
   /** How long a read waits for new records. Default 1000 ms. */
   readonly blockMs?: number;
+  /**
+   * After a round that was not full, wait until this long after its start before reading again,
+   * so that records gather into batches: under load a round per window instead of one per few
+   * records, which costs a fraction of the CPU in this process, Redis and MySQL. Bounds the ledger
+   * lag this adds. Default 50 ms.
+   */
+  readonly batchWindowMs?: number;
   /** Records another consumer has held unacknowledged this long are taken over. Default 30000 ms. */
   readonly claimIdleMs?: number;
   /** How often to look for such records. Default claimIdleMs / 2, within 100 ms .. 10 s. */
@@ -161,6 +168,7 @@ export class LedgerWriter extends EventEmitter<LedgerWriterEvents> {
   readonly group: string;
   private readonly batchSize: number;
   private readonly blockMs: number;
+  private readonly batchWindowMs: number;
   private readonly claimIdleMs: number;
   private readonly claimIntervalMs: number;
   private readonly forgetConsumersAfterMs: number;
@@ -187,6 +195,7 @@ export class LedgerWriter extends EventEmitter<LedgerWriterEvents> {
     this.group = options.group ?? 'ledger';
     this.batchSize = options.batchSize ?? 200;
     this.blockMs = options.blockMs ?? 1000;
+    this.batchWindowMs = options.batchWindowMs ?? 50;
     this.claimIdleMs = options.claimIdleMs ?? 30_000;
     this.claimIntervalMs = options.claimIntervalMs ?? Math.min(10_000, Math.max(100, this.claimIdleMs / 2));
     this.forgetConsumersAfterMs = options.forgetConsumersAfterMs ?? 3_600_000;
@@ -365,9 +374,13 @@ export class LedgerWriter extends EventEmitter<LedgerWriterEvents> {
           loop.orphaned.delete(stream);
           stage = 'redis';
         }
+        const roundStarted = Date.now();
         const entries = await this.read(loop);
         if (entries.length > 0) await this.settle(loop, entries, setStage);
         loop.failures = 0;
+        if (entries.length > 0 && entries.length < this.batchSize && !loop.history) {
+          await this.sleep(roundStarted + this.batchWindowMs - Date.now());
+        }
         if (loop.redisDown) {
           loop.redisDown = false;
           this.logger.info({ node: loop.node }, 'ledger writer: redis node is back');
@@ -578,7 +591,7 @@ export class LedgerWriter extends EventEmitter<LedgerWriterEvents> {
 
   /** A sleep that stop() cuts short. */
   private sleep(ms: number): Promise<void> {
-    if (this.stopping) return Promise.resolve();
+    if (this.stopping || ms <= 0) return Promise.resolve();
     return new Promise((resolve) => {
       const wake = () => {
         clearTimeout(timer);

@@ -37,6 +37,7 @@ describe('configuration', () => {
     ['DEMO_DATA', 'maybe'],
     ['WORKERS', '0'],
     ['RECOVERY_GRACE_MS', '50'],
+    ['LEDGER_WRITER', 'maybe'],
   ];
   for (const [variable, value] of bad) {
     it(`rejects ${variable}=${JSON.stringify(value)} naming the variable`, () => {

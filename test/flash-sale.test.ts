@@ -1,13 +1,11 @@
 import assert from 'node:assert/strict';
-import { ChildProcess, spawn } from 'node:child_process';
-import path from 'node:path';
-import { createInterface } from 'node:readline';
 import * as grpc from '@grpc/grpc-js';
 import { InventoryServiceClient, ReserveOutcome, ReserveRequest, ReserveResponse, ShortageReason } from '../gen/inventory/v1/inventory.pb';
 import { testConfig, uniqueName } from './helpers/config';
 import { unary } from './helpers/grpc';
 import { InventoryFixture, startInventory, waitFor } from './helpers/inventory';
 import { startRedisNode } from './helpers/redis-node';
+import { ServerProcess, spawnServer } from './helpers/server-process';
 
 /** `count` clients, each on a connection of its own (no shared subchannel). */
 function clients(address: string, count: number): InventoryServiceClient[] {
@@ -80,26 +78,26 @@ describe('flash sale', function () {
 
   describe('with two server processes on the same Redis and etcd', () => {
     let inv: InventoryFixture;
-    let child: ChildProcess;
-    let childAddress: string;
+    let second: ServerProcess | undefined;
 
     before(async () => {
       const name = uniqueName('twoproc');
       inv = await startInventory('twoproc', {}, testConfig(name));
-      ({ child, address: childAddress } = await spawnServer({
+      second = await spawnServer({
         REDIS_PREFIX: inv.config.redisPrefix,
         ETCD_NAMESPACE: inv.config.etcdNamespace,
-      }));
+        MYSQL_URL: inv.config.mysqlUrl,
+      });
     });
     after(async () => {
-      child?.kill('SIGTERM');
+      await second?.stop();
       await inv?.close();
     });
 
     it('sells the same SKU together, exactly once per unit, and both stop routing to exhausted partitions', async () => {
       const parts = await inv.stock('shared-sku', 1000, 8);
       const here = clients(inv.server.inventoryAddress, 100);
-      const there = clients(childAddress, 100);
+      const there = clients(second!.address, 100);
       try {
         // The other process learns of the partitions through its own watch.
         await waitFor(async () => (await stockOf(there[0], 'shared-sku')).partitions === 8, 5000, 'the other server to see the partitions');
@@ -123,22 +121,3 @@ async function stockOf(client: InventoryServiceClient, sku: string) {
   return res.stock[0];
 }
 
-/** Starts `node dist/server/main.js` with the test namespace; resolves with its inventory address. */
-function spawnServer(env: Record<string, string>): Promise<{ child: ChildProcess; address: string }> {
-  const main = path.resolve(__dirname, '..', 'server', 'main.js');
-  const child = spawn(process.execPath, [main], {
-    env: { ...process.env, HOST: '127.0.0.1', INVENTORY_PORT: '0', ADMIN_PORT: '0', METRICS_PORT: '0', LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('the second server did not start')), 20_000);
-    child.once('exit', (code) => reject(new Error(`the second server exited with ${code}`)));
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      const entry = JSON.parse(line) as { msg?: string; inventoryPort?: number };
-      if (entry.msg === 'inventory core listening') {
-        clearTimeout(timer);
-        resolve({ child, address: `127.0.0.1:${entry.inventoryPort}` });
-      }
-    });
-  });
-}

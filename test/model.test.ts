@@ -40,7 +40,7 @@ describe(`randomized model (seed ${SEED}, ${STEPS} steps)`, function () {
     // No background sweeper: the model decides when holds expire.
     // No top-up either: units returned to base would become sellable again, beyond what the model
     // tracks. And no ledger writer: the test reads the ledger streams itself.
-    inv = await startInventory('model', { SWEEP_INTERVAL_MS: '600000', TOPUP_ENABLED: 'false', LEDGER_WRITER: 'false' });
+    inv = await startInventory('model', { SWEEP_INTERVAL_MS: '600000', TOPUP_ENABLED: 'false', LEDGER_WRITER: 'off' });
     for (const sku of SKUS) partitions.set(sku, await inv.stock(sku, INITIAL, 4, sku === LIMITED ? LIMIT : 0));
   });
   after(() => inv.close());

@@ -26,6 +26,8 @@ export function testConfig(name: string, overrides: Record<string, string> = {})
     ETCD_NAMESPACE: `/${name}/`,
     MYSQL_URL: mysql.toString(),
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    // The fixture runs the services in the test's own process, with no main.ts to start a child.
+    LEDGER_WRITER: 'inline',
     ...overrides,
   });
 }

@@ -1,0 +1,67 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+
+/** A log line of a server process (pino JSON). */
+export type LogLine = Record<string, unknown> & { msg?: string };
+
+export interface ServerProcess {
+  readonly child: ChildProcess;
+  /** host:port of its InventoryService. */
+  readonly address: string;
+  /** Log lines so far, its own and its children's (they share stdout). */
+  readonly lines: readonly LogLine[];
+  /** The first log line, seen or to come, that matches; rejects after `timeoutMs`. */
+  waitForLine(match: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
+  /** SIGTERM, resolving with its exit code. */
+  stop(): Promise<number | null>;
+}
+
+/** Starts `node dist/server/main.js` on free ports with `env` over this environment; resolves once it listens. */
+export async function spawnServer(env: Record<string, string>): Promise<ServerProcess> {
+  const main = path.resolve(__dirname, '..', '..', 'server', 'main.js');
+  const child = spawn(process.execPath, [main], {
+    env: { ...process.env, HOST: '127.0.0.1', INVENTORY_PORT: '0', ADMIN_PORT: '0', METRICS_PORT: '0', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const lines: LogLine[] = [];
+  const waiters = new Set<(line: LogLine) => void>();
+  createInterface({ input: child.stdout! }).on('line', (text) => {
+    let line: LogLine;
+    try {
+      line = JSON.parse(text) as LogLine;
+    } catch {
+      line = { msg: text };
+    }
+    lines.push(line);
+    for (const waiter of waiters) waiter(line);
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+
+  const waitForLine = (match: (line: LogLine) => boolean, timeoutMs = 20_000) =>
+    new Promise<LogLine>((resolve, reject) => {
+      const seen = lines.find(match);
+      if (seen) return resolve(seen);
+      const done = (fn: () => void) => {
+        clearTimeout(timer);
+        waiters.delete(waiter);
+        fn();
+      };
+      const waiter = (line: LogLine) => match(line) && done(() => resolve(line));
+      const timer = setTimeout(() => done(() => reject(new Error('no such log line from the server process in time'))), timeoutMs);
+      waiters.add(waiter);
+      void exited.then((code) => done(() => reject(new Error(`the server process exited with ${code}`))));
+    });
+
+  const listening = await waitForLine((line) => line.msg === 'inventory core listening');
+  return {
+    child,
+    address: `127.0.0.1:${String(listening.inventoryPort)}`,
+    lines,
+    waitForLine,
+    stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      return exited;
+    },
+  };
+}

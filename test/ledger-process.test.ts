@@ -1,0 +1,62 @@
+import assert from 'node:assert/strict';
+import { RowDataPacket } from 'mysql2/promise';
+import { InventoryFixture, startInventory, waitFor } from './helpers/inventory';
+import { LogLine, ServerProcess, spawnServer } from './helpers/server-process';
+
+/** LEDGER_WRITER=process: the ledger writer runs in a child process the server supervises. */
+describe('ledger writer as a child process of the server', () => {
+  let inv: InventoryFixture;
+  let server: ServerProcess | undefined;
+
+  before(async () => {
+    // This process only seeds and reserves; the spawned server's child is the only writer.
+    inv = await startInventory('ledgerproc', { LEDGER_WRITER: 'off' });
+    await inv.stock('lp-sku', 100, 2);
+    server = await spawnServer({
+      REDIS_PREFIX: inv.config.redisPrefix,
+      ETCD_NAMESPACE: inv.config.etcdNamespace,
+      MYSQL_URL: inv.config.mysqlUrl,
+      LEDGER_WRITER: 'process',
+    });
+  });
+  after(async () => {
+    await server?.stop();
+    await inv?.close();
+  });
+
+  const started = (line: LogLine) => line.msg === 'started child process' && line.child === 'ledger-writer';
+  const childPids = () => server!.lines.filter(started).map((l) => Number(l.childPid));
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  async function takesInMysql(): Promise<number> {
+    const [[row]] = await inv.services.mysql.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM ledger WHERE kind = 'take' AND sku_id = 'lp-sku'");
+    return Number(row.n);
+  }
+
+  it('applies the records to MySQL, is restarted when it dies, and leaves with the server', async () => {
+    await server!.waitForLine(started);
+    const [first] = childPids();
+    assert.ok(alive(first), 'the child runs');
+
+    for (let i = 0; i < 5; i++) await inv.reserve(`lp-a-${i}`, [['lp-sku', 1]]);
+    await waitFor(async () => (await takesInMysql()) === 5, 15_000);
+
+    process.kill(first, 'SIGKILL');
+    await server!.waitForLine((line) => line.msg === 'child process exited; restarting it');
+    await waitFor(() => childPids().length === 2, 15_000);
+    const second = childPids()[1];
+    assert.notEqual(second, first);
+    for (let i = 0; i < 5; i++) await inv.reserve(`lp-b-${i}`, [['lp-sku', 1]]);
+    await waitFor(async () => (await takesInMysql()) === 10, 15_000);
+
+    assert.equal(await server!.stop(), 0, 'the server exits cleanly');
+    server = undefined;
+    await waitFor(() => !alive(second), 5_000);
+  });
+});
