@@ -65,11 +65,13 @@ export function inventoryHandlers(
 
 function reserveResponse(result: ReserveResult): ReserveResponse {
   if (result.outcome === 'RESERVED') {
-    return ReserveResponse.fromPartial({
+    // Every field set, so no fromPartial copy: this is the answer of every sale.
+    return {
       outcome: ReserveOutcome.RESERVE_OUTCOME_RESERVED,
       reservation: toProto(result.reservation),
+      shortages: [],
       replayed: result.replayed,
-    });
+    };
   }
   return ReserveResponse.fromPartial({
     outcome: ReserveOutcome.RESERVE_OUTCOME_REJECTED,
