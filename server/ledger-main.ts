@@ -1,9 +1,6 @@
 import { loadConfigOrExit } from './config';
+import { startLedgerWriter } from './ledger-runner';
 import { createLogger } from './logger';
-import { shardsFromConfig } from './services';
-import { LedgerWriter } from '../store/ledger-writer';
-import { migrate } from '../store/migrations';
-import { createMysqlPool, ensureDatabase } from '../store/mysql';
 
 /**
  * The ledger writer as a process of its own: `node dist/server/ledger-main.js`, configured by the
@@ -17,32 +14,20 @@ import { createMysqlPool, ensureDatabase } from '../store/mysql';
 async function main(): Promise<void> {
   const config = loadConfigOrExit();
   const logger = createLogger(config.logLevel).child({ role: 'ledger-writer' });
-  const shards = shardsFromConfig(config);
-  shards.clients.forEach((client, i) =>
-    client.on('error', (err) => logger.warn({ err, node: config.redisNodes[i] }, 'redis connection error; reconnecting')),
-  );
-  await shards.connect();
-  await ensureDatabase(config.mysqlUrl);
-  const pool = createMysqlPool(config.mysqlUrl);
-  await migrate(pool, logger);
-  const writer = new LedgerWriter(shards, pool, logger);
-  await writer.start();
+  const writer = await startLedgerWriter(config, logger);
 
   let stopping = false;
   const stop = (why: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ why }, 'ledger writer process: stopping');
-    writer
-      .stop()
-      .then(() => Promise.all([shards.close(), pool.end()]))
-      .then(
-        () => process.exit(0),
-        (err) => {
-          logger.error({ err }, 'ledger writer process: stop failed');
-          process.exit(1);
-        },
-      );
+    writer.stop().then(
+      () => process.exit(0),
+      (err) => {
+        logger.error({ err }, 'ledger writer process: stop failed');
+        process.exit(1);
+      },
+    );
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));

@@ -6,6 +6,7 @@ import { startApp } from './app';
 import { Metrics } from './metrics';
 import { createServices } from './services';
 import { seedDemo } from './demo';
+import { startLedgerWriter } from './ledger-runner';
 import { Supervised } from './supervisor';
 
 /** LEDGER_WRITER=process: the ledger writer in a child process, supervised by this one. */
@@ -16,6 +17,39 @@ function startLedgerProcess(config: Config, logger: Logger): Supervised | undefi
   return ledger;
 }
 
+/**
+ * The ledger writer of a cluster: one for the host, not one per worker. `process`: a supervised
+ * child. `inline`: in the primary itself, whose event loop is otherwise idle (it only hands out
+ * connections); retried every 5 s while MySQL or Redis cannot be reached.
+ */
+function startClusterLedger(config: Config, logger: Logger): { stop(): Promise<void> } | undefined {
+  if (config.ledgerWriter === 'process') return startLedgerProcess(config, logger);
+  if (config.ledgerWriter !== 'inline') return undefined;
+  let running: { stop(): Promise<void> } | undefined;
+  let stopped = false;
+  let retry: NodeJS.Timeout | undefined;
+  const attempt = () => {
+    startLedgerWriter(config, logger).then(
+      (writer) => {
+        if (stopped) void writer.stop();
+        else running = writer;
+      },
+      (err) => {
+        logger.error({ err }, 'cluster primary: could not start the ledger writer; retrying in 5 s');
+        if (!stopped) retry = setTimeout(attempt, 5000);
+      },
+    );
+  };
+  attempt();
+  return {
+    async stop() {
+      stopped = true;
+      clearTimeout(retry);
+      await running?.stop();
+    },
+  };
+}
+
 /** One server process: the services, the app, and SIGTERM/SIGINT handling. */
 async function main(config: Config): Promise<void> {
   const logger = createLogger(config.logLevel);
@@ -23,8 +57,8 @@ async function main(config: Config): Promise<void> {
   const services = await createServices(config, logger, metrics);
   if (config.demoData) await seedDemo(services, logger);
   const app = await startApp({ config, logger, metrics, inventory: services.inventory, admin: services.admin, closers: services.closers });
-  // Under a cluster primary, the primary runs the one ledger child for all workers.
-  const ledger = cluster.isWorker ? undefined : startLedgerProcess(config, logger);
+  // Under a cluster primary the workers run no writer (LEDGER_WRITER=off): the primary runs it.
+  const ledger = startLedgerProcess(config, logger);
 
   const shutdown = (signal: string) => {
     logger.info({ signal }, 'shutting down: draining in-flight calls');
@@ -56,13 +90,14 @@ function runPrimary(config: Config): void {
   const logger = createLogger(config.logLevel);
   logger.info({ workers }, 'cluster primary: starting workers');
 
-  const ledger = startLedgerProcess(config, logger);
+  const ledger = startClusterLedger(config, logger);
   let stopping = false;
   let exitCode = 0;
   const live = new Set<Worker>();
   for (let i = 0; i < workers; i++) {
     // Demo data is seeded by the first worker only (seeding is idempotent; once is enough).
-    const worker = cluster.fork({ WORKER_INDEX: String(i), ...(i > 0 ? { DEMO_DATA: 'false' } : {}) });
+    // The workers run no ledger writer: the primary runs the host's one (startClusterLedger).
+    const worker = cluster.fork({ WORKER_INDEX: String(i), LEDGER_WRITER: 'off', ...(i > 0 ? { DEMO_DATA: 'false' } : {}) });
     live.add(worker);
     worker.on('exit', (code, signal) => {
       live.delete(worker);
