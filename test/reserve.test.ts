@@ -58,6 +58,36 @@ describe('Reserve, Confirm, Release', () => {
     assert.equal(await inv.availOf(parts), 1);
   });
 
+  it('reserves a one-item order in one script from a partition in its own shard, and falls back when that one is short', async () => {
+    // 16 partitions of 10 units: one in every shard (REDIS_SHARDS=16).
+    const parts = await inv.stock('here-sku', 160, 16);
+    const shardOf = new Map(parts.map((p) => [p.partitionId, p.shard]));
+    const { keys } = inv.services.shards;
+
+    const one = await inv.reserve('order-here-1', [['here-sku', 2]]);
+    assert.equal(one.outcome, ReserveOutcome.RESERVE_OUTCOME_RESERVED);
+    const [piece] = one.reservation!.items[0].pieces;
+    assert.equal(one.reservation!.items[0].pieces.length, 1);
+    assert.equal(shardOf.get(piece.partitionId), keys.orderShard('order-here-1'), 'taken in the order’s own shard');
+    const fused = await inv.services.gateway.order('order-here-1');
+    assert.equal(fused?.state, 'RESERVED');
+    assert.equal(fused?.plan, undefined, 'order-reserve did it all: no plan was ever recorded for recovery');
+
+    // More than the order's own partition holds: opened PENDING with a plan, then the general path.
+    const big = await inv.reserve('order-here-2', [['here-sku', 12]]);
+    assert.equal(big.outcome, ReserveOutcome.RESERVE_OUTCOME_RESERVED);
+    const pieces = big.reservation!.items[0].pieces;
+    assert.ok(pieces.length >= 2);
+    assert.equal(shardOf.get(pieces[0].partitionId), keys.orderShard('order-here-2'), 'its own partition first');
+    assert.equal(pieces.reduce((n, p) => n + p.quantity, 0), 12);
+    assert.notEqual((await inv.services.gateway.order('order-here-2'))?.plan, undefined);
+
+    const replay = await inv.reserve('order-here-1', [['here-sku', 2]]);
+    assert.equal(replay.replayed, true);
+    assert.deepEqual(replay.reservation, one.reservation);
+    assert.equal(await inv.availOf(parts), 160 - 2 - 12);
+  });
+
   it('takes nothing when the last item of a cart is short, and names that SKU', async () => {
     const a = await inv.stock('cart-a', 5, 1);
     const b = await inv.stock('cart-b', 5, 1);
