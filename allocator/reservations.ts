@@ -45,6 +45,10 @@ interface ItemTake {
  *   begin (order shard: idempotency, PENDING + plan) → per-user holds → takes (partition shards,
  *   items in parallel) → commit RESERVED, or give back what was taken and commit REJECTED.
  *
+ * A one-item order with no per-user limit whose SKU has a partition in the order's own shard does
+ * all of that in one script (order-reserve), and only falls back to the steps above when that
+ * partition cannot give the whole quantity.
+ *
  * A process that dies in between leaves a PENDING order with its plan; the recovery worker gives
  * back the plan after the grace period, and tombstones stop a late take of the dead attempt.
  */
