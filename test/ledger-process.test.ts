@@ -60,3 +60,38 @@ describe('ledger writer as a child process of the server', () => {
     await waitFor(() => !alive(second), 5_000);
   });
 });
+
+/** WORKERS=2 with LEDGER_WRITER=inline: one writer for the host, in the cluster primary, not one per worker. */
+describe('ledger writer of a cluster', () => {
+  let inv: InventoryFixture;
+  let server: ServerProcess | undefined;
+
+  before(async () => {
+    inv = await startInventory('ledgercluster', { LEDGER_WRITER: 'off' });
+    await inv.stock('lc-sku', 100, 2);
+    server = await spawnServer({
+      REDIS_PREFIX: inv.config.redisPrefix,
+      ETCD_NAMESPACE: inv.config.etcdNamespace,
+      MYSQL_URL: inv.config.mysqlUrl,
+      WORKERS: '2',
+      LEDGER_WRITER: 'inline',
+    });
+  });
+  after(async () => {
+    await server?.stop();
+    await inv?.close();
+  });
+
+  it('runs one writer, in the primary, and it applies the records', async () => {
+    const primary = await server!.waitForLine((line) => line.msg === 'cluster primary: starting workers');
+    await server!.waitForLine((line) => line.msg === 'ledger writer started');
+    await waitFor(() => server!.lines.filter((line) => line.msg === 'inventory core listening').length === 2, 20_000, 'both workers');
+    for (let i = 0; i < 5; i++) await inv.reserve(`lc-${i}`, [['lc-sku', 1]]);
+    await waitFor(async () => {
+      const [[row]] = await inv.services.mysql.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM ledger WHERE kind = 'take' AND sku_id = 'lc-sku'");
+      return Number(row.n) === 5;
+    }, 15_000);
+    const writers = server!.lines.filter((line) => line.msg === 'ledger writer started');
+    assert.deepEqual(writers.map((line) => line.pid), [primary.pid], 'exactly one writer, in the primary');
+  });
+});
