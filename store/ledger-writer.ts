@@ -4,7 +4,7 @@ import type Redis from 'ioredis';
 import type { Pool, PoolConnection } from 'mysql2/promise';
 import type { RedisShards } from '../allocator/shards';
 import type { Logger } from '../server/logger';
-import { Movement, applyMovements, movementProblem } from './ledger-apply';
+import { Movement, applyCheckedMovements, movementProblem } from './ledger-apply';
 import { pairs, recordFields } from './ledger-record';
 import { isMysqlUnavailable, transaction } from './mysql';
 
@@ -549,7 +549,7 @@ export class LedgerWriter extends EventEmitter<LedgerWriterEvents> {
     const result = await transaction(
       this.pool,
       async (conn) => {
-        const applied = await applyMovements(conn, movements);
+        const applied = await applyCheckedMovements(conn, movements);
         await insertDeadLetters(conn, letters);
         return applied;
       },

@@ -242,6 +242,37 @@ describe('MySQL store: migrations, transactions, movements', function () {
       assert.deepEqual(await counters(pool, 'mv-c'), { on_hand: 0, base: 0, pool: -5, reserved: 5, committed: 0, version: 1 });
     });
 
+    it('stores every value as given: quotes, backslashes, free text and the time to the millisecond', async () => {
+      const at = new Date(Date.UTC(2026, 10, 22, 13, 4, 5, 7));
+      const movements = [
+        take(`q:it's`, `mv-q'\\`, 2, { orderId: `o'1\\`, partitionId: 'p"1', reason: `don't \\ drop; -- é ✓ 'x'`, at }),
+        take('q:plain', 'mv-q2', 1, { at: new Date(at.getTime() + 999) }),
+      ];
+      const result = await transaction(pool, (conn) => applyMovements(conn, movements));
+      assert.equal(result.applied.length, 2);
+      const row = await one(pool, 'SELECT event_id, sku_id, order_id, partition_id, reason, created_at FROM ledger WHERE event_id = ?', [`q:it's`]);
+      assert.deepEqual({ ...row }, {
+        event_id: `q:it's`,
+        sku_id: `mv-q'\\`,
+        order_id: `o'1\\`,
+        partition_id: 'p"1',
+        reason: `don't \\ drop; -- é ✓ 'x'`,
+        created_at: at,
+      });
+      const plain = await one(pool, "SELECT order_id, reason, created_at FROM ledger WHERE event_id = 'q:plain'");
+      assert.deepEqual({ ...plain }, { order_id: null, reason: null, created_at: new Date(at.getTime() + 999) });
+    });
+
+    it('skips event ids already in the ledger wherever they are in a batch', async () => {
+      const sku = 'mv-skip';
+      await transaction(pool, (conn) => applyMovements(conn, [take('s:2', sku, 1), take('s:5', sku, 1)]));
+      const batch = Array.from({ length: 6 }, (_, i) => take(`s:${i + 1}`, sku, 1));
+      const result = await transaction(pool, (conn) => applyMovements(conn, batch));
+      assert.deepEqual(result.applied.map((m) => m.eventId), ['s:1', 's:3', 's:4', 's:6']);
+      assert.equal(result.duplicates, 2);
+      assert.deepEqual(await counters(pool, sku), { on_hand: 0, base: 0, pool: -6, reserved: 6, committed: 0, version: 6 });
+    });
+
     it('applies a batch once even when another transaction commits one of its event ids meanwhile', async () => {
       const sku = 'mv-race';
       const other = await pool.getConnection();
