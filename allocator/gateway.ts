@@ -15,9 +15,10 @@ export type BeginResult =
   | { readonly kind: 'new'; readonly created: number }
   | { readonly kind: 'exists'; readonly sameRequest: boolean; readonly fields: OrderFields };
 
-/** What order-reserve did: the whole Reserve at once, or only the gate (as begin) with why not. */
+/** What order-reserve did: the whole Reserve at once, nothing (the partition is short: why), or the replay of an order that exists. */
 export type ReserveHereResult =
-  | BeginResult
+  | Extract<BeginResult, { kind: 'exists' }>
+  | { readonly kind: 'short'; readonly code: TakeCode }
   | { readonly kind: 'reserved'; readonly created: number; readonly expires: number; readonly availAfter: number };
 
 export interface TakeResult {
@@ -82,16 +83,10 @@ export class RedisGateway {
 
   /**
    * A one-item Reserve from a partition in the order's own shard, in one call: taken and committed
-   * when the partition has the whole quantity, otherwise opened PENDING exactly as `begin` does.
+   * when the partition has the whole quantity; otherwise nothing is written ('short': go on with
+   * `begin` and the general path).
    */
-  async reserveHere(
-    orderId: string,
-    fingerprint: string,
-    piece: PieceTuple,
-    pendingDoc: string,
-    reservedDoc: string,
-    ttlSeconds: number,
-  ): Promise<ReserveHereResult> {
+  async reserveHere(orderId: string, fingerprint: string, piece: PieceTuple, reservedDoc: string, ttlSeconds: number): Promise<ReserveHereResult> {
     const [sku, partitionId, shard, epoch, units] = piece;
     if (shard !== this.keys.orderShard(orderId)) throw new Error(`reserveHere: partition ${partitionId} is not in the shard of order ${orderId}`);
     const res = await runScript<Array<number | string>>(
@@ -99,16 +94,16 @@ export class RedisGateway {
       this.s.reserve,
       [
         this.keys.order(shard, orderId),
-        this.keys.pending(shard),
         this.keys.expiry(shard),
         this.keys.partition(shard, sku, partitionId),
         this.keys.takes(shard, sku, partitionId),
         this.keys.ledger(shard),
       ],
-      [orderId, fingerprint, JSON.stringify([piece]), pendingDoc, ttlSeconds, reservedDoc, units, epoch, sku, partitionId],
+      [orderId, fingerprint, ttlSeconds, reservedDoc, units, epoch, sku, partitionId],
     );
     if (res[0] === 3) return { kind: 'reserved', created: Number(res[1]), expires: Number(res[2]), availAfter: Number(res[3]) };
-    return beginResult(res);
+    if (res[0] === 4) return { kind: 'short', code: res[1] as TakeCode };
+    return beginResult(res) as Extract<BeginResult, { kind: 'exists' }>;
   }
 
   /** Adds pieces to a PENDING order's plan; false when the order is no longer PENDING. */

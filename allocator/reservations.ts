@@ -100,25 +100,22 @@ export class ReservationService {
     };
     const fp = fingerprint(items, userId, ttlSeconds);
     const first = firsts[0];
-    let begun: BeginResult;
+    let begun: BeginResult | undefined;
     if (items.length === 1 && first && first.shard === orderShard && !limits[items[0].sku]) {
       // The common flash-sale order: one item, a partition in the order's own shard, no per-user
       // limit. Gate, take and commit are then one atomic Redis call.
       const piece: DocPiece = { p: first.partitionId, s: first.shard, e: first.epoch, q: items[0].quantity, r: 0 };
       doc.items[0].pieces = [piece];
-      const reservedDoc = JSON.stringify(doc);
-      doc.items[0].pieces = [];
-      const here = await this.gateway.reserveHere(orderId, fp, plan[0], JSON.stringify(doc), reservedDoc, ttlSeconds);
+      const here = await this.gateway.reserveHere(orderId, fp, plan[0], JSON.stringify(doc), ttlSeconds);
       if (here.kind === 'reserved') {
-        doc.items[0].pieces = [piece];
         if (here.availAfter === 0) this.retire(first);
         const fields = { state: 'RESERVED', created: String(here.created), expires: String(here.expires) };
         return { outcome: 'RESERVED', reservation: toReservation(orderId, fields, doc), replayed: false };
       }
-      begun = here;
-    } else {
-      begun = await this.gateway.begin(orderId, fp, plan, JSON.stringify(doc), ttlSeconds);
+      doc.items[0].pieces = [];
+      if (here.kind === 'exists') begun = here;
     }
+    begun ??= await this.gateway.begin(orderId, fp, plan, JSON.stringify(doc), ttlSeconds);
     if (begun.kind === 'exists') {
       if (!begun.sameRequest) {
         throw new ReservationError(
