@@ -36,7 +36,7 @@ for _, item in ipairs(cjson.decode(h[4]).items) do
   local open = item.qty - item.rel
   if open > 0 then
     ledger(stream, 'confirm:' .. ARGV[1] .. ':' .. item.sku, 'confirm', item.sku, open, 'reserved', 'committed',
-      {'order', ARGV[1], 'at', tostring(now)})
+      {'order', ARGV[1], 'at', int(now)})
   end
 end
 redis.call('HSET', order, 'state', 'CONFIRMED', 'confirmed', now, 'expires', 0)

@@ -44,6 +44,7 @@ end
 local created = now_ms()
 local left = apply_take(part, takes, stream, id, checked, ARGV[6], ARGV[7], ARGV[8], created)
 local expires = created + tonumber(ttl) * 1000
-redis.call('HSET', order, 'state', 'RESERVED', 'fp', fp, 'doc', ARGV[4], 'ttl', ttl, 'created', created, 'expires', expires)
-redis.call('ZADD', expiry, expires, id)
+local expires_s = int(expires)
+redis.call('HSET', order, 'state', 'RESERVED', 'fp', fp, 'doc', ARGV[4], 'ttl', ttl, 'created', int(created), 'expires', expires_s)
+redis.call('ZADD', expiry, expires_s, id)
 return {3, created, expires, left}

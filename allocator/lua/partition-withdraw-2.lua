@@ -43,6 +43,6 @@ redis.call('HSET', part, 'w:' .. event, units)
 if units > 0 then
   local seq = redis.call('HINCRBY', part, 'seq', 1)
   ledger(stream, event, mode, ARGV[4], units, 'pool', 'base',
-    {'partition', ARGV[5], 'epoch', p[3], 'seq', tostring(seq), 'reason', ARGV[6], 'at', tostring(now_ms())})
+    {'partition', ARGV[5], 'epoch', p[3], 'seq', int(seq), 'reason', ARGV[6], 'at', int(now_ms())})
 end
 return {1, units, redis.call('HGET', part, 'state')}

@@ -49,8 +49,8 @@ if units > 0 then
   end
   local seq = redis.call('HINCRBY', part, 'seq', 1)
   ledger(stream, 'release:' .. order .. ':' .. ARGV[7] .. ':' .. relid, 'release', ARGV[6], units, ARGV[4], to,
-    {'order', order, 'partition', ARGV[7], 'epoch', p[2] or '0', 'seq', tostring(seq), 'reason', ARGV[5],
-     'at', tostring(now_ms())})
+    {'order', order, 'partition', ARGV[7], 'epoch', p[2] or '0', 'seq', int(seq), 'reason', ARGV[5],
+     'at', int(now_ms())})
 end
 redis.call('HSET', takes, guard, units .. ':' .. to)
 return {1, units, to}

@@ -1,3 +1,4 @@
+-- @include int
 -- Milliseconds since the epoch on the Redis clock: expiry is measured on Redis's clock, never on
 -- a server's, so that servers with skewed clocks agree.
 local function now_ms()

@@ -35,9 +35,9 @@ end
 local function apply_take(part, takes, stream, order, checked, epoch, sku, pid, now)
   local units = checked[2]
   local left, seq = checked[3] - units, checked[4] + 1
-  redis.call('HSET', part, 'avail', left, 'seq', seq)
-  redis.call('HSET', takes, 't:' .. order, units)
+  redis.call('HSET', part, 'avail', int(left), 'seq', int(seq))
+  redis.call('HSET', takes, 't:' .. order, int(units))
   ledger(stream, 'take:' .. order .. ':' .. pid, 'take', sku, units, 'pool', 'reserved',
-    {'order', order, 'partition', pid, 'epoch', epoch, 'seq', tostring(seq), 'at', tostring(now)})
+    {'order', order, 'partition', pid, 'epoch', epoch, 'seq', int(seq), 'at', int(now)})
   return left
 end
