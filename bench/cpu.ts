@@ -26,6 +26,23 @@ export function processCpuMs(pid: number): number | undefined {
   }
 }
 
+/**
+ * CPU time of a process and its children in ms: those still running and those it has waited for
+ * (cutime + cstime, fields 16 and 17). Redis does its AOF rewrites and RDB saves in forked
+ * children, which are its work as much as the commands are.
+ */
+export function processWithChildrenCpuMs(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    let ms = (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) * MS_PER_TICK;
+    for (const child of childrenOf(pid)) ms += processCpuMs(child) ?? 0;
+    return ms;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Direct children of a process (cluster workers of a primary). */
 export function childrenOf(pid: number): number[] {
   try {
@@ -130,12 +147,20 @@ export class CpuMeter {
   private started = 0;
   private pids: Record<string, number[]> = {};
 
-  constructor(private readonly groups: () => Record<string, number[]>) {}
+  /** `withChildren`: groups whose processes count their forked children too (Redis: see processWithChildrenCpuMs). */
+  constructor(
+    private readonly groups: () => Record<string, number[]>,
+    private readonly withChildren: ReadonlySet<string> = new Set(['redis']),
+  ) {}
+
+  private cpuOf(group: string, pid: number): number | undefined {
+    return this.withChildren.has(group) ? processWithChildrenCpuMs(pid) : processCpuMs(pid);
+  }
 
   start(): void {
     this.pids = this.groups();
     this.before.clear();
-    for (const list of Object.values(this.pids)) for (const pid of list) this.before.set(pid, processCpuMs(pid) ?? 0);
+    for (const [name, list] of Object.entries(this.pids)) for (const pid of list) this.before.set(pid, this.cpuOf(name, pid) ?? 0);
     this.machineBefore = machineCpuMs();
     this.started = performance.now();
   }
@@ -149,7 +174,7 @@ export class CpuMeter {
     for (const [name, list] of Object.entries(this.pids)) {
       let ms = 0;
       for (const pid of list) {
-        const now = processCpuMs(pid);
+        const now = this.cpuOf(name, pid);
         if (now !== undefined) ms += now - (this.before.get(pid) ?? now);
       }
       ours += ms;

@@ -416,7 +416,10 @@ class Bench {
           });
         }),
       );
-      if (show) await this.waitQuiet(label);
+      if (show) {
+        await this.settleRedis(label);
+        await this.waitQuiet(label);
+      }
       const meter = new CpuMeter(() => ({
         loadgen: children.map((c) => c.pid!).filter(Boolean),
         ...serverProcesses(server.pid),
@@ -494,6 +497,37 @@ class Bench {
         if (live >= partitions) break;
         if (performance.now() > until) throw new Error(`the cart server did not learn SKU ${sku} from the registry within 2 minutes`);
         await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  }
+
+  /**
+   * Before each measured scenario: lets an AOF rewrite in progress finish, and rewrites the AOF of
+   * each Redis node whose file has grown since its last rewrite, so that the writes of earlier
+   * scenarios do not set one off during this one (Redis rewrites once the file has doubled, in a
+   * forked child that takes a core for seconds). A rewrite that a scenario's own writes set off
+   * still happens in it, and its CPU counts under redis (CpuMeter counts Redis's children).
+   */
+  async settleRedis(label: string): Promise<void> {
+    for (const node of this.config.redisNodes) {
+      const redis = redisAt(node);
+      try {
+        const persistence = async () => infoFields(await redis.info('persistence'));
+        let p = await persistence();
+        if (p.aof_enabled !== '1') continue;
+        const grownMb = (Number(p.aof_current_size) - Number(p.aof_base_size)) / 2 ** 20;
+        if (p.aof_rewrite_in_progress === '0' && p.aof_rewrite_scheduled === '0' && grownMb < 8) continue;
+        const started = performance.now();
+        if (p.aof_rewrite_in_progress === '0') await redis.bgrewriteaof().catch(() => undefined); // one in progress or scheduled: wait for it
+        for (;;) {
+          await new Promise((r) => setTimeout(r, 200));
+          p = await persistence();
+          if (p.aof_rewrite_in_progress === '0' && p.aof_rewrite_scheduled === '0') break;
+          if (performance.now() - started > 120_000) throw new Error(`Redis ${node}: AOF rewrite still running after 2 minutes`);
+        }
+        note(`${label}: Redis ${node}: AOF rewritten first (${fmt(grownMb)} MB since the last rewrite; ${((performance.now() - started) / 1000).toFixed(1)} s)`);
+      } finally {
+        redis.disconnect();
       }
     }
   }
@@ -685,6 +719,7 @@ class Bench {
     const bodyFile = path.join(this.dir, `${id}.body.bin`);
     writeFileSync(bodyFile, template.template);
     const streams = Math.max(1, Math.round(this.o.concurrency / this.o.connections));
+    await this.settleRedis(title);
     await this.waitQuiet(title);
     const before = await scrapeReserveCounters(server.metricsPort);
     const meter = new CpuMeter(() => ({
@@ -1166,6 +1201,22 @@ function mergeResults(results: LoadResult[]): LoadResult {
   return { elapsedMs, sent, answered, codes, methods, hist: hist.toSparse(), reserve, release, confirm, timeline, cpuMs };
 }
 
+/** A client of one Redis node, `host:port`. */
+function redisAt(node: string): Redis {
+  const at = node.lastIndexOf(':');
+  return new Redis({ host: node.slice(0, at), port: Number(node.slice(at + 1)), maxRetriesPerRequest: 1 });
+}
+
+/** INFO's `name:value` lines. */
+function infoFields(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of text.split('\r\n')) {
+    const colon = line.indexOf(':');
+    if (colon > 0) out[line.slice(0, colon)] = line.slice(colon + 1);
+  }
+  return out;
+}
+
 function renderTable(rows: string[][], rightAlign: boolean[]): string[] {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
   const line = (r: string[]) => `  ${r.map((cell, c) => (rightAlign[c] ? cell.padStart(widths[c]) : cell.padEnd(widths[c]))).join('  ')}`.trimEnd();
@@ -1198,8 +1249,7 @@ async function cleanupStale(config: Config): Promise<void> {
   };
   try {
     for (const node of config.redisNodes) {
-      const at = node.lastIndexOf(':');
-      const redis = new Redis({ host: node.slice(0, at), port: Number(node.slice(at + 1)), maxRetriesPerRequest: 1 });
+      const redis = redisAt(node);
       try {
         let cursor = '0';
         let rounds = 0;
