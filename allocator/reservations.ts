@@ -2,6 +2,7 @@ import { Logger } from '../server/logger';
 import { HoldCode, OrderCode, TakeCode } from './codes';
 import { DirectoryPartition, PartitionDeregistrar, PartitionDirectory } from './directory';
 import { DocPiece, OrderDoc, OrderFields, PieceTuple, ReleaseRecord, parseDoc, parseRelease, storedShortages, toReservation } from './doc';
+import { Coalescer } from './coalesce';
 import { ReservationError } from './errors';
 import { BeginResult, PartitionRef, RedisGateway } from './gateway';
 import { LineItem, ReleaseReason, ReleaseResult, Reservation, ReserveResult, Shortage } from './types';
@@ -59,6 +60,7 @@ export interface TopUpRequester {
 
 export class ReservationService {
   private readonly removing = new Set<string>();
+  private readonly duplicates = new Coalescer<ReserveResult>();
   private topUp: TopUpRequester | undefined;
 
   constructor(
@@ -74,9 +76,20 @@ export class ReservationService {
     this.topUp = topUp;
   }
 
+  /**
+   * Duplicates of a Reserve in flight in this process (same order id and request) share one: a
+   * client retrying in a loop, or a storm of double clicks, costs one Redis call per round trip
+   * instead of one per call. Exactly one of them is answered as the original, the rest as replays.
+   */
   async reserve(input: ReserveInput, deadline = Infinity): Promise<ReserveResult> {
-    const { orderId, items, userId } = input;
     const ttlSeconds = input.ttlSeconds || this.options.defaultTtlSeconds;
+    const fp = fingerprint(input.items, input.userId, ttlSeconds);
+    const { value, first } = await this.duplicates.run(`${input.orderId}\n${fp}`, () => this.reserveOnce(input, fp, ttlSeconds, deadline));
+    return first || value.replayed ? value : { ...value, replayed: true };
+  }
+
+  private async reserveOnce(input: ReserveInput, fp: string, ttlSeconds: number, deadline: number): Promise<ReserveResult> {
+    const { orderId, items, userId } = input;
     const giveUpAt = Math.min(deadline, Date.now() + this.options.reserveTimeoutMs);
     const orderShard = this.gateway.shards.keys.orderShard(orderId);
 
@@ -98,7 +111,6 @@ export class ReservationService {
       limits,
       releases: {},
     };
-    const fp = fingerprint(items, userId, ttlSeconds);
     const first = firsts[0];
     let begun: BeginResult | undefined;
     if (items.length === 1 && first && first.shard === orderShard && !limits[items[0].sku]) {
