@@ -85,6 +85,13 @@ export interface Config {
    * Several writers may run at once: they share the work through one consumer group. LEDGER_WRITER.
    */
   readonly ledgerWriter: LedgerWriterMode;
+  /**
+   * How much lower the LEDGER_WRITER=process child's CPU priority is than the server's (added to
+   * its nice value, 0..19). Default 10: the writer is background
+   * work whose lag is bounded and caught up after a peak, so under a saturated CPU it yields to the
+   * requests instead of taking their core for a batch. LEDGER_WRITER_NICE.
+   */
+  readonly ledgerWriterNice: number;
   /** Carve new partitions from base automatically (top-up). TOPUP_ENABLED, default true. */
   readonly topUpEnabled: boolean;
   /** Top up a SKU from base when its live pool falls below this. TOPUP_THRESHOLD, default 10. */
@@ -143,6 +150,7 @@ export function loadConfig(env: Env = process.env): Config {
     reserveTimeoutMs: read.int('RESERVE_TIMEOUT_MS', 10_000, 50, 600_000),
     orderRetentionSeconds: read.int('ORDER_RETENTION_SECONDS', 7 * 86400, 60, 365 * 86400),
     ledgerWriter: read.oneOf('LEDGER_WRITER', 'process', LEDGER_WRITER_MODES),
+    ledgerWriterNice: read.int('LEDGER_WRITER_NICE', 10, 0, 19),
     topUpEnabled: read.bool('TOPUP_ENABLED', true),
     topUpThreshold: read.int('TOPUP_THRESHOLD', 10, 0, 1_000_000_000),
     topUpUnits: read.int('TOPUP_UNITS', 1000, 1, 1_000_000_000),

@@ -12,7 +12,7 @@ import { Supervised } from './supervisor';
 /** LEDGER_WRITER=process: the ledger writer in a child process, supervised by this one. */
 function startLedgerProcess(config: Config, logger: Logger): Supervised | undefined {
   if (config.ledgerWriter !== 'process') return undefined;
-  const ledger = new Supervised('ledger-writer', path.join(__dirname, 'ledger-main.js'), logger);
+  const ledger = new Supervised('ledger-writer', path.join(__dirname, 'ledger-main.js'), logger, { niceness: config.ledgerWriterNice });
   ledger.start();
   return ledger;
 }

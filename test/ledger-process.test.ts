@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import os from 'node:os';
 import { RowDataPacket } from 'mysql2/promise';
 import { InventoryFixture, startInventory, waitFor } from './helpers/inventory';
 import { LogLine, ServerProcess, spawnServer } from './helpers/server-process';
@@ -43,6 +44,7 @@ describe('ledger writer as a child process of the server', () => {
     await server!.waitForLine(started);
     const [first] = childPids();
     assert.ok(alive(first), 'the child runs');
+    assert.equal(os.getPriority(first), Math.min(19, os.getPriority(server!.child.pid) + 10), 'at a lower CPU priority than its server (LEDGER_WRITER_NICE 10)');
 
     for (let i = 0; i < 5; i++) await inv.reserve(`lp-a-${i}`, [['lp-sku', 1]]);
     await waitFor(async () => (await takesInMysql()) === 5, 15_000);
