@@ -91,14 +91,14 @@ export function serverProcesses(pid: number): { server: number[]; ledger: number
   return { server, ledger };
 }
 
-/** Busy and total CPU time of the whole machine (all cores), ms. */
-export function machineCpuMs(): { busy: number; total: number } {
+/** Busy and total CPU time of the whole machine (all cores), ms; steal (time the hypervisor gave other machines) is part of busy. */
+export function machineCpuMs(): { busy: number; total: number; steal: number } {
   const line = readFileSync('/proc/stat', 'utf8').split('\n')[0];
   const v = line.trim().split(/\s+/).slice(1).map(Number);
   // user nice system idle iowait irq softirq steal guest guest_nice; guest time is already in user.
   const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
   const idle = v[3] + v[4];
-  return { busy: (total - idle) * MS_PER_TICK, total: total * MS_PER_TICK };
+  return { busy: (total - idle) * MS_PER_TICK, total: total * MS_PER_TICK, steal: v[7] * MS_PER_TICK };
 }
 
 function pidAlive(pid: number, comm?: RegExp): boolean {
@@ -143,7 +143,7 @@ export function stackPids(root: string, redisPorts: readonly number[]): Record<s
 /** CPU of named groups of processes between start() and stop(). */
 export class CpuMeter {
   private before = new Map<number, number>();
-  private machineBefore = { busy: 0, total: 0 };
+  private machineBefore = { busy: 0, total: 0, steal: 0 };
   private started = 0;
   private pids: Record<string, number[]> = {};
 
@@ -188,6 +188,7 @@ export class CpuMeter {
       machineBusyPct: (100 * busy) / wallMs,
       machineCapacityPct: (100 * total) / wallMs,
       otherPct: Math.max(0, (100 * (busy - ours)) / wallMs),
+      stealPct: (100 * (machine.steal - this.machineBefore.steal)) / wallMs,
     };
   }
 }
@@ -199,6 +200,8 @@ export interface CpuReport {
   /** All cores' busy time over the wall time (200% = both cores of a 2-core machine busy). */
   readonly machineBusyPct: number;
   readonly machineCapacityPct: number;
-  /** Busy time of processes outside the groups (other engineers' tests, the kernel). */
+  /** Busy time of processes outside the groups (other engineers' tests, the kernel) and steal. */
   readonly otherPct: number;
+  /** Time the hypervisor gave to other virtual machines while ours wanted to run (part of otherPct). */
+  readonly stealPct: number;
 }

@@ -417,7 +417,7 @@ class Bench {
         }),
       );
       if (show) {
-        await this.settleRedis(label);
+        await this.settle(label);
         await this.waitQuiet(label);
       }
       const meter = new CpuMeter(() => ({
@@ -502,7 +502,45 @@ class Bench {
   }
 
   /**
-   * Before each measured scenario: lets an AOF rewrite in progress finish, and rewrites the AOF of
+   * Before each measured scenario, so that it does not pay for earlier ones: lets the ledger writer
+   * apply what they left in the ledger streams (while it makes progress: a stopped server's writer
+   * is gone), then settles Redis's append-only file (settleRedis).
+   */
+  async settle(label: string): Promise<void> {
+    const started = performance.now();
+    let backlog = await this.ledgerBacklog();
+    const first = backlog;
+    let progressAt = performance.now();
+    while (backlog > 0 && performance.now() - progressAt < 3000 && performance.now() - started < 120_000) {
+      await new Promise((r) => setTimeout(r, 250));
+      const now = await this.ledgerBacklog();
+      if (now < backlog) progressAt = performance.now();
+      backlog = now;
+    }
+    if (first > 0 && backlog < first) {
+      note(`${label}: waited ${((performance.now() - started) / 1000).toFixed(1)} s for the ledger writer to apply ${fmt(first - backlog)} records of earlier scenarios`);
+    }
+    await this.settleRedis(label);
+  }
+
+  /** Records in the ledger streams of the bench's namespaces: not yet applied to MySQL. */
+  async ledgerBacklog(): Promise<number> {
+    const nodes = this.config.redisNodes.map(redisAt);
+    try {
+      let n = 0;
+      for (const config of [this.config, this.cartConfig]) {
+        for (let shard = 0; shard < config.redisShards; shard++) {
+          n += await nodes[shard % nodes.length].xlen(`${config.redisPrefix}:{s${shard}}:ledger`);
+        }
+      }
+      return n;
+    } finally {
+      for (const redis of nodes) redis.disconnect();
+    }
+  }
+
+  /**
+   * Lets an AOF rewrite in progress finish, and rewrites the AOF of
    * each Redis node whose file has grown since its last rewrite, so that the writes of earlier
    * scenarios do not set one off during this one (Redis rewrites once the file has doubled, in a
    * forked child that takes a core for seconds). A rewrite that a scenario's own writes set off
@@ -617,7 +655,10 @@ class Bench {
       if (beyondMs > 0) row.beyondCallsPerSec = ((result.answered - sellingCalls) * 1000) / beyondMs;
     }
     if (result.codes.TIMEOUT) row.notes.push(`${result.codes.TIMEOUT} calls unanswered ${30} s after the load stopped`);
-    if (cpu.otherPct > 25) row.notes.push(`noisy: other processes used ${cpu.otherPct.toFixed(0)}% of a core meanwhile`);
+    if (cpu.otherPct > 25) {
+      const steal = cpu.stealPct > 5 ? `, ${cpu.stealPct.toFixed(0)}% of it steal (the hypervisor serving other machines)` : '';
+      row.notes.push(`noisy: other processes used ${cpu.otherPct.toFixed(0)}% of a core meanwhile${steal}`);
+    }
     const lg = cpu.groups.loadgen?.pct ?? 0;
     if (lg > 50) row.notes.push(`load generator used ${lg.toFixed(0)}% of a core (> 50%): try --loadgens 2`);
     return row;
@@ -719,7 +760,7 @@ class Bench {
     const bodyFile = path.join(this.dir, `${id}.body.bin`);
     writeFileSync(bodyFile, template.template);
     const streams = Math.max(1, Math.round(this.o.concurrency / this.o.connections));
-    await this.settleRedis(title);
+    await this.settle(title);
     await this.waitQuiet(title);
     const before = await scrapeReserveCounters(server.metricsPort);
     const meter = new CpuMeter(() => ({
