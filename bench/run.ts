@@ -176,6 +176,7 @@ function parseOptions(argv: string[]): Options {
         break;
       case '--rounds':
         o.rounds = num(a, v, 1, 20);
+        if (!Number.isInteger(o.rounds)) throw new Error(`${a}: expected a whole number of rounds, got ${v}`);
         i++;
         break;
       case '--baseline-pool':
