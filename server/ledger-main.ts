@@ -1,6 +1,7 @@
 import { loadConfigOrExit } from './config';
 import { startLedgerWriter } from './ledger-runner';
 import { createLogger } from './logger';
+import { stopOnSignals } from './stop-signals';
 
 /**
  * The ledger writer as a process of its own: `node dist/server/ledger-main.js`, configured by the
@@ -16,21 +17,7 @@ async function main(): Promise<void> {
   const logger = createLogger(config.logLevel).child({ role: 'ledger-writer' });
   const writer = await startLedgerWriter(config, logger);
 
-  let stopping = false;
-  const stop = (why: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ why }, 'ledger writer process: stopping');
-    writer.stop().then(
-      () => process.exit(0),
-      (err) => {
-        logger.error({ err }, 'ledger writer process: stop failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  process.once('SIGINT', () => stop('SIGINT'));
+  const stop = stopOnSignals(logger, 'ledger writer process', () => writer.stop());
   // Started by a server (it has an IPC channel): stop when that server is gone, even by SIGKILL,
   // which closes no channel we could rely on but does re-parent this process.
   if (process.send) {

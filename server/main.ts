@@ -8,6 +8,7 @@ import { createServices } from './services';
 import { seedDemo } from './demo';
 import { startLedgerWriter } from './ledger-runner';
 import { Supervised } from './supervisor';
+import { stopOnSignals } from './stop-signals';
 
 /** LEDGER_WRITER=process: the ledger writer in a child process, supervised by this one. */
 function startLedgerProcess(config: Config, logger: Logger): Supervised | undefined {
@@ -60,21 +61,11 @@ async function main(config: Config): Promise<void> {
   // Under a cluster primary the workers run no writer (LEDGER_WRITER=off): the primary runs it.
   const ledger = startLedgerProcess(config, logger);
 
-  const shutdown = (signal: string) => {
-    logger.info({ signal }, 'shutting down: draining in-flight calls');
-    app
-      .stop()
-      .then(() => ledger?.stop())
-      .then(
-        () => process.exit(0),
-        (err) => {
-          logger.error({ err }, 'shutdown failed');
-          process.exit(1);
-        },
-      );
-  };
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
-  process.once('SIGINT', () => shutdown('SIGINT'));
+  // Drains in-flight calls first (app.stop), then the ledger child.
+  stopOnSignals(logger, 'server', async () => {
+    await app.stop();
+    await ledger?.stop();
+  });
 }
 
 /**

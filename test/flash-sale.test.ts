@@ -5,7 +5,7 @@ import { testConfig, uniqueName } from './helpers/config';
 import { unary } from './helpers/grpc';
 import { InventoryFixture, startInventory, waitFor } from './helpers/inventory';
 import { startRedisNode } from './helpers/redis-node';
-import { ServerProcess, spawnServer } from './helpers/server-process';
+import { ServerProcess, spawnServerBeside } from './helpers/server-process';
 
 /** `count` clients, each on a connection of its own (no shared subchannel). */
 function clients(address: string, count: number): InventoryServiceClient[] {
@@ -83,11 +83,7 @@ describe('flash sale', function () {
     before(async () => {
       const name = uniqueName('twoproc');
       inv = await startInventory('twoproc', {}, testConfig(name));
-      second = await spawnServer({
-        REDIS_PREFIX: inv.config.redisPrefix,
-        ETCD_NAMESPACE: inv.config.etcdNamespace,
-        MYSQL_URL: inv.config.mysqlUrl,
-      });
+      second = await spawnServerBeside(inv.config);
     });
     after(async () => {
       await second?.stop();

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import os from 'node:os';
 import { RowDataPacket } from 'mysql2/promise';
 import { InventoryFixture, startInventory, waitFor } from './helpers/inventory';
-import { LogLine, ServerProcess, spawnServer } from './helpers/server-process';
+import { LogLine, ServerProcess, spawnServerBeside } from './helpers/server-process';
 
 /** LEDGER_WRITER=process: the ledger writer runs in a child process the server supervises. */
 describe('ledger writer as a child process of the server', () => {
@@ -13,10 +13,7 @@ describe('ledger writer as a child process of the server', () => {
     // This process only seeds and reserves; the spawned server's child is the only writer.
     inv = await startInventory('ledgerproc', { LEDGER_WRITER: 'off' });
     await inv.stock('lp-sku', 100, 2);
-    server = await spawnServer({
-      REDIS_PREFIX: inv.config.redisPrefix,
-      ETCD_NAMESPACE: inv.config.etcdNamespace,
-      MYSQL_URL: inv.config.mysqlUrl,
+    server = await spawnServerBeside(inv.config, {
       LEDGER_WRITER: 'process',
     });
   });
@@ -71,10 +68,7 @@ describe('ledger writer of a cluster', () => {
   before(async () => {
     inv = await startInventory('ledgercluster', { LEDGER_WRITER: 'off' });
     await inv.stock('lc-sku', 100, 2);
-    server = await spawnServer({
-      REDIS_PREFIX: inv.config.redisPrefix,
-      ETCD_NAMESPACE: inv.config.etcdNamespace,
-      MYSQL_URL: inv.config.mysqlUrl,
+    server = await spawnServerBeside(inv.config, {
       WORKERS: '2',
       LEDGER_WRITER: 'inline',
     });

@@ -65,3 +65,11 @@ export async function spawnServer(env: Record<string, string>): Promise<ServerPr
     },
   };
 }
+
+/** spawnServer on the same Redis prefix, etcd namespace and MySQL database as a test's own services. */
+export function spawnServerBeside(
+  config: { readonly redisPrefix: string; readonly etcdNamespace: string; readonly mysqlUrl: string },
+  env: Record<string, string> = {},
+): Promise<ServerProcess> {
+  return spawnServer({ REDIS_PREFIX: config.redisPrefix, ETCD_NAMESPACE: config.etcdNamespace, MYSQL_URL: config.mysqlUrl, ...env });
+}
