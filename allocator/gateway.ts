@@ -1,7 +1,7 @@
 import { HoldCode, OrderCode, TakeCode } from './codes';
 import { OrderFields, PieceTuple, fieldsFromPairs } from './doc';
 import { RedisShards } from './shards';
-import { LuaScript, runScript } from './scripts';
+import { LuaScript } from './scripts';
 
 /** A partition as the hot path addresses it. */
 export interface PartitionRef {
@@ -72,8 +72,8 @@ export class RedisGateway {
 
   async begin(orderId: string, fingerprint: string, plan: PieceTuple[], doc: string, ttlSeconds: number): Promise<BeginResult> {
     const shard = this.keys.orderShard(orderId);
-    const res = await runScript<Array<number | string>>(
-      this.shards.client(shard),
+    const res = await this.shards.run<Array<number | string>>(
+      shard,
       this.s.begin,
       [this.keys.order(shard, orderId), this.keys.pending(shard)],
       [orderId, fingerprint, JSON.stringify(plan), doc, ttlSeconds],
@@ -89,8 +89,8 @@ export class RedisGateway {
   async reserveHere(orderId: string, fingerprint: string, piece: PieceTuple, reservedDoc: string, ttlSeconds: number): Promise<ReserveHereResult> {
     const [sku, partitionId, shard, epoch, units] = piece;
     if (shard !== this.keys.orderShard(orderId)) throw new Error(`reserveHere: partition ${partitionId} is not in the shard of order ${orderId}`);
-    const res = await runScript<Array<number | string>>(
-      this.shards.client(shard),
+    const res = await this.shards.run<Array<number | string>>(
+      shard,
       this.s.reserve,
       [
         this.keys.order(shard, orderId),
@@ -109,7 +109,7 @@ export class RedisGateway {
   /** Adds pieces to a PENDING order's plan; false when the order is no longer PENDING. */
   async extendPlan(orderId: string, pieces: PieceTuple[]): Promise<boolean> {
     const shard = this.keys.orderShard(orderId);
-    const res = await runScript<number[]>(this.shards.client(shard), this.s.plan, [this.keys.order(shard, orderId)], [
+    const res = await this.shards.run<number[]>(shard, this.s.plan, [this.keys.order(shard, orderId)], [
       JSON.stringify(pieces),
     ]);
     return res[0] === 1;
@@ -118,8 +118,8 @@ export class RedisGateway {
   /** Closes a Reserve; its expiry (ms, 0 when rejected), or undefined when the order is no longer PENDING (rolled back by recovery). */
   async commit(orderId: string, outcome: 'RESERVED' | 'REJECTED', payload: string, retentionSeconds: number): Promise<number | undefined> {
     const shard = this.keys.orderShard(orderId);
-    const res = await runScript<number[]>(
-      this.shards.client(shard),
+    const res = await this.shards.run<number[]>(
+      shard,
       this.s.commit,
       [this.keys.order(shard, orderId), this.keys.pending(shard), this.keys.expiry(shard)],
       [orderId, outcome, payload, retentionSeconds],
@@ -129,8 +129,8 @@ export class RedisGateway {
 
   async confirm(orderId: string): Promise<OrderCode> {
     const shard = this.keys.orderShard(orderId);
-    const res = await runScript<number[]>(
-      this.shards.client(shard),
+    const res = await this.shards.run<number[]>(
+      shard,
       this.s.confirm,
       [this.keys.order(shard, orderId), this.keys.expiry(shard), this.keys.ledger(shard)],
       [orderId],
@@ -147,8 +147,8 @@ export class RedisGateway {
     recoveryGraceMs: number,
   ): Promise<ReleaseScriptResult> {
     const shard = this.keys.orderShard(orderId);
-    const res = await runScript<Array<number | string>>(
-      this.shards.client(shard),
+    const res = await this.shards.run<Array<number | string>>(
+      shard,
       this.s.release,
       [this.keys.order(shard, orderId), this.keys.expiry(shard), this.keys.releasing(shard)],
       [orderId, releaseId, reason, items ? JSON.stringify(items) : '', retentionSeconds, recoveryGraceMs],
@@ -165,8 +165,8 @@ export class RedisGateway {
   }
 
   async take(p: PartitionRef, orderId: string, wanted: number, minimum: number): Promise<TakeResult> {
-    const res = await runScript<number[]>(
-      this.shards.client(p.shard),
+    const res = await this.shards.run<number[]>(
+      p.shard,
       this.s.take,
       [this.keys.partition(p.shard, p.sku, p.partitionId), this.keys.takes(p.shard, p.sku, p.partitionId), this.keys.ledger(p.shard)],
       [orderId, wanted, minimum, p.epoch, p.sku, p.partitionId],
@@ -182,8 +182,8 @@ export class RedisGateway {
     from: 'reserved' | 'committed',
     reason: string,
   ): Promise<UntakeResult> {
-    const res = await runScript<[number, number, string]>(
-      this.shards.client(p.shard),
+    const res = await this.shards.run<[number, number, string]>(
+      p.shard,
       this.s.untake,
       [this.keys.partition(p.shard, p.sku, p.partitionId), this.keys.takes(p.shard, p.sku, p.partitionId), this.keys.ledger(p.shard)],
       [orderId, units, releaseId, from, reason, p.sku, p.partitionId],
@@ -193,7 +193,7 @@ export class RedisGateway {
 
   async hold(userId: string, sku: string, orderId: string, units: number, limit: number): Promise<{ code: HoldCode; units: number }> {
     const shard = this.keys.userShard(userId);
-    const res = await runScript<number[]>(this.shards.client(shard), this.s.hold, [this.keys.user(shard, sku, userId)], [
+    const res = await this.shards.run<number[]>(shard, this.s.hold, [this.keys.user(shard, sku, userId)], [
       orderId,
       units,
       limit,
@@ -203,7 +203,7 @@ export class RedisGateway {
 
   async unhold(userId: string, sku: string, orderId: string, units: number, releaseId: string): Promise<number> {
     const shard = this.keys.userShard(userId);
-    const res = await runScript<number[]>(this.shards.client(shard), this.s.unhold, [this.keys.user(shard, sku, userId)], [
+    const res = await this.shards.run<number[]>(shard, this.s.unhold, [this.keys.user(shard, sku, userId)], [
       orderId,
       units,
       releaseId,
@@ -213,8 +213,8 @@ export class RedisGateway {
 
   /** Creates a live partition; idempotent (an existing one is reported, not changed). */
   async createPartition(p: PartitionRef, units: number): Promise<{ created: boolean; avail: number; epoch: number }> {
-    const res = await runScript<Array<number | string>>(
-      this.shards.client(p.shard),
+    const res = await this.shards.run<Array<number | string>>(
+      p.shard,
       this.s.create,
       [this.keys.partition(p.shard, p.sku, p.partitionId)],
       [p.sku, p.partitionId, units, p.epoch],
@@ -226,7 +226,7 @@ export class RedisGateway {
 
   /** Marks an empty partition exhausted: 1 retired now, 2 not live already, -1 not empty (keep it). */
   async retire(p: PartitionRef): Promise<1 | 2 | -1> {
-    return runScript<1 | 2 | -1>(this.shards.client(p.shard), this.s.retire, [this.keys.partition(p.shard, p.sku, p.partitionId)], [p.epoch]);
+    return this.shards.run<1 | 2 | -1>(p.shard, this.s.retire, [this.keys.partition(p.shard, p.sku, p.partitionId)], [p.epoch]);
   }
 
   /**
@@ -240,8 +240,8 @@ export class RedisGateway {
     eventId: string,
     reason: string,
   ): Promise<{ code: 1 | 2 | -2; units: number; state: string }> {
-    const res = await runScript<[1 | 2 | -2, number, string]>(
-      this.shards.client(p.shard),
+    const res = await this.shards.run<[1 | 2 | -2, number, string]>(
+      p.shard,
       this.s.withdraw,
       [this.keys.partition(p.shard, p.sku, p.partitionId), this.keys.ledger(p.shard)],
       [mode, units, eventId, p.sku, p.partitionId, reason],

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import type Redis from 'ioredis';
 
 /** allocator/lua of this checkout (compiled code runs from dist/allocator/). */
 export const LUA_DIR = path.resolve(__dirname, '..', '..', 'allocator', 'lua');
@@ -11,8 +10,8 @@ export interface LuaScript {
   readonly name: string;
   readonly numberOfKeys: number;
   readonly source: string;
-  /** The ioredis command name, versioned by content so two releases can share a Redis. */
-  readonly command: string;
+  /** SHA1 of the source: its name for EVALSHA, so two releases can share a Redis. */
+  readonly sha: string;
 }
 
 /**
@@ -27,8 +26,8 @@ export function loadScripts(dir = LUA_DIR): Map<string, LuaScript> {
     if (!match) throw new Error(`${file}: a script is named <name>-<number of keys>.lua`);
     const [, name, keys] = match;
     const source = resolveIncludes(readFileSync(path.join(dir, file), 'utf8'), path.join(dir, 'includes'), new Set());
-    const version = createHash('sha1').update(source).digest('hex').slice(0, 8);
-    scripts.set(name, { name, numberOfKeys: Number(keys), source, command: `inv_${name.replace(/-/g, '_')}_${version}` });
+    const sha = createHash('sha1').update(source).digest('hex');
+    scripts.set(name, { name, numberOfKeys: Number(keys), source, sha });
   }
   return scripts;
 }
@@ -39,22 +38,4 @@ function resolveIncludes(source: string, includesDir: string, seen: Set<string>)
     seen.add(include);
     return resolveIncludes(readFileSync(path.join(includesDir, `${include}.lua`), 'utf8'), includesDir, seen);
   });
-}
-
-/** Registers every script on a client with defineCommand: EVALSHA, falling back to EVAL on NOSCRIPT. */
-export function defineScripts(client: Redis, scripts: Map<string, LuaScript>): void {
-  for (const script of scripts.values()) {
-    if (!(script.command in client)) {
-      client.defineCommand(script.command, { numberOfKeys: script.numberOfKeys, lua: script.source });
-    }
-  }
-}
-
-/** Runs a defined script. Keys first, then arguments, as the script's header lists them. */
-export function runScript<T = unknown>(client: Redis, script: LuaScript, keys: string[], args: Array<string | number>): Promise<T> {
-  if (keys.length !== script.numberOfKeys) {
-    throw new Error(`${script.name} takes ${script.numberOfKeys} keys, got ${keys.length}`);
-  }
-  const command = (client as unknown as Record<string, (...a: Array<string | number>) => Promise<T>>)[script.command];
-  return command.call(client, ...keys, ...args);
 }

@@ -1,6 +1,7 @@
 import Redis from 'ioredis';
 import { Keys } from './keys';
-import { LuaScript, defineScripts, loadScripts } from './scripts';
+import { ScriptPipe } from './script-pipe';
+import { LuaScript, loadScripts } from './scripts';
 
 export interface ShardOptions {
   readonly nodes: readonly string[];
@@ -13,15 +14,18 @@ export interface ShardOptions {
 
 /**
  * The Redis nodes and which virtual shard lives on which: shard s on node s mod N, a fixed map as
- * long as the node list and shard count stay the same. One connection per node, auto-pipelined by
- * default: the flash-sale benchmark measured +35-45% calls/s with it (DESIGN's note expected the
- * opposite; the measurement wins). Plain ioredis, not the cluster client, so its slot-grouping
- * bugs with EVALSHA do not apply.
+ * long as the node list and shard count stay the same. Two connections per node:
+ * - `pipe(shard)` runs the Lua scripts (every change to stock and orders): a lean pipelined
+ *   connection of our own (ScriptPipe), one write per tick for all calls in flight;
+ * - `client(shard)`, ioredis, for plain reads and commands off the hot path, auto-pipelined by
+ *   default: the flash-sale benchmark measured +35-45% calls/s with it. Plain ioredis, not the
+ *   cluster client, so its slot-grouping bugs with EVALSHA do not apply.
  */
 export class RedisShards {
   readonly keys: Keys;
   readonly scripts: Map<string, LuaScript>;
   readonly clients: readonly Redis[];
+  readonly pipes: readonly ScriptPipe[];
   private readonly nodeIndexOfShard: readonly number[];
 
   constructor(readonly options: ShardOptions) {
@@ -40,18 +44,32 @@ export class RedisShards {
         maxRetriesPerRequest: 2,
         connectionName: `inventory-core:${process.pid}`,
       });
-      defineScripts(client, this.scripts);
       return client;
+    });
+    this.pipes = options.nodes.map((node) => {
+      const [host, port] = splitHostPort(node);
+      return new ScriptPipe({
+        host,
+        port,
+        commandTimeoutMs: options.commandTimeoutMs,
+        name: `inventory-scripts:${process.pid}`,
+        scripts: this.scripts.values(),
+      });
     });
     this.nodeIndexOfShard = Array.from({ length: options.shardCount }, (_, s) => s % options.nodes.length);
   }
 
   async connect(): Promise<void> {
-    await Promise.all(this.clients.map((c) => (c.status === 'wait' ? c.connect() : undefined)));
+    await Promise.all([...this.clients.map((c) => (c.status === 'wait' ? c.connect() : undefined)), ...this.pipes.map((p) => p.connect())]);
   }
 
   client(shard: number): Redis {
     return this.clients[this.nodeIndexOfShard[shard]];
+  }
+
+  /** Runs a Lua script on the node of a shard: keys first, then arguments, as its header lists them. */
+  run<T = unknown>(shard: number, script: LuaScript, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<T> {
+    return this.pipes[this.nodeIndexOfShard[shard]].run<T>(script, keys, args);
   }
 
   node(shard: number): string {
@@ -72,7 +90,7 @@ export class RedisShards {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.clients.map((c) => c.quit().catch(() => c.disconnect())));
+    await Promise.all([...this.clients.map((c) => c.quit().catch(() => c.disconnect())), ...this.pipes.map((p) => p.close())]);
   }
 }
 

@@ -1,0 +1,278 @@
+import net from 'node:net';
+import { LuaScript } from './scripts';
+import { RedisReplyError, RespReader, RespValue, encodeCommand } from './resp';
+
+export interface ScriptPipeOptions {
+  readonly host: string;
+  readonly port: number;
+  /** A command unanswered this long fails, and the connection is cut and made again. */
+  readonly commandTimeoutMs: number;
+  /** CLIENT SETNAME, so operators can tell the connection in CLIENT LIST. */
+  readonly name: string;
+  /** The scripts to load (SCRIPT LOAD) on every new connection. */
+  readonly scripts: Iterable<LuaScript>;
+  /** First wait before connecting again after a failure; doubles up to 2 s. Default 50 ms. */
+  readonly reconnectMinMs?: number;
+}
+
+interface Call {
+  /** The command as sent, to send it again (NOSCRIPT, or a reconnect before the reply). */
+  readonly command: string;
+  readonly script: LuaScript | undefined;
+  readonly since: number;
+  resolve(value: unknown): void;
+  reject(err: Error): void;
+  /** Sent once more already (after NOSCRIPT or a reconnect): a second failure is final. */
+  resent: boolean;
+}
+
+/**
+ * One pipelined connection to a Redis node that runs our Lua scripts by EVALSHA: the Reserve hot
+ * path's way to Redis. ioredis is a fine general client, but per script call it built a Command,
+ * two promises and a NOSCRIPT catch, a Pipeline per tick and a string per command, and it was the
+ * largest share of the server's CPU and garbage that we control in the flash-sale profile. Here a
+ * call costs one RESP string appended to this tick's write and one entry in the reply queue.
+ *
+ * - Every command issued in one turn of the event loop goes out in one socket write (setImmediate).
+ * - Replies come back in order; the reply queue pairs them with their callers.
+ * - The scripts are loaded on every new connection; a NOSCRIPT (SCRIPT FLUSH by an operator, a
+ *   failover to a replica that lacks them) loads that script and sends the call once more.
+ * - Calls made while there is no connection wait for it (it is made on first use and again after
+ *   a failure, with back-off); calls in flight when it breaks are sent again once on the new one.
+ *   All our scripts are idempotent (each records what it did and answers a rerun the same), so a
+ *   call that ran but whose reply was lost changes nothing when it runs again.
+ * - A call unanswered after `commandTimeoutMs` fails with "Command timed out", and a connection
+ *   whose oldest call has waited that long is cut: a stuck server must not hold calls forever.
+ * Errors whose messages the service maps to UNAVAILABLE: "Connection is closed", "Command timed out".
+ */
+export class ScriptPipe {
+  private socket: net.Socket | undefined;
+  private state: 'idle' | 'connecting' | 'ready' | 'closed' = 'idle';
+  private readonly reader = new RespReader();
+  /** Sent, awaiting replies, oldest first (from `head`). */
+  private inFlight: Array<Call | undefined> = [];
+  private head = 0;
+  /** Waiting for a connection. */
+  private waiting: Call[] = [];
+  private out = '';
+  private flushScheduled = false;
+  private readonly shas = new Map<LuaScript, string>();
+  private readonly scripts: LuaScript[];
+  private reconnectMs: number;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private readonly sweeper: NodeJS.Timeout;
+  /** connect() callers waiting for the connection attempt under way. */
+  private connectWaiters: Array<{ resolve(): void; reject(err: Error): void }> = [];
+  private lastError: Error | undefined;
+
+  constructor(private readonly options: ScriptPipeOptions) {
+    this.scripts = [...options.scripts];
+    for (const script of this.scripts) this.shas.set(script, script.sha);
+    this.reconnectMs = options.reconnectMinMs ?? 50;
+    this.sweeper = setInterval(() => this.sweep(), Math.max(10, Math.min(250, options.commandTimeoutMs / 4)));
+    this.sweeper.unref();
+  }
+
+  /** Connects now (otherwise the first call does); resolves once up, rejects if this attempt fails. */
+  connect(): Promise<void> {
+    if (this.state === 'closed') return Promise.reject(closedError());
+    if (this.state === 'ready') return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.connectWaiters.push({ resolve, reject });
+      if (this.state === 'idle') {
+        clearTimeout(this.reconnectTimer);
+        this.open();
+      }
+    });
+  }
+
+  /** Runs a script: EVALSHA with its keys then its arguments. Resolves with the script's reply. */
+  run<T = unknown>(script: LuaScript, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<T> {
+    if (keys.length !== script.numberOfKeys) {
+      return Promise.reject(new Error(`${script.name} takes ${script.numberOfKeys} keys, got ${keys.length}`));
+    }
+    if (this.state === 'closed') return Promise.reject(closedError());
+    const command = encodeCommand(['EVALSHA', script.sha, keys.length, ...keys, ...args]);
+    return new Promise<T>((resolve, reject) => {
+      const call: Call = { command, script, since: Date.now(), resolve: resolve as (v: unknown) => void, reject, resent: false };
+      if (this.state === 'ready') this.send(call);
+      else {
+        this.waiting.push(call);
+        if (this.state === 'idle' && this.reconnectTimer === undefined) this.open();
+      }
+    });
+  }
+
+  /** Calls sent or waiting, not yet answered. */
+  get pending(): number {
+    return this.inFlight.length - this.head + this.waiting.length;
+  }
+
+  /** Waits (up to the command timeout) for the calls in flight, then closes. New calls fail. */
+  async close(): Promise<void> {
+    if (this.state === 'closed') return;
+    const until = Date.now() + this.options.commandTimeoutMs;
+    while (this.pending > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+    this.state = 'closed';
+    for (const waiter of this.connectWaiters.splice(0)) waiter.reject(closedError());
+    clearInterval(this.sweeper);
+    clearTimeout(this.reconnectTimer);
+    this.failAll(closedError());
+    this.socket?.end();
+    this.socket?.destroy();
+    this.socket = undefined;
+  }
+
+  private open(): void {
+    this.state = 'connecting';
+    this.reconnectTimer = undefined;
+    const socket = net.connect({ host: this.options.host, port: this.options.port, noDelay: true });
+    this.socket = socket;
+    socket.setKeepAlive(true, 30_000);
+    // A connect that hangs (a host that drops packets) is given up like a slow command.
+    socket.setTimeout(this.options.commandTimeoutMs, () => socket.destroy(new Error(`connect to ${this.options.host}:${this.options.port} timed out`)));
+    socket.on('connect', () => this.onConnect(socket));
+    socket.on('data', (chunk: Buffer) => this.onData(socket, chunk));
+    socket.on('error', (err) => (this.lastError = err)); // 'close' follows and handles it
+    socket.on('close', () => this.onClose(socket));
+  }
+
+  private onConnect(socket: net.Socket): void {
+    if (socket !== this.socket) return;
+    socket.setTimeout(0);
+    this.state = 'ready';
+    this.reconnectMs = this.options.reconnectMinMs ?? 50;
+    // Replies to these come first; the calls that waited queue up behind them.
+    const setup = (args: Array<string | number>) => this.send(internalCall(encodeCommand(args)));
+    setup(['CLIENT', 'SETNAME', this.options.name]);
+    for (const script of this.scripts) setup(['SCRIPT', 'LOAD', script.source]);
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const call of waiting) this.send(call);
+    const waiters = this.connectWaiters;
+    this.connectWaiters = [];
+    for (const waiter of waiters) waiter.resolve();
+  }
+
+  private send(call: Call): void {
+    this.inFlight.push(call);
+    this.out += call.command;
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flush);
+    }
+  }
+
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    if (this.out === '' || !this.socket || this.state !== 'ready') return;
+    this.socket.write(this.out);
+    this.out = '';
+  };
+
+  private onData(socket: net.Socket, chunk: Buffer): void {
+    if (socket !== this.socket) return;
+    try {
+      this.reader.push(chunk, this.onReply);
+    } catch (err) {
+      // Not RESP: nothing after this can be trusted to pair with its call.
+      socket.destroy(err as Error);
+    }
+  }
+
+  private readonly onReply = (value: RespValue): void => {
+    const call = this.inFlight[this.head];
+    if (call === undefined) throw new Error('redis protocol: a reply nobody asked for');
+    this.inFlight[this.head++] = undefined;
+    if (this.head > 1024 && this.head * 2 > this.inFlight.length) {
+      this.inFlight = this.inFlight.slice(this.head);
+      this.head = 0;
+    }
+    if (value instanceof RedisReplyError) {
+      if (call.script && !call.resent && value.message.startsWith('NOSCRIPT')) {
+        // The server lost our scripts: load this one and run the call once more, in that order.
+        call.resent = true;
+        const failed = call.reject;
+        this.send(internalCall(encodeCommand(['SCRIPT', 'LOAD', call.script.source]), failed));
+        this.send(call);
+        return;
+      }
+      call.reject(value);
+      return;
+    }
+    call.resolve(value);
+  };
+
+  private onClose(socket: net.Socket): void {
+    if (socket !== this.socket) return;
+    this.socket = undefined;
+    this.reader.reset();
+    this.out = '';
+    this.flushScheduled = false;
+    if (this.state === 'closed') return;
+    const waiters = this.connectWaiters;
+    this.connectWaiters = [];
+    const why = new Error(`Connection is closed. (${this.lastError?.message ?? 'closed by the server'})`);
+    for (const waiter of waiters) waiter.reject(why);
+    // Calls in flight may or may not have run: send them once more on the next connection
+    // (scripts are idempotent); a call already sent twice fails instead.
+    const unanswered = this.inFlight.slice(this.head).filter((c): c is Call => c !== undefined);
+    this.inFlight = [];
+    this.head = 0;
+    const again: Call[] = [];
+    for (const call of unanswered) {
+      if (call.script && !call.resent) {
+        call.resent = true;
+        again.push(call);
+      } else call.reject(closedError());
+    }
+    this.waiting = [...again, ...this.waiting];
+    this.state = 'idle';
+    const wait = this.reconnectMs;
+    this.reconnectMs = Math.min(2000, this.reconnectMs * 2);
+    this.reconnectTimer = setTimeout(() => this.open(), wait * (0.5 + Math.random() / 2));
+    this.reconnectTimer.unref();
+  }
+
+  /** Fails calls that have waited past the timeout; cuts a connection whose oldest call has. */
+  private sweep(): void {
+    const expired = Date.now() - this.options.commandTimeoutMs;
+    if (this.waiting.length > 0 && this.waiting[0].since <= expired) {
+      const keep: Call[] = [];
+      for (const call of this.waiting) {
+        if (call.since <= expired) call.reject(timeoutError());
+        else keep.push(call);
+      }
+      this.waiting = keep;
+    }
+    const oldest = this.inFlight[this.head];
+    if (oldest !== undefined && oldest.since <= expired && this.socket) {
+      const calls = this.inFlight.slice(this.head);
+      this.inFlight = [];
+      this.head = 0;
+      for (const call of calls) call?.reject(timeoutError());
+      this.socket.destroy();
+    }
+  }
+
+  private failAll(err: Error): void {
+    const calls = [...this.inFlight.slice(this.head), ...this.waiting];
+    this.inFlight = [];
+    this.head = 0;
+    this.waiting = [];
+    for (const call of calls) call?.reject(err);
+  }
+}
+
+/** A setup command of the pipe itself: its reply is dropped, its error goes to `onError` if given. */
+function internalCall(command: string, onError?: (err: Error) => void): Call {
+  return { command, script: undefined, since: Date.now(), resolve: () => undefined, reject: onError ?? (() => undefined), resent: true };
+}
+
+function closedError(): Error {
+  return new Error('Connection is closed.');
+}
+
+function timeoutError(): Error {
+  return new Error('Command timed out');
+}
