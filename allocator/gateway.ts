@@ -44,7 +44,7 @@ export type ReleaseScriptResult =
  */
 export class RedisGateway {
   private readonly s: Record<
-    'begin' | 'reserve' | 'plan' | 'commit' | 'confirm' | 'release' | 'take' | 'untake' | 'hold' | 'unhold' | 'create' | 'retire' | 'withdraw',
+    'begin' | 'reserve' | 'reject' | 'plan' | 'commit' | 'confirm' | 'release' | 'take' | 'untake' | 'hold' | 'unhold' | 'create' | 'retire' | 'withdraw',
     LuaScript
   >;
 
@@ -52,6 +52,7 @@ export class RedisGateway {
     this.s = {
       begin: shards.script('order-begin'),
       reserve: shards.script('order-reserve'),
+      reject: shards.script('order-reject'),
       plan: shards.script('order-plan'),
       commit: shards.script('order-commit'),
       confirm: shards.script('order-confirm'),
@@ -104,6 +105,21 @@ export class RedisGateway {
     if (res[0] === 3) return { kind: 'reserved', created: Number(res[1]), expires: Number(res[2]), availAfter: Number(res[3]) };
     if (res[0] === 4) return { kind: 'short', code: res[1] as TakeCode };
     return beginResult(res) as Extract<BeginResult, { kind: 'exists' }>;
+  }
+
+  /**
+   * A Reserve that nothing can fill, in one call: REJECTED with these shortages unless the order
+   * exists ('exists': the replay). Same record as begin followed by commit REJECTED.
+   */
+  async reject(orderId: string, fingerprint: string, doc: string, ttlSeconds: number, shortages: string, retentionSeconds: number): Promise<BeginResult> {
+    const shard = this.keys.orderShard(orderId);
+    const res = await this.shards.run<Array<number | string>>(
+      shard,
+      this.s.reject,
+      [this.keys.order(shard, orderId)],
+      [fingerprint, ttlSeconds, doc, shortages, retentionSeconds],
+    );
+    return beginResult(res);
   }
 
   /** Adds pieces to a PENDING order's plan; false when the order is no longer PENDING. */

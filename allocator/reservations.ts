@@ -126,6 +126,14 @@ export class ReservationService {
       }
       doc.items[0].pieces = [];
       if (here.kind === 'exists') begun = here;
+    } else if (items.length === 1 && !first && !limits[items[0].sku] && !(await this.topUp?.request(items[0].sku, giveUpAt, true))) {
+      // Sold out: no live partition and nothing in base to carve. Gate and REJECTED record are
+      // then one call too, with nothing PENDING in between: nothing is taken.
+      const shortages: Shortage[] = [{ sku: items[0].sku, reason: 'OUT_OF_STOCK', requested: items[0].quantity, available: 0 }];
+      const answer = JSON.stringify(shortages);
+      const rejected = await this.gateway.reject(orderId, fp, JSON.stringify(doc), ttlSeconds, answer, this.options.orderRetentionSeconds);
+      if (rejected.kind === 'new') return { outcome: 'REJECTED', shortages, replayed: false };
+      begun = rejected;
     }
     begun ??= await this.gateway.begin(orderId, fp, plan, JSON.stringify(doc), ttlSeconds);
     if (begun.kind === 'exists') {

@@ -88,6 +88,33 @@ describe('Reserve, Confirm, Release', () => {
     assert.equal(await inv.availOf(parts), 160 - 2 - 12);
   });
 
+  it('rejects a one-item order for a sold-out SKU in one script, remembered for replays', async () => {
+    // Known, but no live partition and nothing in base: what a flash sale looks like once sold out.
+    await inv.services.registry.putSku('gone-sku', { perUserLimit: 0 });
+    await waitFor(() => inv.services.cache.sku('gone-sku') !== undefined);
+
+    const res = await inv.reserve('order-gone', [['gone-sku', 2]]);
+    assert.equal(res.outcome, ReserveOutcome.RESERVE_OUTCOME_REJECTED);
+    assert.deepEqual(
+      res.shortages.map((s) => [s.skuId, s.reason, s.requested, s.available]),
+      [['gone-sku', ShortageReason.SHORTAGE_REASON_OUT_OF_STOCK, 2, 0]],
+    );
+    const stored = await inv.services.gateway.order('order-gone');
+    assert.equal(stored?.state, 'REJECTED');
+    assert.equal(stored?.plan, undefined, 'never PENDING: nothing for recovery to do');
+    const { shards } = inv.services;
+    const shard = shards.keys.orderShard('order-gone');
+    assert.equal(await shards.client(shard).zscore(shards.keys.pending(shard), 'order-gone'), null);
+    assert.ok((await shards.client(shard).ttl(shards.keys.order(shard, 'order-gone'))) > 0, 'kept for the retention only');
+
+    const replay = await inv.reserve('order-gone', [['gone-sku', 2]]);
+    assert.equal(replay.replayed, true);
+    assert.deepEqual(replay.shortages, res.shortages);
+    const other = await expectCode(inv.reserve('order-gone', [['gone-sku', 3]]), status.INVALID_ARGUMENT);
+    assert.equal(reasonOf(other), 'IDEMPOTENCY_KEY_REUSED');
+    await expectCode(inv.getReservation('order-gone'), status.FAILED_PRECONDITION);
+  });
+
   it('takes nothing when the last item of a cart is short, and names that SKU', async () => {
     const a = await inv.stock('cart-a', 5, 1);
     const b = await inv.stock('cart-b', 5, 1);
