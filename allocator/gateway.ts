@@ -48,6 +48,8 @@ export class RedisGateway {
     LuaScript
   >;
 
+  private readonly keysOfPartition = new WeakMap<PartitionRef, readonly [string, string]>();
+
   constructor(readonly shards: RedisShards) {
     this.s = {
       begin: shards.script('order-begin'),
@@ -71,6 +73,16 @@ export class RedisGateway {
     return this.shards.keys;
   }
 
+  /** A partition's hash and takes keys, built once per partition object (the directory keeps them). */
+  private partitionKeys(p: PartitionRef): readonly [string, string] {
+    let keys = this.keysOfPartition.get(p);
+    if (keys === undefined) {
+      keys = [this.keys.partition(p.shard, p.sku, p.partitionId), this.keys.takes(p.shard, p.sku, p.partitionId)];
+      this.keysOfPartition.set(p, keys);
+    }
+    return keys;
+  }
+
   async begin(orderId: string, fingerprint: string, plan: PieceTuple[], doc: string, ttlSeconds: number): Promise<BeginResult> {
     const shard = this.keys.orderShard(orderId);
     const res = await this.shards.run<Array<number | string>>(
@@ -87,20 +99,15 @@ export class RedisGateway {
    * when the partition has the whole quantity; otherwise nothing is written ('short': go on with
    * `begin` and the general path).
    */
-  async reserveHere(orderId: string, fingerprint: string, piece: PieceTuple, reservedDoc: string, ttlSeconds: number): Promise<ReserveHereResult> {
-    const [sku, partitionId, shard, epoch, units] = piece;
-    if (shard !== this.keys.orderShard(orderId)) throw new Error(`reserveHere: partition ${partitionId} is not in the shard of order ${orderId}`);
+  async reserveHere(orderId: string, fingerprint: string, p: PartitionRef, units: number, reservedDoc: string, ttlSeconds: number): Promise<ReserveHereResult> {
+    const shard = p.shard;
+    if (shard !== this.keys.orderShard(orderId)) throw new Error(`reserveHere: partition ${p.partitionId} is not in the shard of order ${orderId}`);
+    const [partitionKey, takesKey] = this.partitionKeys(p);
     const res = await this.shards.run<Array<number | string>>(
       shard,
       this.s.reserve,
-      [
-        this.keys.order(shard, orderId),
-        this.keys.expiry(shard),
-        this.keys.partition(shard, sku, partitionId),
-        this.keys.takes(shard, sku, partitionId),
-        this.keys.ledger(shard),
-      ],
-      [orderId, fingerprint, ttlSeconds, reservedDoc, units, epoch, sku, partitionId],
+      [this.keys.order(shard, orderId), this.keys.expiry(shard), partitionKey, takesKey, this.keys.ledger(shard)],
+      [orderId, fingerprint, ttlSeconds, reservedDoc, units, p.epoch, p.sku, p.partitionId],
     );
     if (res[0] === 3) return { kind: 'reserved', created: Number(res[1]), expires: Number(res[2]), availAfter: Number(res[3]) };
     if (res[0] === 4) return { kind: 'short', code: res[1] as TakeCode };

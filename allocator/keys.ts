@@ -15,10 +15,21 @@
  *   topup:<sku>          short-lived lock: one server at a time tops a SKU up
  */
 export class Keys {
-  constructor(readonly prefix: string, readonly shardCount: number) {}
+  /** Per shard, built once: the tag, and the shard-wide keys the hot path names on every call. */
+  private readonly tags: readonly string[];
+  private readonly ledgers: readonly string[];
+  private readonly expiries: readonly string[];
+  private readonly pendings: readonly string[];
+
+  constructor(readonly prefix: string, readonly shardCount: number) {
+    this.tags = Array.from({ length: shardCount }, (_, s) => `${prefix}:{s${s}}`);
+    this.ledgers = this.tags.map((tag) => `${tag}:ledger`);
+    this.expiries = this.tags.map((tag) => `${tag}:expiry`);
+    this.pendings = this.tags.map((tag) => `${tag}:pending`);
+  }
 
   tag(shard: number): string {
-    return `${this.prefix}:{s${shard}}`;
+    return this.tags[shard] ?? `${this.prefix}:{s${shard}}`;
   }
 
   partition(shard: number, sku: string, partitionId: string): string {
@@ -38,15 +49,15 @@ export class Keys {
   }
 
   ledger(shard: number): string {
-    return `${this.tag(shard)}:ledger`;
+    return this.ledgers[shard] ?? `${this.tag(shard)}:ledger`;
   }
 
   pending(shard: number): string {
-    return `${this.tag(shard)}:pending`;
+    return this.pendings[shard] ?? `${this.tag(shard)}:pending`;
   }
 
   expiry(shard: number): string {
-    return `${this.tag(shard)}:expiry`;
+    return this.expiries[shard] ?? `${this.tag(shard)}:expiry`;
   }
 
   releasing(shard: number): string {

@@ -118,7 +118,7 @@ export class ReservationService {
       // limit. Gate, take and commit are then one atomic Redis call.
       const piece: DocPiece = { p: first.partitionId, s: first.shard, e: first.epoch, q: items[0].quantity, r: 0 };
       doc.items[0].pieces = [piece];
-      const here = await this.gateway.reserveHere(orderId, fp, plan[0], JSON.stringify(doc), ttlSeconds);
+      const here = await this.gateway.reserveHere(orderId, fp, first, items[0].quantity, JSON.stringify(doc), ttlSeconds);
       if (here.kind === 'reserved') {
         if (here.availAfter === 0) this.retire(first);
         const fields = { state: 'RESERVED', created: String(here.created), expires: String(here.expires) };

@@ -10,15 +10,92 @@ export class RedisReplyError extends Error {
 
 export type RespValue = string | number | null | RedisReplyError | RespValue[];
 
-/** One command as RESP: `*<n>\r\n` then `$<bytes>\r\n<arg>\r\n` per argument. */
-export function encodeCommand(args: ReadonlyArray<string | number>): string {
-  let out = `*${args.length}\r\n`;
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i];
-    const text = typeof arg === 'string' ? arg : String(arg);
-    out += `$${Buffer.byteLength(text)}\r\n${text}\r\n`;
+/**
+ * Commands out, as RESP arrays of bulk strings, written straight into one growing buffer: a whole
+ * tick's calls become one Buffer for one socket write, with no string built per call.
+ */
+export class RespWriter {
+  private buf = Buffer.allocUnsafe(16 * 1024);
+  private len = 0;
+
+  /** Bytes written since the last take. */
+  get length(): number {
+    return this.len;
   }
-  return out;
+
+  /** EVALSHA <sha> <number of keys> <keys...> <args...> */
+  evalsha(sha: string, keys: readonly string[], args: ReadonlyArray<string | number>): void {
+    this.header(0x2a, 3 + keys.length + args.length);
+    this.bulk('EVALSHA');
+    this.bulk(sha);
+    this.bulk(keys.length);
+    for (let i = 0; i < keys.length; i++) this.bulk(keys[i]);
+    for (let i = 0; i < args.length; i++) this.bulk(args[i]);
+  }
+
+  command(parts: ReadonlyArray<string | number>): void {
+    this.header(0x2a, parts.length);
+    for (let i = 0; i < parts.length; i++) this.bulk(parts[i]);
+  }
+
+  /** What was written, as a buffer of its own (the writer's is reused at once). */
+  take(): Buffer {
+    const out = Buffer.allocUnsafe(this.len);
+    this.buf.copy(out, 0, 0, this.len);
+    this.len = 0;
+    return out;
+  }
+
+  reset(): void {
+    this.len = 0;
+  }
+
+  private bulk(value: string | number): void {
+    if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) {
+      const digits = digitCount(value);
+      this.header(0x24, digits);
+      this.room(digits + 2);
+      this.digits(value, digits);
+    } else {
+      const text = typeof value === 'string' ? value : String(value);
+      const bytes = Buffer.byteLength(text);
+      this.header(0x24, bytes);
+      this.room(bytes + 2);
+      this.len += this.buf.write(text, this.len, bytes, 'utf8');
+    }
+    this.buf[this.len++] = 0x0d;
+    this.buf[this.len++] = 0x0a;
+  }
+
+  /** `*<n>\r\n` or `$<n>\r\n`. */
+  private header(type: number, n: number): void {
+    this.room(24);
+    this.buf[this.len++] = type;
+    this.digits(n, digitCount(n));
+    this.buf[this.len++] = 0x0d;
+    this.buf[this.len++] = 0x0a;
+  }
+
+  private digits(n: number, count: number): void {
+    for (let i = count - 1; i >= 0; i--) {
+      this.buf[this.len + i] = 48 + (n % 10);
+      n = Math.floor(n / 10);
+    }
+    this.len += count;
+  }
+
+  private room(bytes: number): void {
+    if (this.len + bytes <= this.buf.length) return;
+    const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.len + bytes));
+    this.buf.copy(bigger, 0, 0, this.len);
+    this.buf = bigger;
+  }
+}
+
+function digitCount(n: number): number {
+  let count = 1;
+  for (let rest = n; rest >= 10; rest = Math.floor(rest / 10)) count++;
+  return count;
 }
 
 const CR = 13;

@@ -1,6 +1,6 @@
 import net from 'node:net';
 import { LuaScript } from './scripts';
-import { RedisReplyError, RespReader, RespValue, encodeCommand } from './resp';
+import { RedisReplyError, RespReader, RespValue, RespWriter } from './resp';
 
 export interface ScriptPipeOptions {
   readonly host: string;
@@ -15,10 +15,11 @@ export interface ScriptPipeOptions {
   readonly reconnectMinMs?: number;
 }
 
+/** A call: a script with its keys and arguments, or a command of the pipe itself (no script; `args` is the command). */
 interface Call {
-  /** The command as sent, to send it again (NOSCRIPT, or a reconnect before the reply). */
-  readonly command: string;
   readonly script: LuaScript | undefined;
+  readonly keys: readonly string[];
+  readonly args: ReadonlyArray<string | number>;
   readonly since: number;
   resolve(value: unknown): void;
   reject(err: Error): void;
@@ -31,7 +32,7 @@ interface Call {
  * path's way to Redis. ioredis is a fine general client, but per script call it built a Command,
  * two promises and a NOSCRIPT catch, a Pipeline per tick and a string per command, and it was the
  * largest share of the server's CPU and garbage that we control in the flash-sale profile. Here a
- * call costs one RESP string appended to this tick's write and one entry in the reply queue.
+ * call is written straight into this tick's write buffer and costs one entry in the reply queue.
  *
  * - Every command issued in one turn of the event loop goes out in one socket write (setImmediate).
  * - Replies come back in order; the reply queue pairs them with their callers.
@@ -54,7 +55,7 @@ export class ScriptPipe {
   private head = 0;
   /** Waiting for a connection. */
   private waiting: Call[] = [];
-  private out = '';
+  private readonly writer = new RespWriter();
   private flushScheduled = false;
   private readonly shas = new Map<LuaScript, string>();
   private readonly scripts: LuaScript[];
@@ -92,9 +93,8 @@ export class ScriptPipe {
       return Promise.reject(new Error(`${script.name} takes ${script.numberOfKeys} keys, got ${keys.length}`));
     }
     if (this.state === 'closed') return Promise.reject(closedError());
-    const command = encodeCommand(['EVALSHA', script.sha, keys.length, ...keys, ...args]);
     return new Promise<T>((resolve, reject) => {
-      const call: Call = { command, script, since: Date.now(), resolve: resolve as (v: unknown) => void, reject, resent: false };
+      const call: Call = { script, keys, args, since: Date.now(), resolve: resolve as (v: unknown) => void, reject, resent: false };
       if (this.state === 'ready') this.send(call);
       else {
         this.waiting.push(call);
@@ -143,7 +143,7 @@ export class ScriptPipe {
     this.state = 'ready';
     this.reconnectMs = this.options.reconnectMinMs ?? 50;
     // Replies to these come first; the calls that waited queue up behind them.
-    const setup = (args: Array<string | number>) => this.send(internalCall(encodeCommand(args)));
+    const setup = (parts: Array<string | number>) => this.send(internalCall(parts));
     setup(['CLIENT', 'SETNAME', this.options.name]);
     for (const script of this.scripts) setup(['SCRIPT', 'LOAD', script.source]);
     const waiting = this.waiting;
@@ -156,7 +156,8 @@ export class ScriptPipe {
 
   private send(call: Call): void {
     this.inFlight.push(call);
-    this.out += call.command;
+    if (call.script) this.writer.evalsha(call.script.sha, call.keys, call.args);
+    else this.writer.command(call.args);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(this.flush);
@@ -165,9 +166,8 @@ export class ScriptPipe {
 
   private readonly flush = (): void => {
     this.flushScheduled = false;
-    if (this.out === '' || !this.socket || this.state !== 'ready') return;
-    this.socket.write(this.out);
-    this.out = '';
+    if (this.writer.length === 0 || !this.socket || this.state !== 'ready') return;
+    this.socket.write(this.writer.take());
   };
 
   private onData(socket: net.Socket, chunk: Buffer): void {
@@ -193,7 +193,7 @@ export class ScriptPipe {
         // The server lost our scripts: load this one and run the call once more, in that order.
         call.resent = true;
         const failed = call.reject;
-        this.send(internalCall(encodeCommand(['SCRIPT', 'LOAD', call.script.source]), failed));
+        this.send(internalCall(['SCRIPT', 'LOAD', call.script.source], failed));
         this.send(call);
         return;
       }
@@ -207,7 +207,7 @@ export class ScriptPipe {
     if (socket !== this.socket) return;
     this.socket = undefined;
     this.reader.reset();
-    this.out = '';
+    this.writer.reset();
     this.flushScheduled = false;
     if (this.state === 'closed') return;
     const waiters = this.connectWaiters;
@@ -265,8 +265,8 @@ export class ScriptPipe {
 }
 
 /** A setup command of the pipe itself: its reply is dropped, its error goes to `onError` if given. */
-function internalCall(command: string, onError?: (err: Error) => void): Call {
-  return { command, script: undefined, since: Date.now(), resolve: () => undefined, reject: onError ?? (() => undefined), resent: true };
+function internalCall(parts: Array<string | number>, onError?: (err: Error) => void): Call {
+  return { script: undefined, keys: [], args: parts, since: Date.now(), resolve: () => undefined, reject: onError ?? (() => undefined), resent: true };
 }
 
 function closedError(): Error {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import Redis from 'ioredis';
-import { RedisReplyError, RespReader, RespValue, encodeCommand } from '../allocator/resp';
+import { RedisReplyError, RespReader, RespValue, RespWriter } from '../allocator/resp';
 import { ScriptPipe } from '../allocator/script-pipe';
 import { LuaScript } from '../allocator/scripts';
 import { createHash } from 'node:crypto';
@@ -44,8 +44,20 @@ describe('RESP', () => {
     assert.throws(() => readAll(new RespReader(), [Buffer.from('HTTP/1.1 400\r\n')]), /unexpected reply type "H"/);
   });
 
-  it('counts argument lengths in bytes, not characters', () => {
-    assert.equal(encodeCommand(['SET', 'k', 'é', 12]), '*4\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\né\r\n$2\r\n12\r\n');
+  it('writes commands with argument lengths in bytes, numbers as their digits, and grows as needed', () => {
+    const writer = new RespWriter();
+    writer.command(['SET', 'k', 'é', 12, 0, 1e15 - 1, -3, 1.5]);
+    writer.evalsha('abc', ['k1', 'k2'], [10, '']);
+    assert.equal(
+      writer.take().toString(),
+      '*8\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\né\r\n$2\r\n12\r\n$1\r\n0\r\n$15\r\n999999999999999\r\n$2\r\n-3\r\n$3\r\n1.5\r\n' +
+        '*7\r\n$7\r\nEVALSHA\r\n$3\r\nabc\r\n$1\r\n2\r\n$2\r\nk1\r\n$2\r\nk2\r\n$2\r\n10\r\n$0\r\n\r\n',
+    );
+    assert.equal(writer.length, 0);
+    const big = 'x'.repeat(100_000);
+    writer.command(['SET', 'big', big]);
+    const wire = writer.take().toString();
+    assert.equal(wire, `*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n$100000\r\n${big}\r\n`);
   });
 });
 
