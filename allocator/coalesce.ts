@@ -5,8 +5,8 @@
  * that completed before it called: nothing stale), and a storm of duplicates costs one run per
  * run-time instead of one per call. A key with nothing running costs a map entry for the run.
  *
- * The first caller of a run is told so (`first`): the others are its duplicates. A run that fails
- * fails all of its callers.
+ * The first caller of a run gets its value as it is; the others, its duplicates, get it through
+ * `asDuplicate` (Reserve marks them replays). A run that fails fails all of its callers.
  */
 export class Coalescer<T> {
   private readonly keys = new Map<string, { next: Batch<T> | undefined }>();
@@ -16,18 +16,19 @@ export class Coalescer<T> {
     return this.keys.size;
   }
 
-  run(key: string, work: () => Promise<T>): Promise<{ value: T; first: boolean }> {
+  run(key: string, work: () => Promise<T>, asDuplicate: (value: T) => T = (value) => value): Promise<T> {
     const entry = this.keys.get(key);
     if (entry === undefined) {
+      // The common case, no duplicate in flight: the work's own promise, nothing wrapped around it.
       const fresh = { next: undefined as Batch<T> | undefined };
       this.keys.set(key, fresh);
-      return this.start(key, fresh, work).then((value) => ({ value, first: true }));
+      return this.start(key, fresh, work);
     }
     if (entry.next === undefined) {
       entry.next = new Batch(work);
-      return entry.next.promise.then((value) => ({ value, first: true }));
+      return entry.next.promise;
     }
-    return entry.next.promise.then((value) => ({ value, first: false }));
+    return entry.next.promise.then(asDuplicate);
   }
 
   private start(key: string, entry: { next: Batch<T> | undefined }, work: () => Promise<T>): Promise<T> {

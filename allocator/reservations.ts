@@ -81,11 +81,14 @@ export class ReservationService {
    * client retrying in a loop, or a storm of double clicks, costs one Redis call per round trip
    * instead of one per call. Exactly one of them is answered as the original, the rest as replays.
    */
-  async reserve(input: ReserveInput, deadline = Infinity): Promise<ReserveResult> {
+  reserve(input: ReserveInput, deadline = Infinity): Promise<ReserveResult> {
     const ttlSeconds = input.ttlSeconds || this.options.defaultTtlSeconds;
     const fp = fingerprint(input.items, input.userId, ttlSeconds);
-    const { value, first } = await this.duplicates.run(`${input.orderId}\n${fp}`, () => this.reserveOnce(input, fp, ttlSeconds, deadline));
-    return first || value.replayed ? value : { ...value, replayed: true };
+    return this.duplicates.run(
+      `${input.orderId}\n${fp}`,
+      () => this.reserveOnce(input, fp, ttlSeconds, deadline),
+      asReplay,
+    );
   }
 
   private async reserveOnce(input: ReserveInput, fp: string, ttlSeconds: number, deadline: number): Promise<ReserveResult> {
@@ -460,6 +463,11 @@ export class ReservationService {
     if (!fields) throw new ReservationError('RESERVATION_NOT_FOUND', `no reservation for order ${orderId}`);
     return fields;
   }
+}
+
+/** The answer a duplicate of a Reserve in flight gets: the original's, as a replay. */
+function asReplay(answer: ReserveResult): ReserveResult {
+  return answer.replayed ? answer : { ...answer, replayed: true };
 }
 
 /** Identifies what a Reserve asked for: items in SKU order, buyer and TTL. */

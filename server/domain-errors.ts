@@ -29,17 +29,30 @@ const ERROR_FIELD: Partial<Record<ReservationErrorKind, string>> = {
 /** Errors of a dependency that is down or slow: the call is safe to retry, so UNAVAILABLE. */
 const DEPENDENCY_DOWN = /Connection is closed|Command timed out|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|MaxRetriesPerRequest|Stream isn't writeable|ended/;
 
-/** Runs domain work and turns its failures into the statuses clients see. */
-export async function domain<T>(work: () => Promise<T>): Promise<T> {
+/**
+ * Runs domain work and turns its failures into the statuses clients see. A plain promise chain,
+ * not an async function: it wraps every call of the hot path.
+ */
+export function domain<T>(work: () => Promise<T>): Promise<T> {
+  let running: Promise<T>;
   try {
-    return await work();
+    running = work();
   } catch (err) {
-    if (err instanceof ReservationError) {
-      throw new ServiceError(ERROR_STATUS[err.kind], err.kind, err.message, ERROR_FIELD[err.kind]);
-    }
-    if (err instanceof Error && DEPENDENCY_DOWN.test(`${err.name} ${err.message}`)) {
-      throw unavailable('DEPENDENCY_UNAVAILABLE', 'a storage dependency is unavailable; the call is safe to retry', err);
-    }
-    throw err;
+    return Promise.reject(toServiceError(err));
   }
+  return running.catch(rethrowAsServiceError);
+}
+
+function rethrowAsServiceError(err: unknown): never {
+  throw toServiceError(err);
+}
+
+function toServiceError(err: unknown): unknown {
+  if (err instanceof ReservationError) {
+    return new ServiceError(ERROR_STATUS[err.kind], err.kind, err.message, ERROR_FIELD[err.kind]);
+  }
+  if (err instanceof Error && DEPENDENCY_DOWN.test(`${err.name} ${err.message}`)) {
+    return unavailable('DEPENDENCY_UNAVAILABLE', 'a storage dependency is unavailable; the call is safe to retry', err);
+  }
+  return err;
 }

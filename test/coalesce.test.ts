@@ -14,31 +14,38 @@ function gate<T>() {
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 
+type Tagged<T> = { value: T; first: boolean };
+
+/** Runs through the coalescer with each answer tagged: first (the run's own caller) or a duplicate. */
+function tagged<T>(c: Coalescer<Tagged<T>>, key: string, work: () => Promise<T>): Promise<Tagged<T>> {
+  return c.run(key, () => work().then((value) => ({ value, first: true })), (answer) => ({ ...answer, first: false }));
+}
+
 describe('Coalescer', () => {
   it('runs a lone call at once, as the first, and forgets the key when it ends', async () => {
-    const c = new Coalescer<number>();
-    assert.deepEqual(await c.run('k', async () => 7), { value: 7, first: true });
+    const c = new Coalescer<Tagged<number>>();
+    assert.deepEqual(await tagged(c, 'k', async () => 7), { value: 7, first: true });
     assert.equal(c.size, 0);
   });
 
   it('lets the calls that arrive during a run share the next run, started after they arrived', async () => {
-    const c = new Coalescer<string>();
+    const c = new Coalescer<Tagged<string>>();
     const runs: Array<ReturnType<typeof gate<string>>> = [];
     const work = (name: string) => () => {
       const g = gate<string>();
       runs.push(g);
       return g.promise.then((v) => `${v} by ${name}`);
     };
-    const a = c.run('k', work('a'));
-    const b = c.run('k', work('b'));
-    const c2 = c.run('k', work('c'));
+    const a = tagged(c, 'k', work('a'));
+    const b = tagged(c, 'k', work('b'));
+    const c2 = tagged(c, 'k', work('c'));
     await tick();
     assert.equal(runs.length, 1, 'b and c wait: a run is in progress');
     runs[0].open('one');
     assert.deepEqual(await a, { value: 'one by a', first: true });
     await tick();
     assert.equal(runs.length, 2, 'the next run started when the first ended');
-    const d = c.run('k', work('d'));
+    const d = tagged(c, 'k', work('d'));
     runs[1].open('two');
     assert.deepEqual(await b, { value: 'two by b', first: true }, 'b arrived first: its work runs');
     assert.deepEqual(await c2, { value: 'two by b', first: false });
@@ -51,35 +58,35 @@ describe('Coalescer', () => {
   });
 
   it('keeps keys apart', async () => {
-    const c = new Coalescer<string>();
+    const c = new Coalescer<Tagged<string>>();
     const slow = gate<string>();
-    const x = c.run('x', () => slow.promise);
-    const y = await c.run('y', async () => 'y');
+    const x = tagged(c, 'x', () => slow.promise);
+    const y = await tagged(c, 'y', async () => 'y');
     assert.deepEqual(y, { value: 'y', first: true });
     slow.open('x');
     assert.deepEqual(await x, { value: 'x', first: true });
   });
 
   it('fails every caller of a failed run, and the next run still happens', async () => {
-    const c = new Coalescer<string>();
+    const c = new Coalescer<Tagged<string>>();
     const first = gate<string>();
     const second = gate<string>();
-    const a = c.run('k', () => first.promise);
-    const b = c.run('k', () => second.promise);
-    const b2 = c.run('k', () => Promise.resolve('never used'));
+    const a = tagged(c, 'k', () => first.promise);
+    const b = tagged(c, 'k', () => second.promise);
+    const b2 = tagged(c, 'k', () => Promise.resolve('never used'));
     first.fail(new Error('boom'));
     await assert.rejects(a, /boom/);
     second.fail(new Error('bang'));
     await assert.rejects(b, /bang/);
     await assert.rejects(b2, /bang/);
-    assert.deepEqual(await c.run('k', () => Promise.resolve('ok')), { value: 'ok', first: true });
+    assert.deepEqual(await tagged(c, 'k', () => Promise.resolve('ok')), { value: 'ok', first: true });
     assert.equal(c.size, 0);
   });
 
   it('treats work that throws before returning a promise as a failed run', async () => {
-    const c = new Coalescer<string>();
+    const c = new Coalescer<Tagged<string>>();
     await assert.rejects(
-      c.run('k', () => {
+      tagged(c, 'k', () => {
         throw new Error('sync');
       }),
       /sync/,
