@@ -301,6 +301,19 @@ export class RedisGateway {
     await this.shards.client(this.keys.skuShard(sku)).del(this.keys.topUpLock(sku));
   }
 
+  /**
+   * Leaves the top-up lock holding `value` for `ttlMs` instead of releasing it: the holder's
+   * verdict (base is empty) for the servers waiting on it, and no new top-up meanwhile.
+   */
+  async settleTopUpLock(sku: string, value: string, ttlMs: number): Promise<void> {
+    await this.shards.client(this.keys.skuShard(sku)).set(this.keys.topUpLock(sku), value, 'PX', ttlMs);
+  }
+
+  /** The top-up lock's value: a holder's token, a verdict, or null when free. */
+  async topUpLock(sku: string): Promise<string | null> {
+    return this.shards.client(this.keys.skuShard(sku)).get(this.keys.topUpLock(sku));
+  }
+
   async order(orderId: string): Promise<OrderFields | undefined> {
     const shard = this.keys.orderShard(orderId);
     const fields = await this.shards.client(shard).hgetall(this.keys.order(shard, orderId));

@@ -14,6 +14,13 @@ export interface TopUpOptions {
   readonly emptyBaseCacheMs: number;
 }
 
+/** The top-up lock's value while its holder's verdict stands: base has nothing to carve. */
+const EMPTY_BASE = 'empty-base';
+/** How often a server waiting on another's top-up looks at its lock. */
+const LOCK_POLL_MS = 20;
+/** After the lock is released, how long new partitions may take to reach this server's cache. */
+const WATCH_GRACE_MS = 250;
+
 /** What the top-up needs of the stock operator. */
 export interface Carver {
   baseOf(sku: string): Promise<number>;
@@ -63,9 +70,10 @@ export class TopUp {
     const known = new Set(this.directory.partitions(sku).map((p) => p.partitionId));
     const token = randomBytes(8).toString('hex');
     if (!(await this.gateway.acquireTopUpLock(sku, token, 15_000))) {
-      // Another server is carving: wait for its partitions to reach our cache.
+      // Another server is carving: wait for its partitions to reach our cache, or for its verdict.
       return this.waitForNew(sku, known, deadline);
     }
+    let settled = false;
     try {
       const live = this.directory.partitions(sku);
       const pool = (await this.gateway.avail(live)).reduce((a, b) => a + b, 0);
@@ -73,6 +81,10 @@ export class TopUp {
       const base = await this.carver.baseOf(sku);
       if (base <= 0) {
         this.emptyUntil.set(sku, Date.now() + this.options.emptyBaseCacheMs);
+        // Tell the servers waiting on this lock at once, instead of letting them wait out their
+        // deadline for partitions that will not come (every buyer of a sold-out sale would).
+        await this.gateway.settleTopUpLock(sku, EMPTY_BASE, this.options.emptyBaseCacheMs);
+        settled = true;
         return pool > 0;
       }
       const units = Math.min(base, this.options.units);
@@ -81,16 +93,33 @@ export class TopUp {
       this.logger.info({ sku, units, partitions: count }, 'topped up the pool from base');
       return this.waitForNew(sku, known, deadline);
     } finally {
-      await this.gateway.releaseTopUpLock(sku).catch(() => undefined);
+      if (!settled) await this.gateway.releaseTopUpLock(sku).catch(() => undefined);
     }
   }
 
-  /** Waits until the registry watch brings a partition this server did not know. */
+  /**
+   * Waits until the registry watch brings a partition this server did not know. Gives up when the
+   * carving server's verdict is that base is empty, or when its lock is gone and no partition
+   * followed within the watch's usual delay (it failed, or carved nothing).
+   */
   private async waitForNew(sku: string, known: Set<string>, deadline: number): Promise<boolean> {
     const until = Math.min(deadline, Date.now() + 5000);
+    let nextLockCheck = 0;
+    let lockGoneAt: number | undefined;
     for (;;) {
       if (this.directory.partitions(sku).some((p) => !known.has(p.partitionId))) return true;
-      if (Date.now() >= until) return false;
+      const now = Date.now();
+      if (now >= until) return false;
+      if (now >= nextLockCheck) {
+        nextLockCheck = now + LOCK_POLL_MS;
+        const lock = await this.gateway.topUpLock(sku).catch(() => undefined);
+        if (lock === EMPTY_BASE) {
+          this.emptyUntil.set(sku, now + this.options.emptyBaseCacheMs);
+          return false;
+        }
+        if (lock === null) lockGoneAt ??= now;
+      }
+      if (lockGoneAt !== undefined && now - lockGoneAt > WATCH_GRACE_MS) return false;
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
   }
