@@ -39,6 +39,41 @@ export interface ReleaseRecord {
   items: Record<string, number>;
 }
 
+/** The doc of a one-item order as JSON, with its one piece when taken from `from` (the hot path's). */
+export function oneItemDoc(sku: string, qty: number, user: string, from?: { partitionId: string; shard: number; epoch: number }): string {
+  const pieces: DocPiece[] = from ? [{ p: from.partitionId, s: from.shard, e: from.epoch, q: qty, r: 0 }] : [];
+  const doc: OrderDoc = { items: [{ sku, qty, rel: 0, pieces }], user, limits: {}, releases: {} };
+  return JSON.stringify(doc);
+}
+
+/** The reservation a one-item order just got from one partition (what toReservation reads back). */
+export function oneItemReservation(
+  orderId: string,
+  item: { sku: string; quantity: number },
+  userId: string,
+  from: { partitionId: string; shard: number; epoch: number },
+  createdAt: number,
+  expiresAt: number,
+): Reservation {
+  return {
+    orderId,
+    state: 'RESERVED',
+    items: [
+      {
+        sku: item.sku,
+        quantity: item.quantity,
+        released: 0,
+        pieces: [{ partitionId: from.partitionId, shard: from.shard, epoch: from.epoch, quantity: item.quantity, released: 0 }],
+      },
+    ],
+    userId,
+    createdAt,
+    expiresAt,
+    confirmedAt: 0,
+    endedAt: 0,
+  };
+}
+
 /** Lua's cjson encodes an empty array as {}: read arrays through this. */
 export function asArray<T>(value: T[] | Record<string, never> | undefined): T[] {
   return Array.isArray(value) ? value : [];

@@ -1,7 +1,19 @@
 import { Logger } from '../server/logger';
 import { HoldCode, OrderCode, TakeCode } from './codes';
 import { DirectoryPartition, PartitionDeregistrar, PartitionDirectory } from './directory';
-import { DocPiece, OrderDoc, OrderFields, PieceTuple, ReleaseRecord, parseDoc, parseRelease, storedShortages, toReservation } from './doc';
+import {
+  DocPiece,
+  OrderDoc,
+  OrderFields,
+  PieceTuple,
+  ReleaseRecord,
+  oneItemDoc,
+  oneItemReservation,
+  parseDoc,
+  parseRelease,
+  storedShortages,
+  toReservation,
+} from './doc';
 import { Coalescer } from './coalesce';
 import { ReservationError } from './errors';
 import { BeginResult, PartitionRef, RedisGateway } from './gateway';
@@ -91,22 +103,101 @@ export class ReservationService {
     );
   }
 
-  private async reserveOnce(input: ReserveInput, fp: string, ttlSeconds: number, deadline: number): Promise<ReserveResult> {
-    const { orderId, items, userId } = input;
+  private reserveOnce(input: ReserveInput, fp: string, ttlSeconds: number, deadline: number): Promise<ReserveResult> {
     const giveUpAt = Math.min(deadline, Date.now() + this.options.reserveTimeoutMs);
+    if (input.items.length === 1) {
+      // The flash-sale order: one item, no per-user limit. One script when the SKU has a partition
+      // in the order's own shard (reserveHere) or has sold out (rejectSoldOut).
+      const item = input.items[0];
+      const sku = this.directory.sku(item.sku);
+      if (sku && !(input.userId && sku.perUserLimit > 0)) {
+        const orderShard = this.gateway.shards.keys.orderShard(input.orderId);
+        const first = pickPartition(this.directory.partitions(item.sku), orderShard);
+        if (first === undefined) return this.rejectSoldOut(input, fp, ttlSeconds, giveUpAt);
+        if (first.shard === orderShard) return this.reserveHere(input, fp, ttlSeconds, first, giveUpAt);
+        return this.reserveGeneral(input, fp, ttlSeconds, giveUpAt, first);
+      }
+    }
+    return this.reserveGeneral(input, fp, ttlSeconds, giveUpAt);
+  }
+
+  /**
+   * Gate, take and commit as one atomic Redis call, from a partition in the order's own shard.
+   * When that partition cannot give the whole quantity nothing was written: the general path
+   * carries on, that partition first.
+   */
+  private async reserveHere(
+    input: ReserveInput,
+    fp: string,
+    ttlSeconds: number,
+    first: DirectoryPartition,
+    giveUpAt: number,
+  ): Promise<ReserveResult> {
+    const { orderId, userId } = input;
+    const item = input.items[0];
+    const doc = oneItemDoc(item.sku, item.quantity, userId, first);
+    const here = await this.gateway.reserveHere(orderId, fp, first, item.quantity, doc, ttlSeconds);
+    if (here.kind === 'reserved') {
+      if (here.availAfter === 0) this.retire(first);
+      return { outcome: 'RESERVED', reservation: oneItemReservation(orderId, item, userId, first, here.created, here.expires), replayed: false };
+    }
+    if (here.kind === 'exists') return this.answerExisting(orderId, here, giveUpAt);
+    return this.reserveGeneral(input, fp, ttlSeconds, giveUpAt, first);
+  }
+
+  /**
+   * No live partition: unless a top-up from base brings some (then the general path takes from
+   * them), the SKU is sold out, and the gate and the REJECTED record are one call, with nothing
+   * PENDING in between since nothing is taken.
+   */
+  private async rejectSoldOut(input: ReserveInput, fp: string, ttlSeconds: number, giveUpAt: number): Promise<ReserveResult> {
+    const { orderId, userId } = input;
+    const item = input.items[0];
+    if (await this.topUp?.request(item.sku, giveUpAt, true)) return this.reserveGeneral(input, fp, ttlSeconds, giveUpAt);
+    const shortages: Shortage[] = [{ sku: item.sku, reason: 'OUT_OF_STOCK', requested: item.quantity, available: 0 }];
+    const doc = oneItemDoc(item.sku, item.quantity, userId);
+    const rejected = await this.gateway.reject(orderId, fp, doc, ttlSeconds, JSON.stringify(shortages), this.options.orderRetentionSeconds);
+    if (rejected.kind === 'new') return { outcome: 'REJECTED', shortages, replayed: false };
+    return this.answerExisting(orderId, rejected, giveUpAt);
+  }
+
+  /** A Reserve of an order id that exists: its replay, if it asks the same. */
+  private answerExisting(orderId: string, existing: Extract<BeginResult, { kind: 'exists' }>, giveUpAt: number): Promise<ReserveResult> {
+    if (!existing.sameRequest) {
+      throw new ReservationError(
+        'IDEMPOTENCY_KEY_REUSED',
+        `order ${orderId} was already reserved with different items, user or ttl; use a new order id`,
+      );
+    }
+    return this.replayReserve(orderId, existing.fields, giveUpAt);
+  }
+
+  /**
+   * Any order: begin (PENDING with a plan), per-user holds, takes (items in parallel, each from its
+   * first partition, then the others), commit RESERVED, or give back and commit REJECTED.
+   * `preferred` is the first partition of a one-item order's item when the caller chose it.
+   */
+  private async reserveGeneral(
+    input: ReserveInput,
+    fp: string,
+    ttlSeconds: number,
+    giveUpAt: number,
+    preferred?: DirectoryPartition,
+  ): Promise<ReserveResult> {
+    const { orderId, items, userId } = input;
     const orderShard = this.gateway.shards.keys.orderShard(orderId);
 
     const limits: Record<string, number> = {};
     const plan: PieceTuple[] = [];
     const firsts: Array<DirectoryPartition | undefined> = [];
-    for (const item of items) {
+    items.forEach((item, i) => {
       const sku = this.directory.sku(item.sku);
       if (!sku) throw new ReservationError('UNKNOWN_SKU', `sku ${item.sku} is not known to the inventory`, item.sku);
       if (userId && sku.perUserLimit > 0) limits[item.sku] = sku.perUserLimit;
-      const first = pickPartition(this.directory.partitions(item.sku), orderShard);
+      const first = i === 0 && preferred ? preferred : pickPartition(this.directory.partitions(item.sku), orderShard);
       firsts.push(first);
       if (first) plan.push([item.sku, first.partitionId, first.shard, first.epoch, item.quantity]);
-    }
+    });
 
     const doc: OrderDoc = {
       items: items.map((i) => ({ sku: i.sku, qty: i.quantity, rel: 0, pieces: [] })),
@@ -114,40 +205,8 @@ export class ReservationService {
       limits,
       releases: {},
     };
-    const first = firsts[0];
-    let begun: BeginResult | undefined;
-    if (items.length === 1 && first && first.shard === orderShard && !limits[items[0].sku]) {
-      // The common flash-sale order: one item, a partition in the order's own shard, no per-user
-      // limit. Gate, take and commit are then one atomic Redis call.
-      const piece: DocPiece = { p: first.partitionId, s: first.shard, e: first.epoch, q: items[0].quantity, r: 0 };
-      doc.items[0].pieces = [piece];
-      const here = await this.gateway.reserveHere(orderId, fp, first, items[0].quantity, JSON.stringify(doc), ttlSeconds);
-      if (here.kind === 'reserved') {
-        if (here.availAfter === 0) this.retire(first);
-        const fields = { state: 'RESERVED', created: String(here.created), expires: String(here.expires) };
-        return { outcome: 'RESERVED', reservation: toReservation(orderId, fields, doc), replayed: false };
-      }
-      doc.items[0].pieces = [];
-      if (here.kind === 'exists') begun = here;
-    } else if (items.length === 1 && !first && !limits[items[0].sku] && !(await this.topUp?.request(items[0].sku, giveUpAt, true))) {
-      // Sold out: no live partition and nothing in base to carve. Gate and REJECTED record are
-      // then one call too, with nothing PENDING in between: nothing is taken.
-      const shortages: Shortage[] = [{ sku: items[0].sku, reason: 'OUT_OF_STOCK', requested: items[0].quantity, available: 0 }];
-      const answer = JSON.stringify(shortages);
-      const rejected = await this.gateway.reject(orderId, fp, JSON.stringify(doc), ttlSeconds, answer, this.options.orderRetentionSeconds);
-      if (rejected.kind === 'new') return { outcome: 'REJECTED', shortages, replayed: false };
-      begun = rejected;
-    }
-    begun ??= await this.gateway.begin(orderId, fp, plan, JSON.stringify(doc), ttlSeconds);
-    if (begun.kind === 'exists') {
-      if (!begun.sameRequest) {
-        throw new ReservationError(
-          'IDEMPOTENCY_KEY_REUSED',
-          `order ${orderId} was already reserved with different items, user or ttl; use a new order id`,
-        );
-      }
-      return this.replayReserve(orderId, begun.fields, giveUpAt);
-    }
+    const begun = await this.gateway.begin(orderId, fp, plan, JSON.stringify(doc), ttlSeconds);
+    if (begun.kind === 'exists') return this.answerExisting(orderId, begun, giveUpAt);
 
     const held: Array<{ sku: string; units: number }> = [];
     const taken: Array<{ ref: PartitionRef; units: number }> = [];
@@ -474,7 +533,7 @@ function asReplay(answer: ReserveResult): ReserveResult {
 export function fingerprint(items: readonly LineItem[], userId: string, ttlSeconds: number): string {
   const sorted = items.length === 1 ? items : [...items].sort((a, b) => (a.sku < b.sku ? -1 : a.sku > b.sku ? 1 : 0));
   let text = `${userId}|${ttlSeconds}`;
-  for (const item of sorted) text += `|${item.sku}*${item.quantity}`;
+  for (let i = 0; i < sorted.length; i++) text += `|${sorted[i].sku}*${sorted[i].quantity}`;
   return text;
 }
 
@@ -484,10 +543,10 @@ export function fingerprint(items: readonly LineItem[], userId: string, ttlSecon
  */
 function pickPartition(partitions: readonly DirectoryPartition[], shard: number): DirectoryPartition | undefined {
   let local = 0;
-  for (const p of partitions) if (p.shard === shard) local++;
+  for (let i = 0; i < partitions.length; i++) if (partitions[i].shard === shard) local++;
   if (local === 0) return partitions.length === 0 ? undefined : partitions[Math.floor(Math.random() * partitions.length)];
   let k = Math.floor(Math.random() * local);
-  for (const p of partitions) if (p.shard === shard && k-- === 0) return p;
+  for (let i = 0; i < partitions.length; i++) if (partitions[i].shard === shard && k-- === 0) return partitions[i];
   return undefined;
 }
 

@@ -81,17 +81,24 @@ export function validateSkuIds(field: string, skuIds: readonly string[]): string
 function validItems(field: string, items: readonly ProtoLineItem[], limits: Limits, required: boolean): LineItem[] {
   if (items.length === 0 && required) throw invalidArgument(field, 'must hold at least one item');
   if (items.length > MAX_ITEMS) throw invalidArgument(field, `must hold at most ${MAX_ITEMS} items`);
-  const seen = new Set<string>();
-  return items.map((item, i) => {
-    const sku = validId(`${field}[${i}].sku_id`, item.skuId);
-    if (seen.has(sku)) throw invalidArgument(`${field}[${i}].sku_id`, `${sku} appears twice; one line per SKU`, 'DUPLICATE_SKU');
-    seen.add(sku);
+  // Field names (`items[2].sku_id`) are built only for an error: this runs on every Reserve.
+  const seen = items.length > 1 ? new Set<string>() : undefined;
+  const out: LineItem[] = new Array(items.length);
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i];
+    const sku = item.skuId;
+    if (!ID.test(sku)) validId(`${field}[${i}].sku_id`, sku);
+    if (seen) {
+      if (seen.has(sku)) throw invalidArgument(`${field}[${i}].sku_id`, `${sku} appears twice; one line per SKU`, 'DUPLICATE_SKU');
+      seen.add(sku);
+    }
     const q = item.quantity;
     if (!Number.isInteger(q) || q < 1 || q > limits.maxItemQuantity) {
       throw invalidArgument(`${field}[${i}].quantity`, `must be a whole number from 1 to ${limits.maxItemQuantity}, got ${q}`);
     }
-    return { sku, quantity: q };
-  });
+    out[i] = { sku, quantity: q };
+  }
+  return out;
 }
 
 /** A whole number within [min, max] (int64 fields arrive as JS numbers). */
