@@ -116,16 +116,16 @@ export class RedisGateway {
 
   /**
    * A Reserve that nothing can fill, in one call: REJECTED with these shortages unless the order
-   * exists ('exists': the replay). Same record as begin followed by commit REJECTED.
+   * exists ('exists': the replay). The record keeps what replays and refusals read (state, fp,
+   * answer, times), without the doc, plan and ttl of an order that held something.
    */
-  async reject(orderId: string, fingerprint: string, doc: string, ttlSeconds: number, shortages: string, retentionSeconds: number): Promise<BeginResult> {
+  async reject(orderId: string, fingerprint: string, shortages: string, retentionSeconds: number): Promise<BeginResult> {
     const shard = this.keys.orderShard(orderId);
-    const res = await this.shards.run<Array<number | string>>(
-      shard,
-      this.s.reject,
-      [this.keys.order(shard, orderId)],
-      [fingerprint, ttlSeconds, doc, shortages, retentionSeconds],
-    );
+    const res = await this.shards.run<Array<number | string>>(shard, this.s.reject, [this.keys.order(shard, orderId)], [
+      fingerprint,
+      shortages,
+      retentionSeconds,
+    ]);
     return beginResult(res);
   }
 

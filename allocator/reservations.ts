@@ -151,12 +151,11 @@ export class ReservationService {
    * PENDING in between since nothing is taken.
    */
   private async rejectSoldOut(input: ReserveInput, fp: string, ttlSeconds: number, giveUpAt: number): Promise<ReserveResult> {
-    const { orderId, userId } = input;
+    const { orderId } = input;
     const item = input.items[0];
     if (await this.topUp?.request(item.sku, giveUpAt, true)) return this.reserveGeneral(input, fp, ttlSeconds, giveUpAt);
     const shortages: Shortage[] = [{ sku: item.sku, reason: 'OUT_OF_STOCK', requested: item.quantity, available: 0 }];
-    const doc = oneItemDoc(item.sku, item.quantity, userId);
-    const rejected = await this.gateway.reject(orderId, fp, doc, ttlSeconds, JSON.stringify(shortages), this.options.orderRetentionSeconds);
+    const rejected = await this.gateway.reject(orderId, fp, JSON.stringify(shortages), this.options.orderRetentionSeconds);
     if (rejected.kind === 'new') return { outcome: 'REJECTED', shortages, replayed: false };
     return this.answerExisting(orderId, rejected, giveUpAt);
   }

@@ -113,6 +113,8 @@ describe('Reserve, Confirm, Release', () => {
     const other = await expectCode(inv.reserve('order-gone', [['gone-sku', 3]]), status.INVALID_ARGUMENT);
     assert.equal(reasonOf(other), 'IDEMPOTENCY_KEY_REUSED');
     await expectCode(inv.getReservation('order-gone'), status.FAILED_PRECONDITION);
+    await expectCode(inv.confirm('order-gone'), status.FAILED_PRECONDITION);
+    await expectCode(inv.release('order-gone', CANCEL), status.FAILED_PRECONDITION);
   });
 
   it('takes nothing when the last item of a cart is short, and names that SKU', async () => {

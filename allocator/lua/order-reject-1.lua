@@ -2,15 +2,14 @@
   A Reserve that cannot be filled, answered in one atomic call: the SKU has no live partition and
   nothing in base to carve (a sold-out flash sale, where most calls end up). The idempotency gate
   of order-begin, then the REJECTED record that order-commit would leave (kept for replays), with
-  nothing PENDING in between, because nothing is taken.
+  nothing PENDING in between, because nothing is taken. A rejected order keeps what a replay and
+  the refusals of Confirm and Release read (state, fp, answer, times), not the doc: it holds nothing.
 
   KEYS[1] order hash  (as order-begin)
 
   ARGV[1] fingerprint of the request (items, user, ttl)
-  ARGV[2] ttl seconds of the hold asked for
-  ARGV[3] doc JSON (no pieces)
-  ARGV[4] shortages JSON, the answer
-  ARGV[5] seconds to keep the record for replays
+  ARGV[2] shortages JSON, the answer
+  ARGV[3] seconds to keep the record for replays
 
   Returns {1, now_ms}                          REJECTED now
           {2, same_request (1|0), HGETALL...}  EXISTS (as order-begin)
@@ -24,6 +23,6 @@ if existing then
 end
 local now = now_ms()
 local at = int(now)
-redis.call('HSET', order, 'state', 'REJECTED', 'fp', ARGV[1], 'doc', ARGV[3], 'ttl', ARGV[2], 'created', at, 'answer', ARGV[4], 'ended', at)
-redis.call('EXPIRE', order, tonumber(ARGV[5]))
+redis.call('HSET', order, 'state', 'REJECTED', 'fp', ARGV[1], 'created', at, 'answer', ARGV[2], 'ended', at)
+redis.call('EXPIRE', order, tonumber(ARGV[3]))
 return {1, now}

@@ -33,6 +33,8 @@ local id, relid, reason = ARGV[1], ARGV[2], ARGV[3]
 local h = redis.call('HMGET', order, 'state', 'doc', 'plan', 'expires', 'created')
 local state = h[1]
 if not state then return {-1} end
+-- A rejected order held nothing and released nothing (order-reject keeps no doc).
+if state == 'REJECTED' then return {-5} end
 local doc = cjson.decode(h[2])
 if doc.releases[relid] then
   return {2, cjson.encode(doc.releases[relid]), state}
