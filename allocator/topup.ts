@@ -16,6 +16,7 @@ export interface TopUpOptions {
 
 /** The top-up lock's value while its holder's verdict stands: base has nothing to carve. */
 const EMPTY_BASE = 'empty-base';
+const NO_TOP_UP = Promise.resolve(false);
 /** How often a server waiting on another's top-up looks at its lock. */
 const LOCK_POLL_MS = 20;
 /** After the lock is released, how long new partitions may take to reach this server's cache. */
@@ -52,7 +53,19 @@ export class TopUp {
    * retired) only when the pool is below the threshold.
    */
   request(sku: string, deadline: number, short = false): Promise<boolean> {
-    if ((this.emptyUntil.get(sku) ?? 0) > Date.now()) return Promise.resolve(false);
+    const emptyUntil = this.emptyUntil.get(sku);
+    if (emptyUntil !== undefined) {
+      // Base was found empty lately: answer that at once, and once the verdict is a second old
+      // look again in the background. Buyers of a sold-out SKU never wait for MySQL (they all did,
+      // once a second, for as long as a busy MySQL took to answer).
+      if (emptyUntil <= Date.now()) void this.single(sku, deadline, short);
+      return NO_TOP_UP;
+    }
+    return this.single(sku, deadline, short);
+  }
+
+  /** One run per SKU at a time in this process; callers in the meantime share it. */
+  private single(sku: string, deadline: number, short: boolean): Promise<boolean> {
     let running = this.inflight.get(sku);
     if (!running) {
       running = this.run(sku, deadline, short)
@@ -87,6 +100,7 @@ export class TopUp {
         settled = true;
         return pool > 0;
       }
+      this.emptyUntil.delete(sku);
       const units = Math.min(base, this.options.units);
       const count = Math.max(1, Math.min(this.options.partitions, units));
       await this.carver.preallocate(`topup-${sku.slice(0, 80)}-${Date.now().toString(36)}-${token}`, sku, units, count);

@@ -5,6 +5,7 @@ import { Carver, TopUp } from '../allocator/topup';
 import { createLogger } from '../server/logger';
 import { shardsFromConfig } from '../server/services';
 import { testConfig, uniqueName } from './helpers/config';
+import { waitFor } from './helpers/inventory';
 
 /** A directory with no partitions: a SKU whose pool is sold out. */
 const soldOut: PartitionDirectory = {
@@ -53,6 +54,18 @@ describe('top-up across servers', () => {
     const c = carver(0, 0);
     assert.equal(await server(c).request('empty-sku', Date.now() + 10_000, true), false);
     assert.equal(c.asked, 0);
+  });
+
+  it('answers an empty base it found lately at once, and checks again in the background', async () => {
+    const slow = carver(0, 1000);
+    const topUp = new TopUp(slow, gateway, soldOut, { ...options, emptyBaseCacheMs: 100 }, logger);
+    assert.equal(await topUp.request('stale-sku', Date.now() + 10_000, true), false, 'the first answer waits for MySQL');
+    await gateway.releaseTopUpLock('stale-sku'); // another server's verdict is not what this tests
+    await new Promise((resolve) => setTimeout(resolve, 150)); // the verdict is now stale
+    const started = Date.now();
+    assert.equal(await topUp.request('stale-sku', Date.now() + 10_000, true), false);
+    assert.ok(Date.now() - started < 500, `answered after ${Date.now() - started} ms, without waiting for the 1 s MySQL`);
+    await waitFor(() => slow.asked === 2, 2000, 'base to be checked again in the background');
   });
 
   it('stops waiting soon after a failed holder releases the lock with nothing carved', async () => {
