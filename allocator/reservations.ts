@@ -420,6 +420,9 @@ export class ReservationService {
     if (!added) throw rolledBack(orderId);
     for (const partition of rotate(others)) {
       if (need === 0 || Date.now() > giveUpAt) break;
+      // Found empty by another call while this one went down the list (at a sell-out, every
+      // partition in turn): skip it instead of a round trip that can only answer short.
+      if (this.removing.has(retireKey(partition)) || !this.directory.partitions(item.sku).includes(partition)) continue;
       need -= await this.takeFrom(orderId, partition, need, pieces, emptied);
     }
     return { pieces, short: need };
@@ -459,7 +462,7 @@ export class ReservationService {
    * at a time on this server; never delays an answer.
    */
   private retire(partition: DirectoryPartition): void {
-    const key = `${partition.sku}/${partition.partitionId}/${partition.epoch}`;
+    const key = retireKey(partition);
     if (this.removing.has(key)) return;
     this.removing.add(key);
     this.gateway
@@ -547,6 +550,11 @@ function pickPartition(partitions: readonly DirectoryPartition[], shard: number)
   let k = Math.floor(Math.random() * local);
   for (let i = 0; i < partitions.length; i++) if (partitions[i].shard === shard && k-- === 0) return partitions[i];
   return undefined;
+}
+
+/** A partition being retired on this server, by epoch. */
+function retireKey(partition: DirectoryPartition): string {
+  return `${partition.sku}/${partition.partitionId}/${partition.epoch}`;
 }
 
 /** The same partitions from a random starting point, so fallbacks do not all pile on the first. */
