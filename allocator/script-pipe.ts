@@ -57,7 +57,6 @@ export class ScriptPipe {
   private waiting: Call[] = [];
   private readonly writer = new RespWriter();
   private flushScheduled = false;
-  private readonly shas = new Map<LuaScript, string>();
   private readonly scripts: LuaScript[];
   private reconnectMs: number;
   private reconnectTimer: NodeJS.Timeout | undefined;
@@ -68,7 +67,6 @@ export class ScriptPipe {
 
   constructor(private readonly options: ScriptPipeOptions) {
     this.scripts = [...options.scripts];
-    for (const script of this.scripts) this.shas.set(script, script.sha);
     this.reconnectMs = options.reconnectMinMs ?? 50;
     this.sweeper = setInterval(() => this.sweep(), Math.max(10, Math.min(250, options.commandTimeoutMs / 4)));
     this.sweeper.unref();
