@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { LuaScript } from './scripts';
 import { RedisReplyError, RespReader, RespValue, RespWriter } from './resp';
@@ -45,8 +46,9 @@ interface Call {
  * - A call unanswered after `commandTimeoutMs` fails with "Command timed out", and a connection
  *   whose oldest call has waited that long is cut: a stuck server must not hold calls forever.
  * Errors whose messages the service maps to UNAVAILABLE: "Connection is closed", "Command timed out".
+ * A connection lost other than by close() is reported by a 'disconnected' event (for the logs).
  */
-export class ScriptPipe {
+export class ScriptPipe extends EventEmitter<{ disconnected: [err: Error | undefined] }> {
   private socket: net.Socket | undefined;
   private state: 'idle' | 'connecting' | 'ready' | 'closed' = 'idle';
   private readonly reader = new RespReader();
@@ -66,6 +68,7 @@ export class ScriptPipe {
   private lastError: Error | undefined;
 
   constructor(private readonly options: ScriptPipeOptions) {
+    super();
     this.scripts = [...options.scripts];
     this.reconnectMs = options.reconnectMinMs ?? 50;
     this.sweeper = setInterval(() => this.sweep(), Math.max(10, Math.min(250, options.commandTimeoutMs / 4)));
@@ -212,6 +215,8 @@ export class ScriptPipe {
     this.connectWaiters = [];
     const why = new Error(`Connection is closed. (${this.lastError?.message ?? 'closed by the server'})`);
     for (const waiter of waiters) waiter.reject(why);
+    this.emit('disconnected', this.lastError);
+    this.lastError = undefined;
     // Calls in flight may or may not have run: send them once more on the next connection
     // (scripts are idempotent); a call already sent twice fails instead.
     const unanswered = this.inFlight.slice(this.head).filter((c): c is Call => c !== undefined);

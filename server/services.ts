@@ -77,6 +77,9 @@ export async function createServices(config: Config, logger: Logger, metrics: Me
     shards.clients.forEach((client, i) =>
       client.on('error', (err) => logger.warn({ err, node: config.redisNodes[i] }, 'redis connection error; reconnecting')),
     );
+    shards.pipes.forEach((pipe, i) =>
+      pipe.on('disconnected', (err) => logger.warn({ err, node: config.redisNodes[i] }, 'redis script connection lost; reconnecting')),
+    );
     await shards.connect();
     await migrate(mysql, logger);
     const gateway = new RedisGateway(shards);

@@ -119,6 +119,8 @@ describe('ScriptPipe', function () {
     const proxy = await TcpProxy.start(node.address);
     proxies.push(proxy);
     const pipe = pipeTo(proxy.address);
+    const lost: Array<Error | undefined> = [];
+    pipe.on('disconnected', (err) => lost.push(err));
     await pipe.connect();
     proxy.pause('hold-replies');
     const inFlight = pipe.run(echo, ['k:resend'], [5, 'lost reply']);
@@ -128,6 +130,7 @@ describe('ScriptPipe', function () {
     proxy.resume();
     // Sent again on the new connection: this script is not idempotent, so it counts twice (ours are).
     assert.deepEqual(await inFlight, ['k:resend', 5, ['lost reply'], 2]);
+    assert.ok(lost.length >= 1, 'the lost connection was reported');
   });
 
   it('fails calls that get no answer within the timeout, then works again once the node answers', async () => {
