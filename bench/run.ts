@@ -856,6 +856,9 @@ class Bench {
     );
     await cleanupStale(this.config);
 
+    // Each server's warm-up sells out a SKU of its own half way through, so that the JIT has seen
+    // both paths of the flash sale (selling, then sold out) before the first measured round.
+    const warmUnits = Math.max(1000, Math.round(o.warmupMs * 10));
     const warm = this.sku('warm');
     const flashSkus = Array.from({ length: o.rounds }, () => this.sku('flash'));
     const selloutSku = this.sku('sellout');
@@ -866,11 +869,12 @@ class Bench {
     // --- seeding (ours)
     const needInventory = ['flash', 'sellout', 'cart', 'storm', 'workers', 'profile'].some((g) => this.wants(g));
     const multi = o.workers.filter((w) => w > 1);
-    const flashMulti = multi.map((w) => [w, this.sku(`flash${w}w`)] as const);
+    const flashMulti = multi.map((w) => [w, this.sku(`flash${w}w`), this.sku(`warm${w}w`)] as const);
     const profSku = this.sku('flashprof');
+    const profWarm = this.sku('warmprof');
     if (needInventory) {
       const small: SeedSku[] = [
-        { sku: warm, units: 10_000_000, partitions: o.partitions },
+        ...[warm, profWarm, ...flashMulti.map(([, , w]) => w)].map((sku) => ({ sku, units: warmUnits, partitions: o.partitions })),
         ...flashSkus.map((sku) => ({ sku, units: o.units, partitions: o.partitions })),
         { sku: selloutSku, units: o.selloutUnits, partitions: o.partitions },
         { sku: stormSku, units: stormUnits, partitions: o.partitions },
@@ -955,7 +959,7 @@ class Bench {
 
     // --- more workers: ceiling and flash
     if (this.wants('workers')) {
-      for (const [w, sku] of flashMulti) {
+      for (const [w, sku, warmSku] of flashMulti) {
         const echo = await this.startEcho(w, `echo-${w}w`);
         try {
           await this.warmup(echo, 'echo-sku');
@@ -965,7 +969,7 @@ class Bench {
         }
         const inv = await this.startInventory(w, `inventory-${w}w`);
         try {
-          await this.warmup(inv, warm);
+          await this.warmup(inv, warmSku);
           await this.flash(inv, w, `flash-${w}w`, `flash sale, ${w} workers`, sku, o.units);
         } finally {
           await inv.stop();
@@ -981,7 +985,7 @@ class Bench {
       const inv = await this.startInventory(1, 'inventory-profile', ['--cpu-prof', `--cpu-prof-dir=${profDir}`]);
       let row: Row | undefined;
       try {
-        await this.warmup(inv, warm);
+        await this.warmup(inv, profWarm);
         row = await this.flash(inv, 1, 'flash-1w-profiled', 'flash sale, 1 w, --cpu-prof', profSku, o.units);
         // From the start of the load itself: flash() first waits for the ledger and Redis to settle.
         const from = this.lastLoadStartedAt - spawnedAt;
