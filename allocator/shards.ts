@@ -59,8 +59,12 @@ export class RedisShards {
     this.nodeIndexOfShard = Array.from({ length: options.shardCount }, (_, s) => s % options.nodes.length);
   }
 
-  async connect(): Promise<void> {
-    await Promise.all([...this.clients.map((c) => (c.status === 'wait' ? c.connect() : undefined)), ...this.pipes.map((p) => p.connect())]);
+  /** Connects to every node; `scripts: false` for a process that runs no script (the ledger writer). */
+  async connect({ scripts = true }: { scripts?: boolean } = {}): Promise<void> {
+    await Promise.all([
+      ...this.clients.map((c) => (c.status === 'wait' ? c.connect() : undefined)),
+      ...(scripts ? this.pipes.map((p) => p.connect()) : []),
+    ]);
   }
 
   client(shard: number): Redis {

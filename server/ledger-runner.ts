@@ -15,7 +15,7 @@ export async function startLedgerWriter(config: Config, logger: Logger): Promise
   shards.clients.forEach((client, i) =>
     client.on('error', (err) => logger.warn({ err, node: config.redisNodes[i] }, 'redis connection error; reconnecting')),
   );
-  await shards.connect();
+  await shards.connect({ scripts: false });
   await ensureDatabase(config.mysqlUrl);
   const pool = createMysqlPool(config.mysqlUrl);
   await migrate(pool, logger);

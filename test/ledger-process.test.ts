@@ -45,6 +45,10 @@ describe('ledger writer as a child process of the server', () => {
 
     for (let i = 0; i < 5; i++) await inv.reserve(`lp-a-${i}`, [['lp-sku', 1]]);
     await waitFor(async () => (await takesInMysql()) === 5, 15_000);
+    // It runs no Lua script, so it keeps no script connection (the server names its own by pid).
+    const clients = String(await inv.services.shards.clients[0].call('CLIENT', 'LIST'));
+    assert.ok(clients.includes(`name=inventory-ledger:${first}`), 'the child reads the streams');
+    assert.ok(!clients.includes(`name=inventory-scripts:${first}`), 'and opened no script connection');
 
     process.kill(first, 'SIGKILL');
     await server!.waitForLine((line) => line.msg === 'child process exited; restarting it');
