@@ -73,7 +73,10 @@ export class RedisGateway {
     return this.shards.keys;
   }
 
-  /** A partition's hash and takes keys, built once per partition object (the directory keeps them). */
+  /**
+   * A partition's hash and takes keys, built once per partition object: the directory hands out the
+   * same objects until the partition changes, so the hot path (reserveHere, take) builds none.
+   */
   private partitionKeys(p: PartitionRef): readonly [string, string] {
     let keys = this.keysOfPartition.get(p);
     if (keys === undefined) {
@@ -188,10 +191,11 @@ export class RedisGateway {
   }
 
   async take(p: PartitionRef, orderId: string, wanted: number, minimum: number): Promise<TakeResult> {
+    const [partitionKey, takesKey] = this.partitionKeys(p);
     const res = await this.shards.run<number[]>(
       p.shard,
       this.s.take,
-      [this.keys.partition(p.shard, p.sku, p.partitionId), this.keys.takes(p.shard, p.sku, p.partitionId), this.keys.ledger(p.shard)],
+      [partitionKey, takesKey, this.keys.ledger(p.shard)],
       [orderId, wanted, minimum, p.epoch, p.sku, p.partitionId],
     );
     return { code: res[0] as TakeCode, units: res[1], availAfter: res[2] };

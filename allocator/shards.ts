@@ -15,8 +15,8 @@ export interface ShardOptions {
 /**
  * The Redis nodes and which virtual shard lives on which: shard s on node s mod N, a fixed map as
  * long as the node list and shard count stay the same. Two connections per node:
- * - `pipe(shard)` runs the Lua scripts (every change to stock and orders): a lean pipelined
- *   connection of our own (ScriptPipe), one write per tick for all calls in flight;
+ * - `run(shard, script, ...)` runs the Lua scripts (every change to stock and orders) over a lean
+ *   pipelined connection of our own (ScriptPipe), one write per tick for all calls in flight;
  * - `client(shard)`, ioredis, for plain reads and commands off the hot path, auto-pipelined by
  *   default: the flash-sale benchmark measured +35-45% calls/s with it. Plain ioredis, not the
  *   cluster client, so its slot-grouping bugs with EVALSHA do not apply.
