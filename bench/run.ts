@@ -217,6 +217,13 @@ function parseOptions(argv: string[]): Options {
 
 // ------------------------------------------------------------------------------------ results
 
+/** What one measured load gave: the load generators' results, the CPU of every process, Redis's forks meanwhile. */
+interface Drive {
+  result: LoadResult;
+  cpu: CpuReport;
+  redisForks: number;
+}
+
 interface Row {
   id: string;
   title: string;
@@ -386,7 +393,7 @@ class Bench {
   }
 
   /** Runs one load (all load generators), with CPU accounting and a progress bar. */
-  async drive(label: string, spec: LoadSpec, server: ServerProcess, show = true): Promise<{ result: LoadResult; cpu: CpuReport }> {
+  async drive(label: string, spec: LoadSpec, server: ServerProcess, show = true): Promise<Drive> {
     const n = this.o.loadgens;
     const children: ChildProcess[] = [];
     const results: LoadResult[] = new Array(n);
@@ -462,15 +469,17 @@ class Bench {
             }),
         ),
       );
+      const forksBefore = await this.redisForks();
       meter.start();
       for (const child of children) child.send({ type: 'go' });
       await done;
       const cpu = meter.stop();
+      const redisForks = (await this.redisForks()) - forksBefore;
       const result = mergeResults(results);
       bar?.done(
         `${fmt(result.answered)} calls in ${(result.elapsedMs / 1000).toFixed(1)} s = ${fmt((result.answered * 1000) / result.elapsedMs)}/s`,
       );
-      return { result, cpu };
+      return { result, cpu, redisForks };
     } finally {
       for (const child of children) {
         if (child.connected) child.send({ type: 'exit' });
@@ -574,6 +583,20 @@ class Bench {
     }
   }
 
+  /** Forks of the Redis nodes since they started (INFO stats total_forks): AOF rewrites, RDB saves. */
+  async redisForks(): Promise<number> {
+    let forks = 0;
+    for (const node of this.config.redisNodes) {
+      const redis = redisAt(node);
+      try {
+        forks += Number(infoFields(await redis.info('stats')).total_forks ?? 0);
+      } finally {
+        redis.disconnect();
+      }
+    }
+    return forks;
+  }
+
   /** --wait-quiet: polls the machine's busy time (1 s samples) until it is under the threshold, for at most 2 minutes. */
   async waitQuiet(label: string): Promise<void> {
     const limit = this.o.waitQuiet;
@@ -606,8 +629,7 @@ class Bench {
     title: string,
     server: Row['server'],
     workers: number,
-    result: LoadResult,
-    cpu: CpuReport,
+    { result, cpu, redisForks }: Drive,
     extra: Partial<Row> = {},
   ): Row {
     const hist = Histogram.fromSparse(result.hist);
@@ -658,6 +680,8 @@ class Bench {
       const beyondMs = result.elapsedMs - sellingMs;
       if (beyondMs > 0) row.beyondCallsPerSec = ((result.answered - sellingCalls) * 1000) / beyondMs;
     }
+    // A fork is an AOF rewrite (the stack saves no RDB): a core for most of a second, in the redis column.
+    if (redisForks > 0) row.notes.push(`Redis forked ${redisForks} AOF rewrite${redisForks > 1 ? 's' : ''} during it`);
     if (result.codes.TIMEOUT) row.notes.push(`${result.codes.TIMEOUT} calls unanswered ${30} s after the load stopped`);
     if (cpu.otherPct > 25) {
       const steal = cpu.stealPct > 5 ? `, ${cpu.stealPct.toFixed(0)}% of it steal (the hypervisor serving other machines)` : '';
@@ -682,14 +706,15 @@ class Bench {
   // ------------------------------------------------------------------ scenarios
 
   async flash(server: ServerProcess, workers: number, id: string, title: string, sku: string, units: number): Promise<Row> {
-    const { result, cpu } = await this.drive(title, this.reserveSpec(server.target, sku, `${this.tag}-${id}-`, this.o.durationMs), server);
+    const run = await this.drive(title, this.reserveSpec(server.target, sku, `${this.tag}-${id}-`, this.o.durationMs), server);
+    const { result } = run;
     const books = await readBooks(this.config, new Map([[sku, units]]), this.inventoryDbUrl);
     const check = judge(books, result.reserve.unitsReserved, result.reserve.reserved);
     if (result.reserve.reserved > units) check.problems.push(`${result.reserve.reserved} RESERVED answers for ${units} units`);
     // Out of stock is an answer (REJECTED, status OK); an error status means the figures are not a sale's.
     const errors = Object.entries(result.codes).filter(([code]) => code !== 'OK');
     if (errors.length > 0) check.problems.push(`calls answered with an error: ${errors.map(([code, n]) => `${code} ${n}`).join(', ')}`);
-    const row = this.row(id, title, 'inventory', workers, result, cpu, {
+    const row = this.row(id, title, 'inventory', workers, run, {
       stocked: units,
       sold: result.reserve.unitsReserved,
       check: { ...check, ok: check.problems.length === 0 },
@@ -699,17 +724,18 @@ class Bench {
   }
 
   async baselineFlash(server: ServerProcess, workers: number, id: string, title: string, sku: string, units: number): Promise<Row> {
-    const { result, cpu } = await this.drive(title, this.reserveSpec(server.target, sku, `${this.tag}-${id}-`, this.o.durationMs), server);
+    const run = await this.drive(title, this.reserveSpec(server.target, sku, `${this.tag}-${id}-`, this.o.durationMs), server);
+    const { result } = run;
     const books = await readBaseline(this.baselineUrl, new Map([[sku, units]]));
     const check = judgeBaseline(books, result.reserve.reserved);
-    const row = this.row(id, title, 'baseline', workers, result, cpu, { stocked: units, sold: books[0]?.ledgerUnits, check });
+    const row = this.row(id, title, 'baseline', workers, run, { stocked: units, sold: books[0]?.ledgerUnits, check });
     this.record(row);
     return row;
   }
 
   async ceiling(server: ServerProcess, workers: number, id: string, title: string): Promise<Row> {
-    const { result, cpu } = await this.drive(title, this.reserveSpec(server.target, 'echo-sku', `${this.tag}-${id}-`, this.o.durationMs), server);
-    const row = this.row(id, title, 'echo', workers, result, cpu);
+    const run = await this.drive(title, this.reserveSpec(server.target, 'echo-sku', `${this.tag}-${id}-`, this.o.durationMs), server);
+    const row = this.row(id, title, 'echo', workers, run);
     row.reserved = undefined;
     row.rejected = undefined;
     this.record(row);
@@ -729,13 +755,14 @@ class Bench {
       cart: { skuPrefix: 'cart-', skuCount: skus.length, maxSkus: 5, maxQty: 2, confirmPct: 70, releasePct: 20, seed: 12345 },
       drainMs: 30_000,
     };
-    const { result, cpu } = await this.drive(title, spec, server);
+    const run = await this.drive(title, spec, server);
+    const { result } = run;
     const stocked = new Map(skus.map((s) => [s.sku, s.units] as [string, number]));
     const books = await readBooks(this.cartConfig, stocked, this.cartDbUrl);
     const clientHeld = result.reserve.unitsReserved - result.release.unitsReleased;
     const check = judge(books, clientHeld);
     const orders = result.methods.reserve?.calls ?? 0;
-    const row = this.row(id, title, 'inventory', workers, result, cpu, {
+    const row = this.row(id, title, 'inventory', workers, run, {
       stocked: check.stocked,
       sold: check.held,
       check,
