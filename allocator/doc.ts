@@ -39,11 +39,14 @@ export interface ReleaseRecord {
   items: Record<string, number>;
 }
 
-/** The doc of a one-item order as JSON, with its one piece when taken from `from` (the hot path's). */
+/**
+ * The doc of a one-item order as JSON, with its one piece when taken from `from`: the text
+ * JSON.stringify gives for that OrderDoc, written out directly because every Reserve of the hot
+ * path builds one (a third of the time, and no objects to collect).
+ */
 export function oneItemDoc(sku: string, qty: number, user: string, from?: { partitionId: string; shard: number; epoch: number }): string {
-  const pieces: DocPiece[] = from ? [{ p: from.partitionId, s: from.shard, e: from.epoch, q: qty, r: 0 }] : [];
-  const doc: OrderDoc = { items: [{ sku, qty, rel: 0, pieces }], user, limits: {}, releases: {} };
-  return JSON.stringify(doc);
+  const piece = from ? `{"p":${JSON.stringify(from.partitionId)},"s":${from.shard},"e":${from.epoch},"q":${qty},"r":0}` : '';
+  return `{"items":[{"sku":${JSON.stringify(sku)},"qty":${qty},"rel":0,"pieces":[${piece}]}],"user":${JSON.stringify(user)},"limits":{},"releases":{}}`;
 }
 
 /** The reservation a one-item order just got from one partition (what toReservation reads back). */
