@@ -3,6 +3,7 @@ import amqp from 'amqplib';
 import { Etcd3 } from 'etcd3';
 import Redis from 'ioredis';
 import mysql from 'mysql2/promise';
+import path from 'node:path';
 import { testConfig, uniqueName } from './helpers/config';
 
 /** Every server of the local stack answers at the configured address, with a real round trip. */
@@ -22,6 +23,24 @@ describe('local stack', () => {
         await redis.del(key);
         const [, policy] = (await redis.config('GET', 'maxmemory-policy')) as [string, string];
         assert.equal(policy, 'noeviction', `${node} would evict stock keys`);
+      } finally {
+        redis.disconnect();
+      }
+    }
+  });
+
+  it("the stack's own Redis keeps an append-only file and rewrites it only past 1 GB", async () => {
+    for (const node of config.redisNodes) {
+      const [host, port] = node.split(':');
+      const redis = new Redis({ host, port: Number(port), lazyConnect: true, maxRetriesPerRequest: 1 });
+      try {
+        await redis.connect();
+        const get = async (name: string) => ((await redis.config('GET', name)) as [string, string])[1];
+        // A Redis that scripts/stack.sh did not start (one of the user's own) keeps its own settings.
+        if ((await get('dir')) !== path.resolve(__dirname, '../..', `.stack/redis-${port}`)) continue;
+        assert.equal(await get('appendonly'), 'yes');
+        assert.equal(await get('appendfsync'), 'everysec');
+        assert.equal(await get('auto-aof-rewrite-min-size'), String(2 ** 30), `${node} would fork AOF rewrites every few seconds of a sale`);
       } finally {
         redis.disconnect();
       }
