@@ -11,41 +11,38 @@ describe('local stack', () => {
   const name = uniqueName('stack');
   const config = testConfig(name);
 
-  it('Redis answers on every configured node and refuses to evict', async () => {
+  /** Runs `check` against a connection to each configured Redis node. */
+  async function eachRedisNode(check: (redis: Redis, node: string, port: string) => Promise<void>): Promise<void> {
     for (const node of config.redisNodes) {
       const [host, port] = node.split(':');
       const redis = new Redis({ host, port: Number(port), lazyConnect: true, maxRetriesPerRequest: 1 });
       try {
         await redis.connect();
-        const key = `${config.redisPrefix}:probe`;
-        await redis.set(key, 'ok', 'PX', 10_000);
-        assert.equal(await redis.get(key), 'ok');
-        await redis.del(key);
-        const [, policy] = (await redis.config('GET', 'maxmemory-policy')) as [string, string];
-        assert.equal(policy, 'noeviction', `${node} would evict stock keys`);
+        await check(redis, node, port);
       } finally {
         redis.disconnect();
       }
     }
-  });
+  }
+  const configValue = async (redis: Redis, name: string) => ((await redis.config('GET', name)) as [string, string])[1];
 
-  it("the stack's own Redis keeps an append-only file and rewrites it only past 1 GB", async () => {
-    for (const node of config.redisNodes) {
-      const [host, port] = node.split(':');
-      const redis = new Redis({ host, port: Number(port), lazyConnect: true, maxRetriesPerRequest: 1 });
-      try {
-        await redis.connect();
-        const get = async (name: string) => ((await redis.config('GET', name)) as [string, string])[1];
-        // A Redis that scripts/stack.sh did not start (one of the user's own) keeps its own settings.
-        if ((await get('dir')) !== path.resolve(__dirname, '../..', `.stack/redis-${port}`)) continue;
-        assert.equal(await get('appendonly'), 'yes');
-        assert.equal(await get('appendfsync'), 'everysec');
-        assert.equal(await get('auto-aof-rewrite-min-size'), String(2 ** 30), `${node} would fork AOF rewrites every few seconds of a sale`);
-      } finally {
-        redis.disconnect();
-      }
-    }
-  });
+  it('Redis answers on every configured node and refuses to evict', () =>
+    eachRedisNode(async (redis, node) => {
+      const key = `${config.redisPrefix}:probe`;
+      await redis.set(key, 'ok', 'PX', 10_000);
+      assert.equal(await redis.get(key), 'ok');
+      await redis.del(key);
+      assert.equal(await configValue(redis, 'maxmemory-policy'), 'noeviction', `${node} would evict stock keys`);
+    }));
+
+  it("the stack's own Redis keeps an append-only file and rewrites it only past 1 GB", () =>
+    eachRedisNode(async (redis, node, port) => {
+      // A Redis that scripts/stack.sh did not start (one of the user's own) keeps its own settings.
+      if ((await configValue(redis, 'dir')) !== path.resolve(__dirname, '../..', `.stack/redis-${port}`)) return;
+      assert.equal(await configValue(redis, 'appendonly'), 'yes');
+      assert.equal(await configValue(redis, 'appendfsync'), 'everysec');
+      assert.equal(await configValue(redis, 'auto-aof-rewrite-min-size'), String(2 ** 30), `${node} would fork AOF rewrites every few seconds of a sale`);
+    }));
 
   it('etcd answers and scopes keys under a namespace', async () => {
     const etcd = new Etcd3({ hosts: [...config.etcdEndpoints] });
