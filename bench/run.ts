@@ -680,8 +680,8 @@ class Bench {
       const beyondMs = result.elapsedMs - sellingMs;
       if (beyondMs > 0) row.beyondCallsPerSec = ((result.answered - sellingCalls) * 1000) / beyondMs;
     }
-    // A fork is an AOF rewrite (the stack saves no RDB): a core for most of a second, in the redis column.
-    if (redisForks > 0) row.notes.push(`Redis forked ${redisForks} AOF rewrite${redisForks > 1 ? 's' : ''} during it`);
+    // The stack's Redis forks only to rewrite its AOF (it saves no RDB); one of the user's own may also save RDB snapshots.
+    if (redisForks > 0) row.notes.push(`Redis forked ${redisForks} time${redisForks > 1 ? 's' : ''} during it (AOF rewrite or RDB save; counted in its CPU)`);
     if (result.codes.TIMEOUT) row.notes.push(`${result.codes.TIMEOUT} calls unanswered ${30} s after the load stopped`);
     if (cpu.otherPct > 25) {
       const steal = cpu.stealPct > 5 ? `, ${cpu.stealPct.toFixed(0)}% of it steal (the hypervisor serving other machines)` : '';
