@@ -29,6 +29,11 @@ export interface Movement {
   readonly to: Bucket;
   readonly orderId?: string;
   readonly partitionId?: string;
+  /**
+   * The partition's sequence number of this change (Redis numbers a partition's changes 1, 2, 3...),
+   * for records that changed a partition; Reconcile's cut between Redis and MySQL rests on it.
+   */
+  readonly partitionSeq?: number;
   readonly reason?: string;
   /** Where the row came from: 'admin', or 'redis:s<shard>:<stream id>' for ledger-stream records. */
   readonly source: string;
@@ -82,6 +87,10 @@ export function movementProblem(m: Movement): string | undefined {
   if (problem) return problem;
   if (typeof m.kind !== 'string' || !KIND.test(m.kind)) return 'kind must be 1-32 of A-Z a-z 0-9 _ . : -';
   if (!Number.isSafeInteger(m.qty) || m.qty <= 0) return `qty ${String(m.qty)} is not a positive integer`;
+  if (m.partitionSeq !== undefined) {
+    if (!Number.isSafeInteger(m.partitionSeq) || m.partitionSeq <= 0) return `partitionSeq ${String(m.partitionSeq)} is not a positive integer`;
+    if (m.partitionId === undefined) return 'partitionSeq without partitionId';
+  }
   if (!isBucket(m.from)) return `from ${JSON.stringify(m.from)} is not one of ${BUCKETS.join(', ')}`;
   if (!isBucket(m.to)) return `to ${JSON.stringify(m.to)} is not one of ${BUCKETS.join(', ')}`;
   if (m.from === m.to) return `from and to are both ${m.from}`;
@@ -116,7 +125,7 @@ function addTo(deltas: Map<string, Delta>, m: Movement): void {
   d.moves += 1;
 }
 
-const LEDGER_COLUMNS = '(event_id, kind, sku_id, qty, from_bucket, to_bucket, order_id, partition_id, reason, source, created_at)';
+const LEDGER_COLUMNS = '(event_id, kind, sku_id, qty, from_bucket, to_bucket, order_id, partition_id, partition_seq, reason, source, created_at)';
 
 // Printable ASCII but for ' and \: quoted as it is. Ids are checked printable ASCII, so this is
 // every value of a ledger row but a free-text reason; the rest goes through the driver's escape.
@@ -147,7 +156,7 @@ function sqlTimestamp(at: Date | undefined): string {
 function ledgerValues(m: Movement): string {
   return (
     `(${sqlString(m.eventId)},${sqlString(m.kind)},${sqlString(m.sku)},${m.qty},'${m.from}','${m.to}',` +
-    `${sqlString(m.orderId)},${sqlString(m.partitionId)},${sqlString(m.reason)},${sqlString(m.source)},${sqlTimestamp(m.at)})`
+    `${sqlString(m.orderId)},${sqlString(m.partitionId)},${m.partitionSeq ?? 'NULL'},${sqlString(m.reason)},${sqlString(m.source)},${sqlTimestamp(m.at)})`
   );
 }
 

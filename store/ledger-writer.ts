@@ -618,8 +618,8 @@ const STREAM_BUCKETS = new Set(['base', 'pool', 'reserved', 'committed']);
 
 /**
  * A stream record as a movement, or why it cannot be one. Required: id, kind, sku, qty, from, to.
- * Optional: order, partition, reason, at (ms; default the stream id's time). Other fields (epoch,
- * seq, ...) are ignored.
+ * Optional: order, partition, seq (the partition's sequence number), reason, at (ms; default the
+ * stream id's time). Other fields (epoch, ...) are ignored.
  */
 function toMovement(entry: StreamEntry): { movement: Movement } | { problem: string; fields: Record<string, string> } {
   if (entry.fields === null) return { problem: 'the record was deleted from the stream before it was applied', fields: {} };
@@ -642,6 +642,7 @@ function toMovement(entry: StreamEntry): { movement: Movement } | { problem: str
     to: f.to as Movement['to'],
     orderId: f.order || undefined,
     partitionId: f.partition || undefined,
+    partitionSeq: f.partition && f.seq !== undefined ? Number(f.seq) : undefined,
     reason: f.reason || undefined,
     source: `redis:s${entry.shard}:${entry.id}`,
     at: new Date(atMs),

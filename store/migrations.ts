@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Pool, RowDataPacket } from 'mysql2/promise';
+import type { Pool, PoolConnection, RowDataPacket } from 'mysql2/promise';
 import type { Logger } from '../server/logger';
 
 /**
@@ -111,7 +111,38 @@ export const MIGRATIONS: readonly Migration[] = [
       ) ${TABLE}`,
     ],
   },
+  {
+    version: 3,
+    name: 'ledger partition sequence, partition audit checkpoints',
+    statements: [
+      // The partition's sequence number of each record that changed a partition (take, release,
+      // withdraw, repair): Redis numbers them 1, 2, 3... per partition, so MySQL can say whether it
+      // holds every record up to a point and what the partition looked like there. That is how
+      // Reconcile compares Redis and MySQL at one cut while records are still on their way.
+      'ALTER TABLE ledger ADD COLUMN partition_seq BIGINT NULL AFTER partition_id',
+      'ALTER TABLE ledger ADD KEY ledger_partition_seq (partition_id, partition_seq)',
+      // What Reconcile last proved complete for a partition: the sums of its ledger rows up to
+      // audited_seq. Rows never change once written, so the next audit only reads the rows after it.
+      'ALTER TABLE partitions ADD COLUMN audited_seq BIGINT NOT NULL DEFAULT 0',
+      'ALTER TABLE partitions ADD COLUMN audited_pool BIGINT NOT NULL DEFAULT 0',
+      'ALTER TABLE partitions ADD COLUMN audited_held BIGINT NOT NULL DEFAULT 0',
+    ],
+  },
 ];
+
+/**
+ * Errors of a statement that already ran: an ALTER TABLE that a process dying inside its migration
+ * left applied (ADD COLUMN and ADD KEY have no IF NOT EXISTS in MySQL). Running it again is a no-op.
+ */
+const ALREADY_APPLIED = new Set([1060 /* ER_DUP_FIELDNAME */, 1061 /* ER_DUP_KEYNAME */]);
+
+async function runStatement(conn: PoolConnection, sql: string): Promise<void> {
+  try {
+    await conn.query(sql);
+  } catch (err) {
+    if (!ALREADY_APPLIED.has((err as { errno?: number }).errno ?? 0)) throw err;
+  }
+}
 
 export interface MigrateOptions {
   /** How long to wait for another process's migration run. Default 30 s. */
@@ -154,7 +185,7 @@ export async function migrate(pool: Pool, logger: Logger, options: MigrateOption
     for (const m of migrations) {
       if (done.has(m.version)) continue;
       const started = Date.now();
-      for (const sql of m.statements) await conn.query(sql);
+      for (const sql of m.statements) await runStatement(conn, sql);
       await conn.query('INSERT INTO schema_migrations (version, name) VALUES (?, ?)', [m.version, m.name]);
       applied.push(m.version);
       logger.info({ version: m.version, name: m.name, ms: Date.now() - started }, 'migrations: applied');
