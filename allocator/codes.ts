@@ -23,6 +23,7 @@ export const enum OrderCode {
   NotConfirmed = -7,
   UnknownItem = -8,
   NotDue = -9,
+  NotPending = -10,
 }
 
 export const enum HoldCode {

@@ -21,6 +21,28 @@ export type ReserveHereResult =
   | { readonly kind: 'short'; readonly code: TakeCode }
   | { readonly kind: 'reserved'; readonly created: number; readonly expires: number; readonly availAfter: number };
 
+/** A partition as partition-audit read it at one instant. */
+export interface PartitionAudit {
+  /** False when the partition hash does not exist (the other fields are then 0 and ''). */
+  readonly exists: boolean;
+  readonly state: string;
+  readonly avail: number;
+  readonly epoch: number;
+  /** Sequence number of its last change; MySQL's rows 1..seq of the partition describe this state. */
+  readonly seq: number;
+  /** Units orders hold from it. */
+  readonly held: number;
+  /** Repair generation: how many Reconcile repairs it has had. */
+  readonly fix: number;
+}
+
+/** An order's state and times (ms on the Redis clock; 0 when not set). */
+export interface OrderState {
+  readonly state: string;
+  readonly created: number;
+  readonly ended: number;
+}
+
 export interface TakeResult {
   readonly code: TakeCode;
   readonly units: number;
@@ -44,7 +66,22 @@ export type ReleaseScriptResult =
  */
 export class RedisGateway {
   private readonly s: Record<
-    'begin' | 'reserve' | 'reject' | 'plan' | 'commit' | 'confirm' | 'release' | 'take' | 'untake' | 'hold' | 'unhold' | 'create' | 'retire' | 'withdraw',
+    | 'begin'
+    | 'reserve'
+    | 'reject'
+    | 'plan'
+    | 'commit'
+    | 'confirm'
+    | 'release'
+    | 'take'
+    | 'untake'
+    | 'hold'
+    | 'unhold'
+    | 'create'
+    | 'retire'
+    | 'withdraw'
+    | 'audit'
+    | 'repair',
     LuaScript
   >;
 
@@ -66,6 +103,8 @@ export class RedisGateway {
       create: shards.script('partition-create'),
       retire: shards.script('partition-retire'),
       withdraw: shards.script('partition-withdraw'),
+      audit: shards.script('partition-audit'),
+      repair: shards.script('partition-repair'),
     };
   }
 
@@ -176,7 +215,7 @@ export class RedisGateway {
     const res = await this.shards.run<Array<number | string>>(
       shard,
       this.s.release,
-      [this.keys.order(shard, orderId), this.keys.expiry(shard), this.keys.releasing(shard)],
+      [this.keys.order(shard, orderId), this.keys.expiry(shard), this.keys.releasing(shard), this.keys.pending(shard)],
       [orderId, releaseId, reason, items ? JSON.stringify(items) : '', retentionSeconds, recoveryGraceMs],
     );
     const code = res[0] as OrderCode;
@@ -258,7 +297,8 @@ export class RedisGateway {
 
   /**
    * Withdraws free units of a partition to base: all and for good ('drain'), or up to `units`
-   * ('shrink'). Idempotent per event id, which is also the ledger record's id.
+   * ('shrink'). Idempotent per event id, which is also the ledger record's id; `seq` is the
+   * record's partition sequence number (0 when nothing was withdrawn or it was not kept).
    */
   async withdraw(
     p: PartitionRef,
@@ -266,14 +306,14 @@ export class RedisGateway {
     units: number,
     eventId: string,
     reason: string,
-  ): Promise<{ code: 1 | 2 | -2; units: number; state: string }> {
-    const res = await this.shards.run<[1 | 2 | -2, number, string]>(
+  ): Promise<{ code: 1 | 2 | -2; units: number; state: string; seq: number }> {
+    const res = await this.shards.run<[1 | 2 | -2, number, string, number]>(
       p.shard,
       this.s.withdraw,
       [this.keys.partition(p.shard, p.sku, p.partitionId), this.keys.ledger(p.shard)],
       [mode, units, eventId, p.sku, p.partitionId, reason],
     );
-    return { code: res[0], units: res[1], state: res[2] };
+    return { code: res[0], units: res[1], state: res[2], seq: res[3] };
   }
 
   /** Live state of many partitions (avail, state, epoch), sent back to back. */
@@ -331,9 +371,106 @@ export class RedisGateway {
     ).then((values) => values.map((v) => Number(v ?? 0)));
   }
 
-  /** Members of a shard index (expiry, pending, releasing) whose score is at most `upTo`. */
-  due(shard: number, index: 'expiry' | 'pending' | 'releasing', upTo: number, limit: number): Promise<string[]> {
-    return this.shards.client(shard).zrangebyscore(this.keys[index](shard), '-inf', upTo, 'LIMIT', 0, limit);
+  /**
+   * Members of a shard index (expiry, pending, releasing) whose score is at most `upTo` (`Infinity`:
+   * any), oldest first: `limit` of them after skipping `offset`, each with its score (ms).
+   */
+  async due(
+    shard: number,
+    index: 'expiry' | 'pending' | 'releasing',
+    upTo: number,
+    limit: number,
+    offset = 0,
+  ): Promise<Array<{ member: string; score: number }>> {
+    const max = Number.isFinite(upTo) ? upTo : '+inf';
+    const flat = await this.shards.client(shard).zrangebyscore(this.keys[index](shard), '-inf', max, 'WITHSCORES', 'LIMIT', offset, limit);
+    const entries: Array<{ member: string; score: number }> = [];
+    for (let i = 0; i < flat.length; i += 2) entries.push({ member: flat[i], score: Number(flat[i + 1]) });
+    return entries;
+  }
+
+  /** One partition read at one instant (partition-audit): the Redis side of Reconcile's cut. */
+  async auditPartition(p: PartitionRef): Promise<PartitionAudit> {
+    const [partitionKey, takesKey] = this.partitionKeys(p);
+    const res = await this.shards.run<[number, string, number, number, number, number, number]>(p.shard, this.s.audit, [partitionKey, takesKey], []);
+    return { exists: res[0] === 1, state: res[1], avail: res[2], epoch: res[3], seq: res[4], held: res[5], fix: res[6] };
+  }
+
+  /**
+   * Reconcile's repair of a partition's units (partition-repair), conditional on the repair
+   * generation `fix` of its cut; 'changed' when another repair ran since. `seqIfGone` numbers the
+   * ledger record of a partition whose hash is gone.
+   */
+  async repairPartition(
+    p: PartitionRef,
+    fix: number,
+    mode: 'missing' | 'excess',
+    units: number,
+    eventId: string,
+    reason: string,
+    seqIfGone: number,
+  ): Promise<{ kind: 'repaired'; units: number; seq: number } | { kind: 'changed' }> {
+    const res = await this.shards.run<number[]>(
+      p.shard,
+      this.s.repair,
+      [this.keys.partition(p.shard, p.sku, p.partitionId), this.keys.ledger(p.shard)],
+      [fix, mode, units, eventId, p.sku, p.partitionId, reason, seqIfGone],
+    );
+    return res[0] === 1 ? { kind: 'repaired', units: res[1], seq: res[2] } : { kind: 'changed' };
+  }
+
+  /** Orders that hold units of a partition now (taken minus released > 0), read with HSCAN. */
+  async holdersOf(p: PartitionRef): Promise<Map<string, number>> {
+    const client = this.shards.client(p.shard);
+    const key = this.keys.takes(p.shard, p.sku, p.partitionId);
+    const taken = new Map<string, number>();
+    const released = new Map<string, number>();
+    let cursor = '0';
+    do {
+      const [next, flat] = await client.hscan(key, cursor, 'COUNT', 1000);
+      for (let i = 0; i + 1 < flat.length; i += 2) {
+        const field = flat[i];
+        if (field.startsWith('t:')) taken.set(field.slice(2), Number(flat[i + 1]));
+        else if (field.startsWith('r:')) released.set(field.slice(2), Number(flat[i + 1]));
+      }
+      cursor = next;
+    } while (cursor !== '0');
+    const holders = new Map<string, number>();
+    for (const [order, units] of taken) {
+      const held = units - (released.get(order) ?? 0);
+      if (held > 0) holders.set(order, held);
+    }
+    return holders;
+  }
+
+  /** Units one order still holds of one partition (taken minus released). */
+  async heldBy(p: PartitionRef, orderId: string): Promise<number> {
+    const [taken, released] = await this.shards.client(p.shard).hmget(this.keys.takes(p.shard, p.sku, p.partitionId), `t:${orderId}`, `r:${orderId}`);
+    return Number(taken ?? 0) - Number(released ?? 0);
+  }
+
+  /** The state and times of many orders (undefined: no such order), sent back to back. */
+  async orderStates(orderIds: readonly string[]): Promise<Array<OrderState | undefined>> {
+    const rows = await Promise.all(
+      orderIds.map((id) => {
+        const shard = this.keys.orderShard(id);
+        return this.shards.client(shard).hmget(this.keys.order(shard, id), 'state', 'created', 'ended');
+      }),
+    );
+    return rows.map(([state, created, ended]) => (state ? { state, created: Number(created ?? 0), ended: Number(ended ?? 0) } : undefined));
+  }
+
+  /** Whether a release of the order is recorded but not yet applied everywhere (in its shard's `releasing` index). */
+  async releaseUnfinished(orderId: string): Promise<boolean> {
+    const shard = this.keys.orderShard(orderId);
+    const members = await this.shards.client(shard).zrange(this.keys.releasing(shard), 0, -1);
+    return members.some((m) => m.startsWith(`${orderId}\n`));
+  }
+
+  /** The Redis clock, in ms (where Reconcile judges what is old enough to be stuck). */
+  async redisTimeMs(shard: number): Promise<number> {
+    const [seconds, micros] = await this.shards.client(shard).time();
+    return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
   }
 }
 

@@ -55,16 +55,6 @@ export interface RebalanceResult {
   readonly replayed: boolean;
 }
 
-export interface Discrepancy {
-  readonly sku: string;
-  readonly partitionId: string;
-  readonly kind: string;
-  readonly expected: number;
-  readonly actual: number;
-  readonly detail: string;
-  repaired: boolean;
-}
-
 interface PlannedPiece {
   readonly partitionId: string;
   readonly node: string;
@@ -249,11 +239,10 @@ export class StockOperator {
 
   private async finishDrain(intent: Intent<DrainPayload>): Promise<void> {
     const target = intent.payload.partition;
-    const returned = await this.drainOne(intent.sku, target);
+    const drained = await this.drainOne(intent.sku, target);
+    const returned = drained.units;
     await transaction(this.pool, async (conn) => {
-      if (returned > 0) {
-        await applyMovement(conn, movement(`drain:${target.partitionId}`, 'drain', intent.sku, returned, 'pool', 'base', target.partitionId));
-      }
+      if (returned > 0) await applyMovement(conn, drainMovement(intent.sku, target.partitionId, drained));
       const [view] = await this.viewsOf(intent.sku, [target.partitionId]);
       if (view.state === 'drained') await setPartitionState(conn, [target.partitionId], 'drained');
       await this.close(conn, intent, { returned, partition: view, stock: await lockStock(conn, intent.sku), replayed: false } satisfies DrainResult);
@@ -264,13 +253,16 @@ export class StockOperator {
     const payload = intent.payload;
     const sku = intent.sku;
     const drainAll = async () => {
-      const drained: Array<[PlannedPiece, number]> = [];
+      const drained: Array<[PlannedPiece, Withdrawn]> = [];
       for (const old of payload.drain) drained.push([old, await this.drainOne(sku, old)]);
       await transaction(this.pool, async (conn) => {
-        for (const [old, units] of drained.filter(([, units]) => units > 0)) {
-          await applyMovement(conn, movement(`drain:${old.partitionId}`, 'drain', sku, units, 'pool', 'base', old.partitionId));
+        for (const [old, withdrawn] of drained.filter(([, w]) => w.units > 0)) {
+          await applyMovement(conn, drainMovement(sku, old.partitionId, withdrawn));
         }
-        await setPartitionState(conn, payload.drain.map((p) => p.partitionId), 'drained');
+        // A partition that sold out before its drain was retired instead: MySQL records what Redis says.
+        const exhausted = drained.filter(([, w]) => w.state === 'exhausted').map(([p]) => p.partitionId);
+        await setPartitionState(conn, exhausted, 'exhausted');
+        await setPartitionState(conn, drained.filter(([, w]) => w.state !== 'exhausted').map(([p]) => p.partitionId), 'drained');
       });
     };
     if (!payload.createFirst) {
@@ -303,12 +295,12 @@ export class StockOperator {
     });
   }
 
-  /** Withdraws a partition's free units for good and deregisters it; returns the units. */
-  private async drainOne(sku: string, p: PlannedPiece): Promise<number> {
+  /** Withdraws a partition's free units for good and deregisters it; returns the units and their record's seq. */
+  private async drainOne(sku: string, p: PlannedPiece): Promise<Withdrawn> {
     const ref = { sku, partitionId: p.partitionId, shard: p.shard, epoch: p.epoch };
     const res = await this.gateway.withdraw(ref, 'drain', 0, `drain:${p.partitionId}`, 'operator drain');
     await this.registry.removePartition(sku, p.partitionId, p.epoch);
-    return res.code === -2 ? 0 : res.units;
+    return res.code === -2 ? { units: 0, seq: 0, state: res.state } : { units: res.units, seq: res.seq, state: res.state };
   }
 
   private async changeOnHand(
@@ -440,6 +432,22 @@ function movement(
   reason?: string,
 ): Movement {
   return { eventId, kind, sku, qty, from, to, partitionId, reason, source: 'admin' };
+}
+
+/** What a drain withdrew from a partition: units, the partition seq of its ledger record (0: none), and its state after. */
+interface Withdrawn {
+  readonly units: number;
+  readonly seq: number;
+  readonly state: string;
+}
+
+/**
+ * The drain's movement as the admin path applies it, under the same event id and partition seq as
+ * the record the withdraw script appended to the stream: whichever lands first counts, and either
+ * copy tells Reconcile which change of the partition it was.
+ */
+function drainMovement(sku: string, partitionId: string, w: Withdrawn): Movement {
+  return { ...movement(`drain:${partitionId}`, 'drain', sku, w.units, 'pool', 'base', partitionId), partitionSeq: w.seq > 0 ? w.seq : undefined };
 }
 
 function piece(p: { partitionId: string; node: string; shard: number; epoch: number; units: number }): PlannedPiece {

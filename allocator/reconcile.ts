@@ -1,12 +1,31 @@
 import type { Pool } from 'mysql2/promise';
 import { Logger } from '../server/logger';
 import { claimRequest, completeRequest, lookupRequest } from '../store/admin-requests';
-import { applyMovement, transaction } from '../store/mysql';
-import { listPartitionRows, setPartitionState } from '../store/partitions';
+import { openIntentPartitions } from '../store/intents';
+import type { LedgerLag } from '../store/ledger-writer';
+import { transaction } from '../store/mysql';
+import { PartitionRow, listPartitionRows, setPartitionState } from '../store/partitions';
 import { StockRow, allSkus, readStock } from '../store/stock';
 import { ReservationError } from './errors';
-import { RedisGateway } from './gateway';
-import { Discrepancy, OperatorRegistry } from './operator';
+import { PartitionAudit, RedisGateway } from './gateway';
+import { OperatorRegistry } from './operator';
+import { checkHolders } from './reconcile-orders';
+import { KnownPartition, comparePartitionUnits } from './reconcile-partitions';
+
+/** One difference found between Redis, MySQL and etcd. */
+export interface Discrepancy {
+  readonly sku: string;
+  /** Empty for SKU-level and order-level findings. */
+  readonly partitionId: string;
+  /** Set for order-level findings (STUCK_ORDER, ORPHANED_HOLD). */
+  readonly orderId: string;
+  readonly kind: string;
+  /** What MySQL (the record) holds, and what Redis (or etcd) holds. */
+  readonly expected: number;
+  readonly actual: number;
+  detail: string;
+  repaired: boolean;
+}
 
 export interface ReconcileResult {
   readonly discrepancies: Discrepancy[];
@@ -14,142 +33,201 @@ export interface ReconcileResult {
   readonly partitionsChecked: number;
 }
 
+/** What the checks of one SKU share: where findings go, and whether to repair. */
+export interface SkuCheck {
+  readonly sku: string;
+  readonly repair: boolean;
+  report(kind: string, expected: number, actual: number, detail: string, partitionId?: string, orderId?: string): Discrepancy;
+}
+
+export interface ReconcileOptions {
+  /** A Reserve unanswered this long is stuck; an ended order still holding units this long is orphaned. */
+  readonly recoveryGraceMs: number;
+  /** How long to wait for MySQL to hold a partition's records up to its cut. Default 30 s. */
+  readonly cutTimeoutMs?: number;
+  /** How long a registration may lag its partition's state (a retire or create in flight). Default 2 s. */
+  readonly registryGraceMs?: number;
+}
+
+export interface ReconcileDeps {
+  readonly pool: Pool;
+  readonly gateway: RedisGateway;
+  readonly registry: OperatorRegistry;
+  /** Records still on their way from Redis to MySQL (the ledger writer's lag). */
+  readonly ledgerLag: () => Promise<LedgerLag>;
+  /** Rolls back a stuck Reserve now (the recovery worker's step); true when this call did. */
+  readonly recover: (orderId: string) => Promise<boolean>;
+  readonly logger: Logger;
+}
+
+const STATES_MYSQL_CAN_HOLD = new Set(['live', 'exhausted', 'drained']);
+
 /**
- * Compares Redis (partitions' avail and state, what orders hold from them) with MySQL (the SKU
- * totals and partition rows) and etcd (registrations), once the ledger has caught up. Reports
- * every difference; with `repair`, fixes the safe ones:
- *   - a MySQL pool larger than the units live in Redis (lost in a Redis failover): the difference
- *     goes back to base through a ledger row, sellable again after a top-up;
- *   - a live partition missing from etcd is registered; a registration of a dead one is removed;
- *   - a MySQL partition row whose state lags Redis is updated.
- * Held-unit, conservation and unrecorded-partition differences are reported for an operator: no
- * automatic fix is safe.
+ * Compares Redis (partitions' units, what orders hold), MySQL (the ledger, the SKU totals and
+ * partition rows) and etcd (registrations), safely while Reserves and Releases run:
+ *   - each partition's units are compared at one cut, Redis as of a change number and MySQL as of
+ *     exactly the same records (reconcile-partitions.ts); a difference is repaired conditionally
+ *     in Redis, with a ledger record where MySQL must move (lua/partition-repair-2.lua);
+ *   - who holds the units: stuck Reserves are rolled back, orphaned holds reported
+ *     (reconcile-orders.ts);
+ *   - registrations and partition rows against Redis, leaving alone partitions an operation is
+ *     working on and differences that a retire in flight explains;
+ *   - MySQL's own invariants: conservation, no negative term (once the records that could explain
+ *     one have landed), shortfalls.
+ * A dry run repairs nothing. Nothing in flight is reported as a difference.
  */
 export class Reconciler {
-  constructor(
-    private readonly pool: Pool,
-    private readonly gateway: RedisGateway,
-    private readonly registry: OperatorRegistry,
-    private readonly waitForLedger: () => Promise<void>,
-    private readonly logger: Logger,
-  ) {}
+  private readonly cutTimeoutMs: number;
+  private readonly registryGraceMs: number;
+
+  constructor(private readonly deps: ReconcileDeps, private readonly options: ReconcileOptions) {
+    this.cutTimeoutMs = options.cutTimeoutMs ?? 30_000;
+    this.registryGraceMs = options.registryGraceMs ?? 2000;
+  }
 
   async reconcile(skus: readonly string[], repair: boolean, requestId: string): Promise<ReconcileResult> {
+    const { pool, logger } = this.deps;
     if (repair) {
-      const prior = await lookupRequest(this.pool, requestId, 'Reconcile', skus.join(','));
+      const prior = await lookupRequest(pool, requestId, 'Reconcile', skus.join(','));
       if (prior?.kind === 'done') return JSON.parse(prior.response.toString()) as ReconcileResult;
       if (prior?.kind === 'mismatch') throw new ReservationError('IDEMPOTENCY_KEY_REUSED', `request_id ${requestId} was already used for another request`);
     }
-    await this.waitForLedger();
-    const targets = skus.length > 0 ? [...skus] : await allSkus(this.pool);
-    const stock = await readStock(this.pool, targets);
+    const targets = skus.length > 0 ? [...skus] : await allSkus(pool);
     const discrepancies: Discrepancy[] = [];
     let partitionsChecked = 0;
     for (const sku of targets) {
-      partitionsChecked += await this.checkSku(sku, stock.get(sku), repair, requestId, discrepancies);
+      const check: SkuCheck = {
+        sku,
+        repair,
+        report(kind, expected, actual, detail, partitionId = '', orderId = '') {
+          const d: Discrepancy = { sku, partitionId, orderId, kind, expected, actual, detail, repaired: false };
+          discrepancies.push(d);
+          return d;
+        },
+      };
+      partitionsChecked += await this.checkSku(check);
     }
     const result: ReconcileResult = { discrepancies, skusChecked: targets.length, partitionsChecked };
     if (repair) {
-      await transaction(this.pool, async (conn) => {
+      await transaction(pool, async (conn) => {
         const claim = await claimRequest(conn, requestId, 'Reconcile', skus.join(','));
         if (claim.kind === 'new') await completeRequest(conn, requestId, Buffer.from(JSON.stringify(result)));
       });
     }
-    if (discrepancies.length > 0) this.logger.warn({ discrepancies: discrepancies.length, repair }, 'reconcile found discrepancies');
+    if (discrepancies.length > 0) logger.warn({ discrepancies: discrepancies.length, repair }, 'reconcile found discrepancies');
     return result;
   }
 
-  private async checkSku(
-    sku: string,
-    row: StockRow | undefined,
-    repair: boolean,
-    requestId: string,
-    out: Discrepancy[],
-  ): Promise<number> {
-    const report = (kind: string, expected: number, actual: number, detail: string, partitionId = ''): Discrepancy => {
-      const d: Discrepancy = { sku, partitionId, kind, expected, actual, detail, repaired: false };
-      out.push(d);
-      return d;
-    };
-    const rows = await listPartitionRows(this.pool, sku);
-    const registered = await this.registry.listPartitions(sku);
-    const byId = new Map<string, { partitionId: string; shard: number; epoch: number; node: string }>();
-    for (const p of [...rows, ...registered]) byId.set(p.partitionId, p);
-    const partitions = [...byId.values()];
-    const refs = partitions.map((p) => ({ sku, partitionId: p.partitionId, shard: p.shard, epoch: p.epoch }));
-    const states = await this.gateway.partitionStates(refs);
-    const held = await Promise.all(refs.map((r) => this.gateway.heldFrom(r)));
-    const livePool = states.reduce((n, s) => n + (s?.state === 'live' ? s.avail : 0), 0);
-    const heldTotal = held.reduce((a, b) => a + b, 0);
+  private async checkSku(check: SkuCheck): Promise<number> {
+    const { pool, gateway, registry } = this.deps;
+    const rows = await listPartitionRows(pool, check.sku);
+    const registered = await registry.listPartitions(check.sku);
+    const known = new Map<string, KnownPartition>();
+    for (const e of registered) known.set(e.partitionId, { ref: { sku: check.sku, partitionId: e.partitionId, shard: e.shard, epoch: e.epoch } });
+    for (const row of rows) known.set(row.partitionId, { ref: { sku: check.sku, partitionId: row.partitionId, shard: row.shard, epoch: row.epoch }, row });
+    const partitions = [...known.values()];
 
-    if (!row) {
-      if (partitions.length > 0) report('MISSING_SKU_ROW', 0, livePool, 'partitions exist in Redis or etcd but MySQL has no row for the SKU');
-      return partitions.length;
-    }
-    const terms = { base: row.base, pool: row.pool, reserved: row.reserved, committed: row.committed };
-    for (const [term, value] of Object.entries(terms)) {
-      if (value < 0) report('NEGATIVE_TERM', 0, value, `${term} is negative`);
-    }
-    const sum = row.base + row.pool + row.reserved + row.committed;
-    if (row.onHand !== sum) report('CONSERVATION_BROKEN', row.onHand, sum, 'on_hand != base + pool + reserved + committed');
-    if (row.shortfall > 0) report('SHORTFALL', 0, row.shortfall, 'a recorded loss exceeded base; count the stock and SetStock');
-    if (row.reserved + row.committed !== heldTotal) {
-      report('HELD_MISMATCH', row.reserved + row.committed, heldTotal, 'MySQL reserved + committed differ from what orders hold in Redis');
-    }
-    if (row.pool !== livePool) {
-      const d = report('POOL_MISMATCH', row.pool, livePool, 'MySQL pool differs from the units live in Redis partitions');
-      if (repair && row.pool > livePool) {
-        await transaction(this.pool, (conn) =>
-          applyMovement(conn, {
-            eventId: `reconcile:${requestId}:${sku}`,
-            kind: 'reconcile',
-            sku,
-            qty: row.pool - livePool,
-            from: 'pool',
-            to: 'base',
-            reason: 'pool units missing from Redis returned to base',
-            source: 'admin',
-          }),
-        );
-        d.repaired = true;
-      }
-    }
+    const { audits } = await comparePartitionUnits(check, pool, gateway, partitions, this.cutTimeoutMs);
+    await this.checkRegistrations(check, partitions, audits, new Set(registered.map((e) => e.partitionId)));
+    await checkHolders(check, gateway, partitions.filter((_, i) => audits[i].exists).map((p) => p.ref), this.options.recoveryGraceMs, this.deps.recover);
+    await this.checkTotals(check, partitions.length > 0);
+    return partitions.length;
+  }
 
-    const isRegistered = new Set(registered.map((e) => e.partitionId));
-    const rowState = new Map(rows.map((r) => [r.partitionId, r.state]));
+  /**
+   * Registrations and MySQL's partition rows against the partitions' states in Redis. Partitions an
+   * open operation names are skipped (it is creating, draining or re-splitting them); a stale
+   * registration is reported only if it is still there after the grace a retire needs to remove it.
+   */
+  private async checkRegistrations(check: SkuCheck, partitions: readonly KnownPartition[], audits: readonly PartitionAudit[], registered: Set<string>): Promise<void> {
+    const { pool, registry, gateway } = this.deps;
+    const busy = await openIntentPartitions(pool, check.sku);
+    const stale: KnownPartition[] = [];
     for (let i = 0; i < partitions.length; i++) {
       const p = partitions[i];
-      const state = states[i]?.state;
-      if (state === 'live' && !isRegistered.has(p.partitionId) && (states[i]?.avail ?? 0) > 0) {
-        const d = report('UNREGISTERED_PARTITION', 1, 0, 'live in Redis with units but not in the registry', p.partitionId);
-        if (repair) {
-          await this.registry.registerPartition({ sku, partitionId: p.partitionId, node: p.node, shard: p.shard, epoch: p.epoch, createdAt: Date.now() });
-          d.repaired = true;
+      const { partitionId, epoch, shard } = p.ref;
+      if (busy.has(partitionId)) continue;
+      const state = audits[i].exists ? audits[i].state : undefined;
+      const recorded = p.row?.state;
+      if (state === 'live' && !registered.has(partitionId) && audits[i].avail > 0) {
+        if (recorded === 'live') {
+          const d = check.report('UNREGISTERED_PARTITION', 1, 0, 'live in Redis with units but not in the registry', partitionId);
+          if (check.repair) {
+            await registry.registerPartition({ sku: check.sku, partitionId, node: p.row!.node, shard, epoch, createdAt: Date.now() });
+            d.repaired = true;
+          }
         }
       }
-      if (state !== 'live' && isRegistered.has(p.partitionId)) {
-        const d = report('STALE_REGISTRATION', 0, 1, `registered but ${state ?? 'missing'} in Redis`, p.partitionId);
-        if (repair) {
-          await this.registry.removePartition(sku, p.partitionId, p.epoch);
-          d.repaired = true;
-        }
-      }
-      const recorded = rowState.get(p.partitionId);
+      if (state !== 'live' && registered.has(partitionId)) stale.push(p);
       if (!recorded && state === 'live') {
         // Carved outside the store (or its row lost): its units are not in MySQL's pool.
-        report('UNRECORDED_PARTITION', 1, 0, 'live in Redis but MySQL has no row for it', p.partitionId);
+        check.report('UNRECORDED_PARTITION', 1, 0, 'live in Redis but MySQL has no row for it', partitionId);
       }
       if (recorded === 'live' && state === 'exhausted') {
         // Retiring an empty partition does not touch MySQL (it happens on the Reserve path): catch up quietly.
-        if (repair) await transaction(this.pool, (conn) => setPartitionState(conn, [p.partitionId], 'exhausted'));
-      } else if (recorded && state && recorded !== state && recorded !== 'creating') {
-        const d = report('PARTITION_STATE', 0, 0, `MySQL says ${recorded}, Redis says ${state}`, p.partitionId);
-        if (repair && (state === 'live' || state === 'exhausted' || state === 'drained')) {
-          await transaction(this.pool, (conn) => setPartitionState(conn, [p.partitionId], state));
+        if (check.repair) await transaction(pool, (conn) => setPartitionState(conn, [partitionId], 'exhausted'));
+      } else if (recorded && recorded !== 'creating' && recorded !== state) {
+        const d = check.report('PARTITION_STATE', 0, 0, `MySQL says ${recorded}, Redis says ${state ?? 'missing'}`, partitionId);
+        if (check.repair && state && STATES_MYSQL_CAN_HOLD.has(state)) {
+          await transaction(pool, (conn) => setPartitionState(conn, [partitionId], state as PartitionRow['state']));
           d.repaired = true;
         }
       }
     }
-    return partitions.length;
+    if (stale.length === 0) return;
+    await new Promise((resolve) => setTimeout(resolve, this.registryGraceMs));
+    const still = new Set((await registry.listPartitions(check.sku)).map((e) => e.partitionId));
+    for (const p of stale.filter((s) => still.has(s.ref.partitionId))) {
+      const now = await gateway.auditPartition(p.ref);
+      if (now.exists && now.state === 'live') continue;
+      const d = check.report('STALE_REGISTRATION', 0, 1, `registered but ${now.exists ? now.state : 'missing'} in Redis`, p.ref.partitionId);
+      if (check.repair) {
+        await registry.removePartition(check.sku, p.ref.partitionId, p.ref.epoch);
+        d.repaired = true;
+      }
+    }
   }
+
+  /**
+   * MySQL's own invariants. Conservation holds after every transaction. A term can dip below zero
+   * for a moment (records of different shards land in another order than they happened: a refund
+   * before its confirm), so a negative one is read again once every record written before the
+   * first read has landed, and reported only if it stays negative.
+   */
+  private async checkTotals(check: SkuCheck, hasPartitions: boolean): Promise<void> {
+    const { pool } = this.deps;
+    let row = (await readStock(pool, [check.sku])).get(check.sku);
+    if (!row) {
+      if (hasPartitions) check.report('MISSING_SKU_ROW', 0, 0, 'partitions exist in Redis or etcd but MySQL has no row for the SKU');
+      return;
+    }
+    if (negativeTerms(row).length > 0 && (await this.ledgerCaughtUp(Date.now()))) {
+      row = (await readStock(pool, [check.sku])).get(check.sku)!;
+    }
+    for (const [term, value] of negativeTerms(row)) check.report('NEGATIVE_TERM', 0, value, `${term} is negative`);
+    const sum = row.base + row.pool + row.reserved + row.committed;
+    if (row.onHand !== sum) check.report('CONSERVATION_BROKEN', row.onHand, sum, 'on_hand != base + pool + reserved + committed');
+    if (row.shortfall > 0) check.report('SHORTFALL', 0, row.shortfall, 'a recorded loss exceeded base; count the stock and SetStock');
+  }
+
+  /** Waits until every ledger record written before `sinceMs` has landed in MySQL; false after the cut timeout. */
+  private async ledgerCaughtUp(sinceMs: number): Promise<boolean> {
+    const until = Date.now() + this.cutTimeoutMs;
+    for (;;) {
+      const lag = await this.deps.ledgerLag().catch(() => undefined);
+      if (lag && (lag.waiting === 0 || Date.now() - lag.oldestAgeMs > sinceMs)) return true;
+      if (Date.now() >= until) return false;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+}
+
+function negativeTerms(row: StockRow): Array<[string, number]> {
+  const terms: Array<[string, number]> = [
+    ['base', row.base],
+    ['pool', row.pool],
+    ['reserved', row.reserved],
+    ['committed', row.committed],
+  ];
+  return terms.filter(([, value]) => value < 0);
 }

@@ -44,6 +44,13 @@ export const ABORT_RELEASE = '#abort';
 export const EXPIRE_RELEASE = '#expire';
 export const RECOVERY_RELEASE = '#recovery';
 
+/**
+ * What a sweep step (expire, recover) did with the order's index entry: `done`, this call expired or
+ * rolled back the order; `gone`, nothing to do (another server did it, or the entry was stale); both
+ * leave the index. `kept`: not due yet on the Redis clock, the entry stays.
+ */
+export type SweepOutcome = 'done' | 'gone' | 'kept';
+
 /** What one item got from its partitions during a Reserve. */
 interface ItemTake {
   readonly pieces: DocPiece[];
@@ -308,13 +315,13 @@ export class ReservationService {
     await this.gateway.releaseApplied(orderId, releaseId);
   }
 
-  /** Expires one unpaid hold if it is due on the Redis clock; true when this call expired it. */
-  async expire(orderId: string): Promise<boolean> {
+  /** Expires one unpaid hold if it is due on the Redis clock (`done` when this call expired it). */
+  async expire(orderId: string): Promise<SweepOutcome> {
     return this.systemRelease(orderId, EXPIRE_RELEASE, 'EXPIRE');
   }
 
-  /** Rolls back a Reserve left PENDING past the grace period; true when this call did. */
-  async recover(orderId: string): Promise<boolean> {
+  /** Rolls back a Reserve left PENDING past the grace period (`done` when this call did). */
+  async recover(orderId: string): Promise<SweepOutcome> {
     return this.systemRelease(orderId, RECOVERY_RELEASE, 'RECOVERY');
   }
 
@@ -352,7 +359,7 @@ export class ReservationService {
     return { pool: avail.reduce((a, b) => a + b, 0), partitions: partitions.length, perUserLimit: entry.perUserLimit };
   }
 
-  private async systemRelease(orderId: string, releaseId: string, reason: ReleaseReason): Promise<boolean> {
+  private async systemRelease(orderId: string, releaseId: string, reason: ReleaseReason): Promise<SweepOutcome> {
     const res = await this.gateway.release(
       orderId,
       releaseId,
@@ -361,10 +368,11 @@ export class ReservationService {
       this.options.orderRetentionSeconds,
       this.options.recoveryGraceMs,
     );
-    if (res.code !== OrderCode.Done && res.code !== OrderCode.Replayed) return false;
+    if (res.code === OrderCode.NotDue) return 'kept';
+    if (res.code !== OrderCode.Done && res.code !== OrderCode.Replayed) return 'gone';
     const fields = await this.requireOrder(orderId);
     await this.applyRelease(orderId, releaseId, parseRelease(res.release), parseDoc(fields.doc));
-    return res.code === OrderCode.Done;
+    return res.code === OrderCode.Done ? 'done' : 'gone';
   }
 
   /** Holds each limited SKU against the buyer's allowance; returns the shortages (USER_LIMIT). */

@@ -1,14 +1,19 @@
 import { Logger } from '../server/logger';
 import { RedisGateway } from './gateway';
-import { ReservationService } from './reservations';
+import { ReservationService, SweepOutcome } from './reservations';
 
 export interface SweeperOptions {
   /** Pending Reserves older than this are rolled back. */
   readonly recoveryGraceMs: number;
   /** A recorded release still unapplied after this long is re-applied (its process died). Default 5000. */
   readonly reapplyAfterMs?: number;
-  /** Orders handled per shard and index per round. */
+  /** Entries read per page of a shard index. Default 100. */
   readonly batch?: number;
+  /**
+   * Pages read per shard and index per round. Default 10. Bounds one round's work (after a crash
+   * or an outage there may be many due entries); what is left waits for the next round.
+   */
+  readonly pagesPerRound?: number;
 }
 
 /**
@@ -29,20 +34,18 @@ export class Sweeper {
 
   /** One full pass over every shard; the server runs it periodically (server/periodic.ts), tests on demand. */
   async sweep(): Promise<void> {
-    const batch = this.options.batch ?? 100;
     const shardCount = this.gateway.shards.keys.shardCount;
     const now = Date.now();
     for (let shard = 0; shard < shardCount; shard++) {
       // A second of slack: the Redis clock may run ahead of ours; the script re-checks anyway.
-      const expiring = await this.gateway.due(shard, 'expiry', now + 1000, batch);
-      const expired = await this.each(expiring, (orderId) => this.reservations.expire(orderId));
-      const stuck = await this.gateway.due(shard, 'pending', now - this.options.recoveryGraceMs + 1000, batch);
-      const recovered = await this.each(stuck, (orderId) => this.reservations.recover(orderId));
-      const unfinished = await this.gateway.due(shard, 'releasing', now - (this.options.reapplyAfterMs ?? 5000), batch);
-      const reapplied = await this.each(unfinished, async (member) => {
+      const expired = await this.sweepIndex(shard, 'expiry', now + 1000, (orderId) => this.reservations.expire(orderId));
+      const recovered = await this.sweepIndex(shard, 'pending', now - this.options.recoveryGraceMs + 1000, (orderId) =>
+        this.reservations.recover(orderId),
+      );
+      const reapplied = await this.sweepIndex(shard, 'releasing', now - (this.options.reapplyAfterMs ?? 5000), async (member) => {
         const [orderId, releaseId] = member.split('\n');
         await this.reservations.reapplyRelease(orderId, releaseId);
-        return true;
+        return 'done';
       });
       if (expired) this.onSwept('expired', expired);
       if (recovered) this.onSwept('recovered', recovered);
@@ -50,15 +53,57 @@ export class Sweeper {
     }
   }
 
-  private async each(members: string[], step: (member: string) => Promise<boolean>): Promise<number> {
+  /** The shard count, for a metric per shard. */
+  get shardCount(): number {
+    return this.gateway.shards.keys.shardCount;
+  }
+
+  /**
+   * Age in ms of the oldest Reserve of a shard still waiting in the pending index (0 when there is
+   * none): up to RESERVE_TIMEOUT_MS while carts are in flight; growing past RECOVERY_GRACE_MS means
+   * crash recovery is not keeping up.
+   */
+  async oldestPendingAgeMs(shard: number): Promise<number> {
+    const [oldest] = await this.gateway.due(shard, 'pending', Infinity, 1);
+    return oldest ? Math.max(0, Date.now() - oldest.score) : 0;
+  }
+
+  /**
+   * Works through the due part of one shard index, oldest first, a page at a time, and returns how
+   * many entries this call acted on. A handled entry leaves the index, so the next page read from
+   * the head would begin with what earlier pages left there: entries not due yet on the Redis clock,
+   * and steps that failed. Each page is read at an offset of that many, so entries that cannot be
+   * acted on now never hide the ones behind them; reading the same head every round once stalled
+   * crash recovery for good.
+   */
+  private async sweepIndex(
+    shard: number,
+    index: 'expiry' | 'pending' | 'releasing',
+    upTo: number,
+    step: (member: string) => Promise<SweepOutcome>,
+  ): Promise<number> {
+    const batch = this.options.batch ?? 100;
+    let left = 0;
     let done = 0;
-    for (const member of members) {
-      try {
-        if (await step(member)) done++;
-      } catch (err) {
-        this.logger.warn({ err, member }, 'sweep step failed; retried next round');
+    for (let page = 0; page < (this.options.pagesPerRound ?? 10); page++) {
+      const entries = await this.gateway.due(shard, index, upTo, batch, left);
+      for (const { member } of entries) {
+        const outcome = await this.attempt(member, step);
+        if (outcome === 'done') done++;
+        else if (outcome === 'kept') left++;
       }
+      if (entries.length < batch) break;
     }
     return done;
+  }
+
+  private async attempt(member: string, step: (member: string) => Promise<SweepOutcome>): Promise<SweepOutcome> {
+    try {
+      return await step(member);
+    } catch (err) {
+      this.logger.warn({ err, member }, 'sweep step failed; retried next round');
+      // Presumed still in the index: skip it for the rest of this round.
+      return 'kept';
+    }
   }
 }

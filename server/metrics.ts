@@ -74,6 +74,25 @@ export class Metrics {
     });
   }
 
+  /**
+   * Crash recovery's progress, read at scrape time: per shard, the age of the oldest Reserve still
+   * in the pending index. Above RECOVERY_GRACE_MS plus a few sweeps, stuck carts are not being
+   * rolled back. -1 while the shard's Redis node cannot be read.
+   */
+  observeRecovery(sweeper: { readonly shardCount: number; oldestPendingAgeMs(shard: number): Promise<number> }): void {
+    new Gauge({
+      name: 'inventory_recovery_oldest_pending_seconds',
+      help: 'Age of the oldest unanswered Reserve in each shard\'s pending index (crash recovery rolls it back after the grace period)',
+      labelNames: ['shard'] as const,
+      registers: [this.registry],
+      async collect() {
+        const shards = Array.from({ length: sweeper.shardCount }, (_, shard) => shard);
+        const ages = await Promise.all(shards.map((shard) => sweeper.oldestPendingAgeMs(shard).catch(() => -1000)));
+        ages.forEach((ms, shard) => this.labels(String(shard)).set(ms / 1000));
+      },
+    });
+  }
+
   /** Gauges read from the watched registry cache at scrape time. */
   observeRegistry(cache: { skus(): Iterable<string>; partitions(sku: string): readonly unknown[]; staleness(): number }): void {
     new Gauge({

@@ -104,9 +104,11 @@ export async function createServices(config: Config, logger: Logger, metrics: Me
     // LEDGER_WRITER=process: main.ts runs the writer in a child; here it only reports the lag.
     if (config.ledgerWriter === 'inline') await ledger.start();
     metrics.observeLedger(ledger);
-    const reconciler = new Reconciler(mysql, gateway, operatorRegistry, () => ledger.drain(30_000), logger);
-
     const reservations = new ReservationService(gateway, cache, registryWrites, config, logger);
+    const reconciler = new Reconciler(
+      { pool: mysql, gateway, registry: operatorRegistry, ledgerLag: () => ledger.lag(), recover: async (orderId) => (await reservations.recover(orderId)) === 'done', logger },
+      { recoveryGraceMs: config.recoveryGraceMs },
+    );
     if (config.topUpEnabled) {
       reservations.useTopUp(
         new TopUp(
@@ -126,6 +128,7 @@ export async function createServices(config: Config, logger: Logger, metrics: Me
     const sweeper = new Sweeper(gateway, reservations, { recoveryGraceMs: config.recoveryGraceMs }, logger, (kind, n) =>
       metrics.swept.labels(kind).inc(n),
     );
+    metrics.observeRecovery(sweeper);
     const workers = [
       every('sweeper', config.sweepIntervalMs, () => sweeper.sweep(), logger),
       every('intents', Math.max(1000, config.intentRecoveryMs / 3), () => operator.recoverIntents(config.intentRecoveryMs), logger),

@@ -64,3 +64,23 @@ export async function staleIntents(db: Pool, olderThanMs: number, limit = 50): P
   );
   return rows.map((r) => toIntent(r));
 }
+
+/**
+ * Partition ids named by the open intents of a SKU: partitions an operation is creating, draining
+ * or re-splitting right now, whose registration and state are in flux until it finishes.
+ */
+export async function openIntentPartitions(db: Pool, sku: string): Promise<Set<string>> {
+  const [rows] = await db.query<IntentRecord[]>("SELECT intent_id, kind, sku_id, payload, state FROM intents WHERE state = 'open' AND sku_id = ?", [sku]);
+  const ids = new Set<string>();
+  const collect = (value: unknown): void => {
+    if (Array.isArray(value)) value.forEach(collect);
+    else if (value && typeof value === 'object') {
+      for (const [key, inner] of Object.entries(value)) {
+        if (key === 'partitionId' && typeof inner === 'string') ids.add(inner);
+        else collect(inner);
+      }
+    }
+  };
+  for (const r of rows) collect(toIntent(r).payload);
+  return ids;
+}

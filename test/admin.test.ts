@@ -18,12 +18,8 @@ import {
   SetStockResponse,
 } from '../gen/inventory/v1/admin.pb';
 import { ReleaseReason, ReserveOutcome, StockLevel } from '../gen/inventory/v1/inventory.pb';
-import { applyMovement, transaction } from '../store/mysql';
-import { claimRequest } from '../store/admin-requests';
-import { openIntent } from '../store/intents';
-import { insertPartitions } from '../store/partitions';
-import { lockStock } from '../store/stock';
 import { expectCode, unary } from './helpers/grpc';
+import { abandonPreallocate } from './helpers/intents';
 import { InventoryFixture, reasonOf, startInventory, waitFor } from './helpers/inventory';
 
 describe('AdminService: stock, pre-allocation, drain, rebalance, reconcile', function () {
@@ -171,15 +167,7 @@ describe('AdminService: stock, pre-allocation, drain, rebalance, reconcile', fun
 
   it('finishes a pre-allocation that a process left between MySQL and Redis', async () => {
     await setStock('adm-i', 10);
-    // What Preallocate does in MySQL before it dies: claim, move base to pool, record partitions and the intent.
-    const planned = inv.services.partitions.plan('adm-i', 10, 2);
-    await transaction(inv.services.mysql, async (conn) => {
-      await claimRequest(conn, 'pre-i-1', 'Preallocate', 'adm-i|10|2');
-      await lockStock(conn, 'adm-i');
-      await applyMovement(conn, { eventId: 'prealloc:pre-i-1', kind: 'preallocate', sku: 'adm-i', qty: 10, from: 'base', to: 'pool', source: 'admin' });
-      await insertPartitions(conn, planned.map((p) => ({ ...p, capacity: p.units })), 'creating');
-      await openIntent(conn, 'pre-i-1', 'preallocate', 'adm-i', { partitions: planned.map(({ sku: _sku, ...p }) => p) });
-    });
+    await abandonPreallocate(inv, 'pre-i-1', 'adm-i', 10, 2);
     assert.equal(inv.services.cache.partitions('adm-i').length, 0);
     assert.equal(await inv.services.operator.recoverIntents(0), 1);
     await waitFor(() => inv.services.cache.partitions('adm-i').length === 2);

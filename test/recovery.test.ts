@@ -60,7 +60,7 @@ describe('crash recovery and expiry workers', function () {
     // A replay learns the attempt was rolled back, and nothing is held.
     await assert.rejects(reservations.reserve({ orderId: 'crashed', items, userId: '', ttlSeconds: 60 }), (e: ReservationError) => e.kind === 'ROLLED_BACK');
     await assert.rejects(reservations.getReservation('crashed'), (e: ReservationError) => e.kind === 'RESERVATION_REJECTED');
-    assert.equal(await reservations.recover('crashed'), false, 'recovered exactly once');
+    assert.equal(await reservations.recover('crashed'), 'gone', 'recovered exactly once');
   });
 
   it('finishes a release whose process died after recording it', async () => {

@@ -1,6 +1,8 @@
 --[[
-  Creates a live partition with `avail` units and its fencing epoch. Idempotent: a partition that
-  exists is left as it is and reported, so a retried pre-allocation never doubles stock.
+  Creates a live partition with `avail` units and its fencing epoch; `seq` numbers its changes
+  (each with a ledger record) and `held` counts the units orders hold from it. Idempotent: a
+  partition that exists is left as it is and reported, so a retried pre-allocation never doubles
+  stock.
 
   KEYS[1] partition hash
 
@@ -18,5 +20,5 @@ if existing[3] then
   return {2, tonumber(existing[1]), tonumber(existing[2]), existing[3]}
 end
 redis.call('HSET', part, 'sku', ARGV[1], 'pid', ARGV[2], 'avail', ARGV[3], 'cap', ARGV[3], 'epoch', ARGV[4],
-  'state', 'live', 'seq', 0)
+  'state', 'live', 'seq', 0, 'held', 0)
 return {1, tonumber(ARGV[3])}

@@ -16,9 +16,9 @@
   ARGV[5] partition id
   ARGV[6] reason (for the ledger)
 
-  Returns {1, units, state}   withdrawn now
-          {2, units, state}   this event id ran before: its units
-          {-2, 0, state}      not live (exhausted, drained or unknown): nothing to withdraw
+  Returns {1, units, state, seq}   withdrawn now; seq numbers its ledger record (0 when no units)
+          {2, units, state, seq}   this event id ran before: its units and seq
+          {-2, 0, state, 0}        not live (exhausted, drained or unknown): nothing to withdraw
 ]]
 -- @include now
 -- @include ledger
@@ -27,22 +27,26 @@ local mode, event = ARGV[1], ARGV[3]
 
 local prior = redis.call('HGET', part, 'w:' .. event)
 if prior then
-  return {2, tonumber(prior), redis.call('HGET', part, 'state') or ''}
+  -- "units:seq"; a bare "units" was written before the seq was kept.
+  local units, seq = string.match(prior, '^(%d+):?(%d*)$')
+  return {2, tonumber(units), redis.call('HGET', part, 'state') or '', tonumber(seq) or 0}
 end
 local p = redis.call('HMGET', part, 'avail', 'state', 'epoch')
 if p[2] ~= 'live' then
-  return {-2, 0, p[2] or ''}
+  return {-2, 0, p[2] or '', 0}
 end
 local avail = tonumber(p[1])
 local units = avail
 if mode == 'shrink' then units = math.max(0, math.min(avail, tonumber(ARGV[2]))) end
 
-redis.call('HINCRBY', part, 'avail', -units)
 if mode == 'drain' then redis.call('HSET', part, 'state', 'drained') end
-redis.call('HSET', part, 'w:' .. event, units)
+local seq = 0
 if units > 0 then
-  local seq = redis.call('HINCRBY', part, 'seq', 1)
+  -- Only when there is something to take: Lua passes -0 as "-0", which HINCRBY refuses.
+  redis.call('HINCRBY', part, 'avail', -units)
+  seq = redis.call('HINCRBY', part, 'seq', 1)
   ledger(stream, event, mode, ARGV[4], units, 'pool', 'base',
     {'partition', ARGV[5], 'epoch', p[3], 'seq', int(seq), 'reason', ARGV[6], 'at', int(now_ms())})
 end
-return {1, units, redis.call('HGET', part, 'state')}
+redis.call('HSET', part, 'w:' .. event, int(units) .. ':' .. int(seq))
+return {1, units, redis.call('HGET', part, 'state'), seq}

@@ -5,7 +5,7 @@
   Also leaves a tombstone (r:<order>) even when nothing was taken, so that a take still in flight
   from a crashed attempt is refused afterwards.
 
-  KEYS[1] partition hash
+  KEYS[1] partition hash  (held, where kept, falls by the units released)
   KEYS[2] takes hash      t:<order>, r:<order>, x:<order>:<release id> = units of that release
   KEYS[3] ledger stream of the shard
 
@@ -40,12 +40,15 @@ redis.call('HSET', takes, 'r:' .. order, released + units)
 
 local to = ''
 if units > 0 then
-  local p = redis.call('HMGET', part, 'state', 'epoch')
+  local p = redis.call('HMGET', part, 'state', 'epoch', 'held')
   if p[1] == 'live' then
     redis.call('HINCRBY', part, 'avail', units)
     to = 'pool'
   else
     to = 'base'
+  end
+  if p[3] then
+    redis.call('HINCRBY', part, 'held', -units)
   end
   local seq = redis.call('HINCRBY', part, 'seq', 1)
   ledger(stream, 'release:' .. order .. ':' .. ARGV[7] .. ':' .. relid, 'release', ARGV[6], units, ARGV[4], to,

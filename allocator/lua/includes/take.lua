@@ -5,10 +5,11 @@
 -- result), a release that already closed this order on this partition, the partition's state and
 -- fencing epoch, and stock. Two reads in all: this runs on every Reserve.
 -- Returns {code, units, avail} with the codes of take-3.lua; code 0 means `units` can be taken
--- now, and then also the partition's avail and seq before the take, for apply_take.
+-- now, and then also the partition's avail, seq and held before the take, for apply_take (held is
+-- false on a partition created before it was kept: the audit then sums its takes hash instead).
 local function check_take(part, takes, order, wanted, minimum, epoch)
   local t = redis.call('HMGET', takes, 't:' .. order, 'r:' .. order)
-  local p = redis.call('HMGET', part, 'avail', 'epoch', 'state', 'seq')
+  local p = redis.call('HMGET', part, 'avail', 'epoch', 'state', 'seq', 'held')
   if t[1] then
     return {2, tonumber(t[1]), tonumber(p[1] or '0')}
   end
@@ -26,16 +27,21 @@ local function check_take(part, takes, order, wanted, minimum, epoch)
   if units < minimum or units <= 0 then
     return {-1, 0, avail}
   end
-  return {0, units, avail, tonumber(p[4] or '0')}
+  return {0, units, avail, tonumber(p[4] or '0'), p[5] and tonumber(p[5])}
 end
 
--- Takes the units check_take allowed (`checked` is its answer): sets avail and seq, records the
--- take for the order and appends the ledger record, all in the caller's atomic script; `now` is
--- the Redis clock in ms. Returns avail after.
+-- Takes the units check_take allowed (`checked` is its answer): sets avail, seq and held (units
+-- orders hold from the partition: the takes hash's sum, kept so that an audit reads it in O(1)),
+-- records the take for the order and appends the ledger record, all in the caller's atomic
+-- script; `now` is the Redis clock in ms. Returns avail after.
 local function apply_take(part, takes, stream, order, checked, epoch, sku, pid, now)
   local units = checked[2]
   local left, seq = checked[3] - units, checked[4] + 1
-  redis.call('HSET', part, 'avail', int(left), 'seq', int(seq))
+  if checked[5] then
+    redis.call('HSET', part, 'avail', int(left), 'seq', int(seq), 'held', int(checked[5] + units))
+  else
+    redis.call('HSET', part, 'avail', int(left), 'seq', int(seq))
+  end
   redis.call('HSET', takes, 't:' .. order, int(units))
   ledger(stream, 'take:' .. order .. ':' .. pid, 'take', sku, units, 'pool', 'reserved',
     {'order', order, 'partition', pid, 'epoch', epoch, 'seq', int(seq), 'at', int(now)})

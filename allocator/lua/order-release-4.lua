@@ -6,9 +6,16 @@
   idempotent per release id) and removes the release from the `releasing` index; the recovery
   worker re-drives any release left in that index by a process that died.
 
+  The sweepers read their indexes oldest first, a page at a time, so an entry that can never be acted
+  on would sit at the head for good: a RECOVERY removes the order from `pending` (in the same script
+  as the rollback, or at once when the order is not PENDING or is gone), and an EXPIRE removes it
+  from `expiry` when the order is gone or no longer RESERVED. An order that is only not due yet
+  (NOT_DUE) keeps its entry.
+
   KEYS[1] order hash
   KEYS[2] expiry zset
   KEYS[3] releasing zset  "<order>\n<release id>" -> recorded ms
+  KEYS[4] pending zset    order id -> created ms (Reserves not answered yet)
 
   ARGV[1] order id
   ARGV[2] release id
@@ -24,14 +31,22 @@
           {-1}  NOT_FOUND         {-2} ALREADY_RELEASED   {-3} ALREADY_EXPIRED
           {-4}  IN_PROGRESS       {-5} REJECTED           {-6} ALREADY_CONFIRMED (reason needs unpaid)
           {-7}  NOT_CONFIRMED (reason needs paid)          {-8, sku} UNKNOWN_ITEM
-          {-9}  NOT_DUE (EXPIRE before the expiry, RECOVERY within the grace period)
+          {-9}  NOT_DUE (EXPIRE before the expiry, RECOVERY within the grace period): the entry stays
+          {-10} NOT_PENDING (RECOVERY on an order that is no longer PENDING)
+          Every answer but NOT_DUE leaves no entry of a RECOVERY in `pending` nor of an EXPIRE in `expiry`.
 ]]
 -- @include now
-local order, expiry, releasing = KEYS[1], KEYS[2], KEYS[3]
+local order, expiry, releasing, pending = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local id, relid, reason = ARGV[1], ARGV[2], ARGV[3]
 
 local h = redis.call('HMGET', order, 'state', 'doc', 'plan', 'expires', 'created')
 local state = h[1]
+-- Stale entries (the order is gone, or past what the index waits for) go whatever the answer below.
+if reason == 'RECOVERY' and state ~= 'PENDING' then
+  redis.call('ZREM', pending, id)
+elseif reason == 'EXPIRE' and state ~= 'RESERVED' then
+  redis.call('ZREM', expiry, id)
+end
 if not state then return {-1} end
 -- A rejected order held nothing and released nothing (order-reject keeps no doc).
 if state == 'REJECTED' then return {-5} end
@@ -42,7 +57,7 @@ end
 
 local now = now_ms()
 if reason == 'RECOVERY' then
-  if state ~= 'PENDING' then return {-9} end
+  if state ~= 'PENDING' then return {-10} end
   if now - tonumber(h[5]) < tonumber(ARGV[6]) then return {-9} end
 elseif state == 'PENDING' then return {-4}
 elseif state == 'RELEASED' then return {-2}
@@ -110,6 +125,7 @@ if next_state ~= state then
   redis.call('EXPIRE', order, tonumber(ARGV[5]))
   if reason == 'RECOVERY' then
     redis.call('HSET', order, 'answer', 'RECOVERED')
+    redis.call('ZREM', pending, id)
   end
 end
 redis.call('ZADD', releasing, now, id .. '\n' .. relid)
