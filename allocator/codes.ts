@@ -32,3 +32,54 @@ export const enum HoldCode {
   OverLimit = -1,
   Closed = -4,
 }
+
+/** order-begin and order-reject; order-reserve answers Exists too. */
+export const enum BeginCode {
+  New = 1,
+  Exists = 2,
+}
+
+/** order-reserve, besides BeginCode.Exists. */
+export const enum ReserveHereCode {
+  Reserved = 3,
+  /** Nothing written: the partition could not give the whole quantity. */
+  Short = 4,
+}
+
+/** order-plan and order-commit. */
+export const enum PendingCode {
+  Done = 1,
+  /** The order is no longer PENDING (recovery rolled it back underneath). */
+  NotPending = -1,
+}
+
+export const enum UntakeCode {
+  Released = 1,
+  Replayed = 2,
+}
+
+export const enum CreateCode {
+  Created = 1,
+  Existed = 2,
+}
+
+export const enum RetireCode {
+  Retired = 1,
+  /** Retired or drained before: deregister it too. */
+  NotLive = 2,
+  /** Not empty, or re-owned under another epoch: leave it alone. */
+  Kept = -1,
+}
+
+export const enum WithdrawCode {
+  Withdrawn = 1,
+  Replayed = 2,
+  NotLive = -2,
+}
+
+/** partition-repair. */
+export const enum RepairCode {
+  Repaired = 1,
+  /** Another repair ran since the cut: nothing done. */
+  Changed = -1,
+}

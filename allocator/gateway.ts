@@ -1,4 +1,4 @@
-import { HoldCode, OrderCode, TakeCode } from './codes';
+import { BeginCode, CreateCode, HoldCode, OrderCode, PendingCode, ReserveHereCode, RetireCode, TakeCode, UntakeCode, WithdrawCode } from './codes';
 import { OrderFields, PieceTuple, fieldsFromPairs } from './doc';
 import { RedisShards } from './shards';
 import { LuaScript } from './scripts';
@@ -21,28 +21,6 @@ export type ReserveHereResult =
   | { readonly kind: 'short'; readonly code: TakeCode }
   | { readonly kind: 'reserved'; readonly created: number; readonly expires: number; readonly availAfter: number };
 
-/** A partition as partition-audit read it at one instant. */
-export interface PartitionAudit {
-  /** False when the partition hash does not exist (the other fields are then 0 and ''). */
-  readonly exists: boolean;
-  readonly state: string;
-  readonly avail: number;
-  readonly epoch: number;
-  /** Sequence number of its last change; MySQL's rows 1..seq of the partition describe this state. */
-  readonly seq: number;
-  /** Units orders hold from it. */
-  readonly held: number;
-  /** Repair generation: how many Reconcile repairs it has had. */
-  readonly fix: number;
-}
-
-/** An order's state and times (ms on the Redis clock; 0 when not set). */
-export interface OrderState {
-  readonly state: string;
-  readonly created: number;
-  readonly ended: number;
-}
-
 export interface TakeResult {
   readonly code: TakeCode;
   readonly units: number;
@@ -50,7 +28,7 @@ export interface TakeResult {
 }
 
 export interface UntakeResult {
-  readonly code: 1 | 2;
+  readonly code: UntakeCode;
   readonly units: number;
   readonly to: '' | 'pool' | 'base';
 }
@@ -79,9 +57,7 @@ export class RedisGateway {
     | 'unhold'
     | 'create'
     | 'retire'
-    | 'withdraw'
-    | 'audit'
-    | 'repair',
+    | 'withdraw',
     LuaScript
   >;
 
@@ -103,8 +79,6 @@ export class RedisGateway {
       create: shards.script('partition-create'),
       retire: shards.script('partition-retire'),
       withdraw: shards.script('partition-withdraw'),
-      audit: shards.script('partition-audit'),
-      repair: shards.script('partition-repair'),
     };
   }
 
@@ -151,8 +125,8 @@ export class RedisGateway {
       [this.keys.order(shard, orderId), this.keys.expiry(shard), partitionKey, takesKey, this.keys.ledger(shard)],
       [orderId, fingerprint, ttlSeconds, reservedDoc, units, p.epoch, p.sku, p.partitionId],
     );
-    if (res[0] === 3) return { kind: 'reserved', created: Number(res[1]), expires: Number(res[2]), availAfter: Number(res[3]) };
-    if (res[0] === 4) return { kind: 'short', code: res[1] as TakeCode };
+    if (res[0] === ReserveHereCode.Reserved) return { kind: 'reserved', created: Number(res[1]), expires: Number(res[2]), availAfter: Number(res[3]) };
+    if (res[0] === ReserveHereCode.Short) return { kind: 'short', code: res[1] as TakeCode };
     return beginResult(res) as Extract<BeginResult, { kind: 'exists' }>;
   }
 
@@ -177,7 +151,7 @@ export class RedisGateway {
     const res = await this.shards.run<number[]>(shard, this.s.plan, [this.keys.order(shard, orderId)], [
       JSON.stringify(pieces),
     ]);
-    return res[0] === 1;
+    return res[0] === PendingCode.Done;
   }
 
   /** Closes a Reserve; its expiry (ms, 0 when rejected), or undefined when the order is no longer PENDING (rolled back by recovery). */
@@ -189,7 +163,7 @@ export class RedisGateway {
       [this.keys.order(shard, orderId), this.keys.pending(shard), this.keys.expiry(shard)],
       [orderId, outcome, payload, retentionSeconds],
     );
-    return res[0] === 1 ? res[2] : undefined;
+    return res[0] === PendingCode.Done ? res[2] : undefined;
   }
 
   async confirm(orderId: string): Promise<OrderCode> {
@@ -248,13 +222,13 @@ export class RedisGateway {
     from: 'reserved' | 'committed',
     reason: string,
   ): Promise<UntakeResult> {
-    const res = await this.shards.run<[number, number, string]>(
+    const res = await this.shards.run<[UntakeCode, number, string]>(
       p.shard,
       this.s.untake,
       [this.keys.partition(p.shard, p.sku, p.partitionId), this.keys.takes(p.shard, p.sku, p.partitionId), this.keys.ledger(p.shard)],
       [orderId, units, releaseId, from, reason, p.sku, p.partitionId],
     );
-    return { code: res[0] as 1 | 2, units: res[1], to: res[2] as UntakeResult['to'] };
+    return { code: res[0] as UntakeCode, units: res[1], to: res[2] as UntakeResult['to'] };
   }
 
   async hold(userId: string, sku: string, orderId: string, units: number, limit: number): Promise<{ code: HoldCode; units: number }> {
@@ -285,14 +259,14 @@ export class RedisGateway {
       [this.keys.partition(p.shard, p.sku, p.partitionId)],
       [p.sku, p.partitionId, units, p.epoch],
     );
-    return res[0] === 1
+    return res[0] === CreateCode.Created
       ? { created: true, avail: units, epoch: p.epoch }
       : { created: false, avail: Number(res[1]), epoch: Number(res[2]) };
   }
 
-  /** Marks an empty partition exhausted: 1 retired now, 2 not live already, -1 not empty (keep it). */
-  async retire(p: PartitionRef): Promise<1 | 2 | -1> {
-    return this.shards.run<1 | 2 | -1>(p.shard, this.s.retire, [this.keys.partition(p.shard, p.sku, p.partitionId)], [p.epoch]);
+  /** Marks an empty partition exhausted, if it still is. */
+  async retire(p: PartitionRef): Promise<RetireCode> {
+    return this.shards.run<RetireCode>(p.shard, this.s.retire, [this.keys.partition(p.shard, p.sku, p.partitionId)], [p.epoch]);
   }
 
   /**
@@ -306,33 +280,14 @@ export class RedisGateway {
     units: number,
     eventId: string,
     reason: string,
-  ): Promise<{ code: 1 | 2 | -2; units: number; state: string; seq: number }> {
-    const res = await this.shards.run<[1 | 2 | -2, number, string, number]>(
+  ): Promise<{ code: WithdrawCode; units: number; state: string; seq: number }> {
+    const res = await this.shards.run<[WithdrawCode, number, string, number]>(
       p.shard,
       this.s.withdraw,
       [this.keys.partition(p.shard, p.sku, p.partitionId), this.keys.ledger(p.shard)],
       [mode, units, eventId, p.sku, p.partitionId, reason],
     );
     return { code: res[0], units: res[1], state: res[2], seq: res[3] };
-  }
-
-  /** Live state of many partitions (avail, state, epoch), sent back to back. */
-  async partitionStates(partitions: readonly PartitionRef[]): Promise<Array<{ avail: number; state: string; epoch: number } | undefined>> {
-    const rows = await Promise.all(
-      partitions.map((p) => this.shards.client(p.shard).hmget(this.keys.partition(p.shard, p.sku, p.partitionId), 'avail', 'state', 'epoch')),
-    );
-    return rows.map(([avail, state, epoch]) => (state ? { avail: Number(avail), state, epoch: Number(epoch) } : undefined));
-  }
-
-  /** Units each order still holds from a partition (taken minus released), from its takes hash. */
-  async heldFrom(p: PartitionRef): Promise<number> {
-    const fields = await this.shards.client(p.shard).hgetall(this.keys.takes(p.shard, p.sku, p.partitionId));
-    let held = 0;
-    for (const [field, value] of Object.entries(fields)) {
-      if (field.startsWith('t:')) held += Number(value);
-      else if (field.startsWith('r:')) held -= Number(value);
-    }
-    return held;
   }
 
   /** A short lease on a SKU's top-up; false when another server holds it. */
@@ -389,92 +344,10 @@ export class RedisGateway {
     return entries;
   }
 
-  /** One partition read at one instant (partition-audit): the Redis side of Reconcile's cut. */
-  async auditPartition(p: PartitionRef): Promise<PartitionAudit> {
-    const [partitionKey, takesKey] = this.partitionKeys(p);
-    const res = await this.shards.run<[number, string, number, number, number, number, number]>(p.shard, this.s.audit, [partitionKey, takesKey], []);
-    return { exists: res[0] === 1, state: res[1], avail: res[2], epoch: res[3], seq: res[4], held: res[5], fix: res[6] };
-  }
 
-  /**
-   * Reconcile's repair of a partition's units (partition-repair), conditional on the repair
-   * generation `fix` of its cut; 'changed' when another repair ran since. `seqIfGone` numbers the
-   * ledger record of a partition whose hash is gone.
-   */
-  async repairPartition(
-    p: PartitionRef,
-    fix: number,
-    mode: 'missing' | 'excess',
-    units: number,
-    eventId: string,
-    reason: string,
-    seqIfGone: number,
-  ): Promise<{ kind: 'repaired'; units: number; seq: number } | { kind: 'changed' }> {
-    const res = await this.shards.run<number[]>(
-      p.shard,
-      this.s.repair,
-      [this.keys.partition(p.shard, p.sku, p.partitionId), this.keys.ledger(p.shard)],
-      [fix, mode, units, eventId, p.sku, p.partitionId, reason, seqIfGone],
-    );
-    return res[0] === 1 ? { kind: 'repaired', units: res[1], seq: res[2] } : { kind: 'changed' };
-  }
-
-  /** Orders that hold units of a partition now (taken minus released > 0), read with HSCAN. */
-  async holdersOf(p: PartitionRef): Promise<Map<string, number>> {
-    const client = this.shards.client(p.shard);
-    const key = this.keys.takes(p.shard, p.sku, p.partitionId);
-    const taken = new Map<string, number>();
-    const released = new Map<string, number>();
-    let cursor = '0';
-    do {
-      const [next, flat] = await client.hscan(key, cursor, 'COUNT', 1000);
-      for (let i = 0; i + 1 < flat.length; i += 2) {
-        const field = flat[i];
-        if (field.startsWith('t:')) taken.set(field.slice(2), Number(flat[i + 1]));
-        else if (field.startsWith('r:')) released.set(field.slice(2), Number(flat[i + 1]));
-      }
-      cursor = next;
-    } while (cursor !== '0');
-    const holders = new Map<string, number>();
-    for (const [order, units] of taken) {
-      const held = units - (released.get(order) ?? 0);
-      if (held > 0) holders.set(order, held);
-    }
-    return holders;
-  }
-
-  /** Units one order still holds of one partition (taken minus released). */
-  async heldBy(p: PartitionRef, orderId: string): Promise<number> {
-    const [taken, released] = await this.shards.client(p.shard).hmget(this.keys.takes(p.shard, p.sku, p.partitionId), `t:${orderId}`, `r:${orderId}`);
-    return Number(taken ?? 0) - Number(released ?? 0);
-  }
-
-  /** The state and times of many orders (undefined: no such order), sent back to back. */
-  async orderStates(orderIds: readonly string[]): Promise<Array<OrderState | undefined>> {
-    const rows = await Promise.all(
-      orderIds.map((id) => {
-        const shard = this.keys.orderShard(id);
-        return this.shards.client(shard).hmget(this.keys.order(shard, id), 'state', 'created', 'ended');
-      }),
-    );
-    return rows.map(([state, created, ended]) => (state ? { state, created: Number(created ?? 0), ended: Number(ended ?? 0) } : undefined));
-  }
-
-  /** Whether a release of the order is recorded but not yet applied everywhere (in its shard's `releasing` index). */
-  async releaseUnfinished(orderId: string): Promise<boolean> {
-    const shard = this.keys.orderShard(orderId);
-    const members = await this.shards.client(shard).zrange(this.keys.releasing(shard), 0, -1);
-    return members.some((m) => m.startsWith(`${orderId}\n`));
-  }
-
-  /** The Redis clock, in ms (where Reconcile judges what is old enough to be stuck). */
-  async redisTimeMs(shard: number): Promise<number> {
-    const [seconds, micros] = await this.shards.client(shard).time();
-    return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
-  }
 }
 
 function beginResult(res: Array<number | string>): BeginResult {
-  if (res[0] === 1) return { kind: 'new', created: Number(res[1]) };
+  if (res[0] === BeginCode.New) return { kind: 'new', created: Number(res[1]) };
   return { kind: 'exists', sameRequest: res[1] === 1, fields: fieldsFromPairs(res as string[], 2) };
 }

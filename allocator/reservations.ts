@@ -1,4 +1,4 @@
-import { Logger } from '../server/logger';
+import { Logger } from '../kernel/logger';
 import { HoldCode, OrderCode, TakeCode } from './codes';
 import { DirectoryPartition, PartitionDeregistrar, PartitionDirectory } from './directory';
 import {
@@ -15,7 +15,7 @@ import {
   toReservation,
 } from './doc';
 import { Coalescer } from './coalesce';
-import { ReservationError } from './errors';
+import { DomainError } from '../kernel/errors';
 import { BeginResult, PartitionRef, RedisGateway } from './gateway';
 import { LineItem, ReleaseReason, ReleaseResult, Reservation, ReserveResult, Shortage } from './types';
 
@@ -170,7 +170,7 @@ export class ReservationService {
   /** A Reserve of an order id that exists: its replay, if it asks the same. */
   private answerExisting(orderId: string, existing: Extract<BeginResult, { kind: 'exists' }>, giveUpAt: number): Promise<ReserveResult> {
     if (!existing.sameRequest) {
-      throw new ReservationError(
+      throw new DomainError(
         'IDEMPOTENCY_KEY_REUSED',
         `order ${orderId} was already reserved with different items, user or ttl; use a new order id`,
       );
@@ -198,7 +198,7 @@ export class ReservationService {
     const firsts: Array<DirectoryPartition | undefined> = [];
     items.forEach((item, i) => {
       const sku = this.directory.sku(item.sku);
-      if (!sku) throw new ReservationError('UNKNOWN_SKU', `sku ${item.sku} is not known to the inventory`, item.sku);
+      if (!sku) throw new DomainError('UNKNOWN_SKU', `sku ${item.sku} is not known to the inventory`, item.sku);
       if (userId && sku.perUserLimit > 0) limits[item.sku] = sku.perUserLimit;
       const first = i === 0 && preferred ? preferred : pickPartition(this.directory.partitions(item.sku), orderShard);
       firsts.push(first);
@@ -249,7 +249,7 @@ export class ReservationService {
       // Everything the answer needs is known here: no read back.
       return { outcome: 'RESERVED', reservation: toReservation(orderId, { state: 'RESERVED', created: String(begun.created), expires: String(expiresAt) }, doc), replayed: false };
     } catch (err) {
-      if (!(err instanceof ReservationError)) {
+      if (!(err instanceof DomainError)) {
         // A dependency failed half way: give back what we can now; whatever we cannot, the
         // recovery worker gives back from the plan after the grace period.
         await this.giveBack(orderId, userId, taken, held).catch((e) => this.logger.warn({ err: e, orderId }, 'give-back failed; recovery will finish it'));
@@ -345,7 +345,7 @@ export class ReservationService {
     let fields = await this.requireOrder(orderId);
     if (fields.state === 'PENDING') fields = await this.settled(orderId, Math.min(deadline, Date.now() + this.options.reserveTimeoutMs));
     if (fields.state === 'REJECTED') {
-      throw new ReservationError('RESERVATION_REJECTED', `order ${orderId} was rejected; it holds nothing`);
+      throw new DomainError('RESERVATION_REJECTED', `order ${orderId} was rejected; it holds nothing`);
     }
     return toReservation(orderId, fields);
   }
@@ -353,7 +353,7 @@ export class ReservationService {
   /** Live pool of each SKU from its partitions. */
   async livePool(sku: string): Promise<{ pool: number; partitions: number; perUserLimit: number }> {
     const entry = this.directory.sku(sku);
-    if (!entry) throw new ReservationError('UNKNOWN_SKU', `sku ${sku} is not known to the inventory`, sku);
+    if (!entry) throw new DomainError('UNKNOWN_SKU', `sku ${sku} is not known to the inventory`, sku);
     const partitions = this.directory.partitions(sku);
     const avail = await this.gateway.avail(partitions);
     return { pool: avail.reduce((a, b) => a + b, 0), partitions: partitions.length, perUserLimit: entry.perUserLimit };
@@ -521,7 +521,7 @@ export class ReservationService {
       const fields = await this.requireOrder(orderId);
       if (fields.state !== 'PENDING') return fields;
       if (Date.now() + wait > giveUpAt) {
-        throw new ReservationError('IN_PROGRESS', `order ${orderId} is still being reserved by another call; retry`);
+        throw new DomainError('IN_PROGRESS', `order ${orderId} is still being reserved by another call; retry`);
       }
       await new Promise((resolve) => setTimeout(resolve, wait));
     }
@@ -529,7 +529,7 @@ export class ReservationService {
 
   private async requireOrder(orderId: string): Promise<OrderFields> {
     const fields = await this.gateway.order(orderId);
-    if (!fields) throw new ReservationError('RESERVATION_NOT_FOUND', `no reservation for order ${orderId}`);
+    if (!fields) throw new DomainError('RESERVATION_NOT_FOUND', `no reservation for order ${orderId}`);
     return fields;
   }
 }
@@ -571,33 +571,33 @@ function rotate<T>(list: readonly T[]): T[] {
   return [...list.slice(start), ...list.slice(0, start)];
 }
 
-function rolledBack(orderId: string): ReservationError {
-  return new ReservationError(
+function rolledBack(orderId: string): DomainError {
+  return new DomainError(
     'ROLLED_BACK',
     `the reservation of order ${orderId} was rolled back by the recovery worker after taking too long; use a new order id`,
   );
 }
 
-function orderError(code: OrderCode, orderId: string, sku?: string): ReservationError {
+function orderError(code: OrderCode, orderId: string, sku?: string): DomainError {
   switch (code) {
     case OrderCode.NotFound:
-      return new ReservationError('RESERVATION_NOT_FOUND', `no reservation for order ${orderId}`);
+      return new DomainError('RESERVATION_NOT_FOUND', `no reservation for order ${orderId}`);
     case OrderCode.AlreadyReleased:
-      return new ReservationError('ALREADY_RELEASED', `order ${orderId} was already released`);
+      return new DomainError('ALREADY_RELEASED', `order ${orderId} was already released`);
     case OrderCode.AlreadyExpired:
-      return new ReservationError('ALREADY_EXPIRED', `the hold of order ${orderId} expired`);
+      return new DomainError('ALREADY_EXPIRED', `the hold of order ${orderId} expired`);
     case OrderCode.InProgress:
-      return new ReservationError('IN_PROGRESS', `order ${orderId} is still being reserved; retry`);
+      return new DomainError('IN_PROGRESS', `order ${orderId} is still being reserved; retry`);
     case OrderCode.Rejected:
-      return new ReservationError('RESERVATION_REJECTED', `order ${orderId} was rejected; it holds nothing`);
+      return new DomainError('RESERVATION_REJECTED', `order ${orderId} was rejected; it holds nothing`);
     case OrderCode.AlreadyConfirmed:
-      return new ReservationError('ALREADY_CONFIRMED', `order ${orderId} is paid; release it with CANCEL_AFTER_PAYMENT, REFUND or RISK_CONTROL`);
+      return new DomainError('ALREADY_CONFIRMED', `order ${orderId} is paid; release it with CANCEL_AFTER_PAYMENT, REFUND or RISK_CONTROL`);
     case OrderCode.NotConfirmed:
-      return new ReservationError('NOT_CONFIRMED', `order ${orderId} is not paid; release it with CANCEL_BEFORE_PAYMENT, TIMEOUT or RISK_CONTROL`);
+      return new DomainError('NOT_CONFIRMED', `order ${orderId} is not paid; release it with CANCEL_BEFORE_PAYMENT, TIMEOUT or RISK_CONTROL`);
     case OrderCode.UnknownItem:
-      return new ReservationError('UNKNOWN_ITEM', `sku ${sku} is not part of order ${orderId}`, sku);
+      return new DomainError('UNKNOWN_ITEM', `sku ${sku} is not part of order ${orderId}`, sku);
     default:
-      return new ReservationError('IN_PROGRESS', `order ${orderId}: unexpected state (code ${code}); retry`);
+      return new DomainError('IN_PROGRESS', `order ${orderId}: unexpected state (code ${code}); retry`);
   }
 }
 

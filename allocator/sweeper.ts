@@ -1,4 +1,4 @@
-import { Logger } from '../server/logger';
+import { Logger } from '../kernel/logger';
 import { RedisGateway } from './gateway';
 import { ReservationService, SweepOutcome } from './reservations';
 

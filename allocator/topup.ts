@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { Logger } from '../server/logger';
+import { Logger } from '../kernel/logger';
 import { PartitionDirectory } from './directory';
 import { RedisGateway } from './gateway';
 

@@ -7,9 +7,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { loadConfig } from '../server/config';
-import { createLogger } from '../server/logger';
-import { shardsFromConfig } from '../server/services';
-import { LedgerWriter } from '../store/ledger-writer';
+import { createLogger } from '../kernel/logger';
+import { shardsFromConfig } from '../server/clients';
+import { LedgerWriter } from '../ledger/writer';
 import { migrate } from '../store/migrations';
 import { createMysqlPool, dropDatabase, ensureDatabase } from '../store/mysql';
 

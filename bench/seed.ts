@@ -7,11 +7,11 @@ import { Etcd3 } from 'etcd3';
 import Redis from 'ioredis';
 import { RedisGateway } from '../allocator/gateway';
 import { PartitionCreator } from '../allocator/partitions';
-import { shardsFromConfig } from '../server/services';
+import { shardsFromConfig } from '../server/clients';
 import { createEtcdClient } from '../registry/etcd';
 import { Registry } from '../registry/registry';
 import { Config } from '../server/config';
-import { createLogger } from '../server/logger';
+import { createLogger } from '../kernel/logger';
 
 export interface SeedSku {
   readonly sku: string;

@@ -6,7 +6,7 @@
 import cluster from 'node:cluster';
 import { App } from '../server/app';
 import { Config, loadConfig } from '../server/config';
-import { createLogger, Logger } from '../server/logger';
+import { createLogger, Logger } from '../kernel/logger';
 
 export function serve(
   name: string,

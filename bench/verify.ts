@@ -16,7 +16,7 @@
 import Redis from 'ioredis';
 import mysql, { RowDataPacket } from 'mysql2/promise';
 import { Config } from '../server/config';
-import { recordFields } from '../store/ledger-record';
+import { recordFields } from '../ledger/record';
 
 export interface SkuBook {
   stocked: number;

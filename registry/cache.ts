@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { ClientClosedError, Etcd3, IKeyValue, IRangeResponse, IWatchResponse, Namespace, Watcher } from 'etcd3';
-import { Logger } from '../server/logger';
+import { Logger } from '../kernel/logger';
 import { compareRevisions, decodePartition, decodeSku, nextRevision, parseKey, partitionKey, samePartition, skuKey } from './codec';
 import { RegistryEmitter } from './emitter';
 import { isEtcdUnavailable } from './errors';

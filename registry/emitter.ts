@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { Logger } from '../server/logger';
+import { Logger } from '../kernel/logger';
 
 /** Turns `{ name: (a: A) => void }` into the `{ name: [A] }` map Node's typed EventEmitter takes. */
 export type EventArgs<E> = { [K in keyof E]: E[K] extends (...args: infer A) => void ? A : never };

@@ -1,5 +1,5 @@
 import { Etcd3, IKeyValue, IOperation, Namespace } from 'etcd3';
-import { Logger } from '../server/logger';
+import { Logger } from '../kernel/logger';
 import {
   PARTITIONS_PREFIX,
   SKUS_PREFIX,

@@ -1,4 +1,4 @@
-import { Logger } from '../server/logger';
+import { Logger } from '../kernel/logger';
 import { RegistryEmitter } from './emitter';
 import { isEtcdUnavailable } from './errors';
 import { Registry } from './registry';

@@ -1,5 +1,5 @@
-import { StockOperator } from '../allocator/operator';
-import { Reconciler } from '../allocator/reconcile';
+import { StockOperator } from '../admin/operator';
+import { Reconciler } from '../admin/reconcile';
 import { AdminHandlers } from './app';
 import { domain } from './domain-errors';
 import { invalidArgument } from './errors';

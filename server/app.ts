@@ -6,7 +6,7 @@ import { AdminServiceService } from '../gen/inventory/v1/admin.pb';
 import { InventoryServiceService } from '../gen/inventory/v1/inventory.pb';
 import { Config, TlsFiles } from './config';
 import { unauthenticated, unimplemented } from './errors';
-import { Logger, createLogger } from './logger';
+import { Logger, createLogger } from '../kernel/logger';
 import { Metrics, startMetricsServer } from './metrics';
 import { reflectionFor } from './reflection';
 import { BindOptions, Handlers, UnaryMethodDefinition, bindService } from './transport';

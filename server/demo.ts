@@ -1,5 +1,5 @@
 import { Services } from './services';
-import { Logger } from './logger';
+import { Logger } from '../kernel/logger';
 
 /** What `npm start` puts on sale so the API can be tried at once (grpcurl examples in the README). */
 export const DEMO_SKUS = [

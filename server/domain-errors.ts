@@ -1,9 +1,9 @@
 import { status } from '@grpc/grpc-js';
-import { ReservationError, ReservationErrorKind } from '../allocator/errors';
+import { DomainError, DomainErrorKind } from '../kernel/errors';
 import { ServiceError, unavailable } from './errors';
 
-/** The one mapping from domain outcomes (ReservationError kinds) to gRPC statuses. */
-const ERROR_STATUS: Record<ReservationErrorKind, status> = {
+/** The one mapping from domain outcomes (DomainError kinds) to gRPC statuses. */
+const ERROR_STATUS: Record<DomainErrorKind, status> = {
   UNKNOWN_SKU: status.NOT_FOUND,
   RESERVATION_NOT_FOUND: status.NOT_FOUND,
   IDEMPOTENCY_KEY_REUSED: status.INVALID_ARGUMENT,
@@ -20,7 +20,7 @@ const ERROR_STATUS: Record<ReservationErrorKind, status> = {
   UNKNOWN_NODE: status.INVALID_ARGUMENT,
 };
 
-const ERROR_FIELD: Partial<Record<ReservationErrorKind, string>> = {
+const ERROR_FIELD: Partial<Record<DomainErrorKind, string>> = {
   IDEMPOTENCY_KEY_REUSED: 'order_id',
   UNKNOWN_ITEM: 'items',
   UNKNOWN_NODE: 'redis_nodes',
@@ -48,7 +48,7 @@ function rethrowAsServiceError(err: unknown): never {
 }
 
 function toServiceError(err: unknown): unknown {
-  if (err instanceof ReservationError) {
+  if (err instanceof DomainError) {
     return new ServiceError(ERROR_STATUS[err.kind], err.kind, err.message, ERROR_FIELD[err.kind]);
   }
   if (err instanceof Error && DEPENDENCY_DOWN.test(`${err.name} ${err.message}`)) {

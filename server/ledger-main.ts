@@ -1,6 +1,6 @@
 import { loadConfigOrExit } from './config';
 import { startLedgerWriter } from './ledger-runner';
-import { createLogger } from './logger';
+import { createLogger } from '../kernel/logger';
 import { stopOnSignals } from './stop-signals';
 
 /**

@@ -1,7 +1,7 @@
 import { Config } from './config';
-import { Logger } from './logger';
-import { shardsFromConfig } from './services';
-import { LedgerWriter } from '../store/ledger-writer';
+import { Logger } from '../kernel/logger';
+import { shardsFromConfig } from './clients';
+import { LedgerWriter } from '../ledger/writer';
 import { migrate } from '../store/migrations';
 import { createMysqlPool, ensureDatabase } from '../store/mysql';
 

@@ -1,7 +1,7 @@
 import cluster, { Worker } from 'node:cluster';
 import path from 'node:path';
 import { Config, loadConfigOrExit } from './config';
-import { Logger, createLogger } from './logger';
+import { Logger, createLogger } from '../kernel/logger';
 import { startApp } from './app';
 import { Metrics } from './metrics';
 import { createServices } from './services';

@@ -1,6 +1,6 @@
 import { Partition as ProtoPartition, PartitionState } from '../gen/inventory/v1/admin.pb';
 import { Reservation as ProtoReservation, ReservationState as ProtoState, StockLevel } from '../gen/inventory/v1/inventory.pb';
-import { PartitionView } from '../allocator/operator';
+import { PartitionView } from '../admin/types';
 import { Reservation, ReservationState } from '../allocator/types';
 import { StockRow } from '../store/stock';
 

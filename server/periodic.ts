@@ -1,4 +1,4 @@
-import { Logger } from './logger';
+import { Logger } from '../kernel/logger';
 
 /**
  * Runs `work` every `intervalMs` (jittered ±25%, so servers started together do not run in

@@ -1,26 +1,29 @@
 import { Etcd3 } from 'etcd3';
 import type { Pool } from 'mysql2/promise';
 import { RedisGateway } from '../allocator/gateway';
-import { OperatorRegistry, StockOperator } from '../allocator/operator';
+import { PartitionInspector } from '../allocator/inspector';
+import { StockOperator } from '../admin/operator';
+import { OperatorRegistry } from '../admin/types';
 import { PartitionCreator } from '../allocator/partitions';
-import { Reconciler } from '../allocator/reconcile';
+import { Reconciler } from '../admin/reconcile';
 import { ReservationService } from '../allocator/reservations';
-import { RedisShards, ShardOptions } from '../allocator/shards';
+import { RedisShards } from '../allocator/shards';
 import { Sweeper } from '../allocator/sweeper';
 import { TopUp } from '../allocator/topup';
 import { RegistryCache } from '../registry/cache';
 import { createEtcdClient } from '../registry/etcd';
 import { Registry } from '../registry/registry';
 import { RegistryWriteQueue } from '../registry/write-queue';
-import { LedgerWriter } from '../store/ledger-writer';
+import { LedgerWriter } from '../ledger/writer';
 import { migrate } from '../store/migrations';
 import { createMysqlPool, ensureDatabase } from '../store/mysql';
 import { readStock } from '../store/stock';
 import { adminHandlers } from './admin-service';
 import { AdminHandlers, InventoryHandlers } from './app';
+import { shardsFromConfig } from './clients';
 import { Config } from './config';
 import { inventoryHandlers } from './inventory-service';
-import { Logger } from './logger';
+import { Logger } from '../kernel/logger';
 import { Metrics } from './metrics';
 import { every } from './periodic';
 
@@ -33,6 +36,7 @@ import { every } from './periodic';
 export interface Services {
   readonly shards: RedisShards;
   readonly gateway: RedisGateway;
+  readonly inspector: PartitionInspector;
   readonly etcd: Etcd3;
   readonly mysql: Pool;
   readonly registry: Registry;
@@ -48,18 +52,6 @@ export interface Services {
   readonly admin: AdminHandlers;
   /** Stops the background work and closes every client, in order. */
   readonly closers: Array<() => Promise<void>>;
-}
-
-/** The Redis shards a configuration names (also for tools and tests that need only Redis). */
-export function shardsFromConfig(config: Config, overrides: Partial<ShardOptions> = {}): RedisShards {
-  return new RedisShards({
-    nodes: config.redisNodes,
-    prefix: config.redisPrefix,
-    shardCount: config.redisShards,
-    commandTimeoutMs: config.redisCommandTimeoutMs,
-    autoPipeline: config.redisAutoPipeline,
-    ...overrides,
-  });
 }
 
 export async function createServices(config: Config, logger: Logger, metrics: Metrics): Promise<Services> {
@@ -83,6 +75,7 @@ export async function createServices(config: Config, logger: Logger, metrics: Me
     await shards.connect();
     await migrate(mysql, logger);
     const gateway = new RedisGateway(shards);
+    const inspector = new PartitionInspector(shards);
     const registry = new Registry(etcd, config.etcdNamespace, logger);
     const registryWrites = new RegistryWriteQueue(registry, logger);
     const cache = new RegistryCache(etcd, config.etcdNamespace, logger);
@@ -99,14 +92,21 @@ export async function createServices(config: Config, logger: Logger, metrics: Me
       removePartition: (sku, id, epoch) => registryWrites.removePartition(sku, id, epoch),
     };
     const partitions = new PartitionCreator(gateway, registryWrites);
-    const operator = new StockOperator(mysql, gateway, partitions, operatorRegistry, logger);
+    const operator = new StockOperator(mysql, gateway, inspector, partitions, operatorRegistry, logger);
     const ledger = new LedgerWriter(shards, mysql, logger);
     // LEDGER_WRITER=process: main.ts runs the writer in a child; here it only reports the lag.
     if (config.ledgerWriter === 'inline') await ledger.start();
     metrics.observeLedger(ledger);
     const reservations = new ReservationService(gateway, cache, registryWrites, config, logger);
     const reconciler = new Reconciler(
-      { pool: mysql, gateway, registry: operatorRegistry, ledgerLag: () => ledger.lag(), recover: async (orderId) => (await reservations.recover(orderId)) === 'done', logger },
+      {
+        pool: mysql,
+        inspector,
+        registry: operatorRegistry,
+        ledgerLag: () => ledger.lag(),
+        recover: async (orderId) => (await reservations.recover(orderId)) === 'done',
+        logger,
+      },
       { recoveryGraceMs: config.recoveryGraceMs },
     );
     if (config.topUpEnabled) {
@@ -137,6 +137,7 @@ export async function createServices(config: Config, logger: Logger, metrics: Me
     return {
       shards,
       gateway,
+      inspector,
       etcd,
       mysql,
       registry,

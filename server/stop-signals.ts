@@ -1,4 +1,4 @@
-import { Logger } from './logger';
+import { Logger } from '../kernel/logger';
 
 /**
  * Stops a process cleanly once: on SIGTERM or SIGINT, or when the returned function is called

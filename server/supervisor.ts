@@ -1,6 +1,6 @@
 import { ChildProcess, fork } from 'node:child_process';
 import os from 'node:os';
-import { Logger } from './logger';
+import { Logger } from '../kernel/logger';
 
 /**
  * Keeps one child process running (the ledger writer): starts it, restarts it when it exits

@@ -5,7 +5,7 @@ import {
   sendUnaryData,
   status,
 } from '@grpc/grpc-js';
-import { Logger } from './logger';
+import { Logger } from '../kernel/logger';
 import { toStatus } from './errors';
 import { Metrics } from './metrics';
 

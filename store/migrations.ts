@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Pool, PoolConnection, RowDataPacket } from 'mysql2/promise';
-import type { Logger } from '../server/logger';
+import type { Logger } from '../kernel/logger';
 
 /**
  * The schema, as numbered migrations applied at start-up, each once, in order, recorded in

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { Discrepancy } from '../allocator/reconcile';
+import { Discrepancy } from '../admin/discrepancy';
 import { abandonPreallocate } from './helpers/intents';
 import { InventoryFixture, startInventory, waitFor } from './helpers/inventory';
 import { SaleOptions, checkSale, repeatWhile, runSale } from './helpers/sale';
@@ -75,7 +75,7 @@ describe('operations across stores during a flash sale', function () {
 
   it('finds and repairs a real discrepancy during the sale: units removed behind its back, a registration deleted', async () => {
     await flashSku('x-real');
-    const { shards, registry, gateway } = inv.services;
+    const { shards, registry, inspector } = inv.services;
     const [victim, unlisted] = inv.services.cache.partitions('x-real');
     const reports: Discrepancy[] = [];
     const outcome = await runSale(inv, 'x-real', 'real', {
@@ -103,7 +103,7 @@ describe('operations across stores during a flash sale', function () {
     const won = { won: [...outcome.won, ...last.won], cancelled: 0 };
     const { stock, holding } = await checkSale(inv, 'x-real', won);
     assert.deepEqual([holding, stock.base, stock.pool], [2000, 0, 0]);
-    assert.equal((await gateway.auditPartition(victim)).fix, 1, 'repaired exactly once');
+    assert.equal((await inspector.auditPartition(victim)).fix, 1, 'repaired exactly once');
     await assertCleanDryRun('x-real');
   });
 

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { ReservationError } from '../allocator/errors';
+import { DomainError } from '../kernel/errors';
 import { CreatedPartition } from '../allocator/partitions';
 import { LineItem, ReleaseReason } from '../allocator/types';
-import { recordFields } from '../store/ledger-record';
+import { recordFields } from '../ledger/record';
 import { InventoryFixture, startInventory } from './helpers/inventory';
 
 /** mulberry32: a tiny seeded PRNG, so a failing run can be replayed exactly. */
@@ -111,7 +111,7 @@ describe(`randomized model (seed ${SEED}, ${STEPS} steps)`, function () {
         const candidates = settledOrders(() => true);
         if (candidates.length === 0) continue;
         const [orderId, o] = pick(candidates);
-        const outcome = await svc.confirm(orderId).then(() => 'ok', (e: ReservationError) => e.kind);
+        const outcome = await svc.confirm(orderId).then(() => 'ok', (e: DomainError) => e.kind);
         const expected = { RESERVED: 'ok', CONFIRMED: 'ok', RELEASED: 'ALREADY_RELEASED', EXPIRED: 'ALREADY_EXPIRED', REJECTED: 'RESERVATION_REJECTED' }[o.state];
         assert.equal(outcome, expected, `step ${step}: confirm ${orderId} in ${o.state}`);
         if (o.state === 'RESERVED') o.state = 'CONFIRMED';
@@ -126,9 +126,9 @@ describe(`randomized model (seed ${SEED}, ${STEPS} steps)`, function () {
         // An empty list means everything, as in the API.
         const items = partial && some.length > 0 ? some : undefined;
         const expectedError = releaseError(o, reason);
-        const result = await svc.release(orderId, reason, items, `rel-${step}`).catch((e: ReservationError) => e);
+        const result = await svc.release(orderId, reason, items, `rel-${step}`).catch((e: DomainError) => e);
         if (expectedError) {
-          assert.ok(result instanceof ReservationError, `step ${step}: release ${orderId} (${o.state}, ${reason}) should fail`);
+          assert.ok(result instanceof DomainError, `step ${step}: release ${orderId} (${o.state}, ${reason}) should fail`);
           assert.equal(result.kind, expectedError);
           counts['release refused'] = (counts['release refused'] ?? 0) + 1;
           continue;

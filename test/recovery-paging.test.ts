@@ -5,7 +5,7 @@ import { TakeCode } from '../allocator/codes';
 import { PartitionRef } from '../allocator/gateway';
 import { fingerprint } from '../allocator/reservations';
 import { Sweeper, SweeperOptions } from '../allocator/sweeper';
-import { createLogger } from '../server/logger';
+import { createLogger } from '../kernel/logger';
 import { Metrics } from '../server/metrics';
 import { readStock } from '../store/stock';
 import { testConfig, uniqueName } from './helpers/config';
@@ -193,7 +193,7 @@ describe('crash recovery after a server process is killed mid-sale', function ()
       // worker gets to them: each order it names is a stuck one, and the units add up per SKU.
       const stuckUnits = new Map<string, number>(skus.map((sku) => [sku, 0]));
       for (const p of partitions) {
-        for (const [orderId, units] of await inv.services.gateway.holdersOf(p)) {
+        for (const [orderId, units] of await inv.services.inspector.holdersOf(p)) {
           if (stuck.includes(orderId)) stuckUnits.set(p.sku, stuckUnits.get(p.sku)! + units);
         }
       }

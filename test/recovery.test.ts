@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { TakeCode } from '../allocator/codes';
-import { ReservationError } from '../allocator/errors';
+import { DomainError } from '../kernel/errors';
 import { fingerprint } from '../allocator/reservations';
 import { Sweeper } from '../allocator/sweeper';
-import { createLogger } from '../server/logger';
+import { createLogger } from '../kernel/logger';
 import { Metrics } from '../server/metrics';
 import { Services, createServices } from '../server/services';
 import { testConfig, uniqueName } from './helpers/config';
@@ -58,8 +58,8 @@ describe('crash recovery and expiry workers', function () {
     assert.equal(await inv.availOf([b]), 10);
 
     // A replay learns the attempt was rolled back, and nothing is held.
-    await assert.rejects(reservations.reserve({ orderId: 'crashed', items, userId: '', ttlSeconds: 60 }), (e: ReservationError) => e.kind === 'ROLLED_BACK');
-    await assert.rejects(reservations.getReservation('crashed'), (e: ReservationError) => e.kind === 'RESERVATION_REJECTED');
+    await assert.rejects(reservations.reserve({ orderId: 'crashed', items, userId: '', ttlSeconds: 60 }), (e: DomainError) => e.kind === 'ROLLED_BACK');
+    await assert.rejects(reservations.getReservation('crashed'), (e: DomainError) => e.kind === 'RESERVATION_REJECTED');
     assert.equal(await reservations.recover('crashed'), 'gone', 'recovered exactly once');
   });
 

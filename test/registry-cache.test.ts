@@ -6,7 +6,7 @@ import { createEtcdClient } from '../registry/etcd';
 import { Registry } from '../registry/registry';
 import { NewPartition, PartitionEntry } from '../registry/types';
 import { RegistryWriteQueue, RegistryWrite, RegistryWriteResult } from '../registry/write-queue';
-import { createLogger } from '../server/logger';
+import { createLogger } from '../kernel/logger';
 import { testConfig, uniqueName } from './helpers/config';
 import { TcpProxy } from './helpers/tcp-proxy';
 

@@ -4,7 +4,7 @@ import { StaleEpochError } from '../registry/errors';
 import { createEtcdClient } from '../registry/etcd';
 import { Registry } from '../registry/registry';
 import { NewPartition } from '../registry/types';
-import { createLogger } from '../server/logger';
+import { createLogger } from '../kernel/logger';
 import { testConfig, uniqueName } from './helpers/config';
 import { PauseMode, TcpProxy } from './helpers/tcp-proxy';
 

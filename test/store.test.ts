@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type { Pool, PoolConnection, RowDataPacket } from 'mysql2/promise';
-import { createLogger } from '../server/logger';
+import { createLogger } from '../kernel/logger';
 import { MIGRATIONS, migrate } from '../store/migrations';
 import {
   Movement,

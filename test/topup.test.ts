@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { DirectoryPartition, PartitionDirectory } from '../allocator/directory';
 import { RedisGateway } from '../allocator/gateway';
 import { Carver, TopUp } from '../allocator/topup';
-import { createLogger } from '../server/logger';
-import { shardsFromConfig } from '../server/services';
+import { createLogger } from '../kernel/logger';
+import { shardsFromConfig } from '../server/clients';
 import { testConfig, uniqueName } from './helpers/config';
 import { waitFor } from './helpers/inventory';
 

@@ -11,7 +11,7 @@ import {
 } from '../../gen/inventory/v1/inventory.pb';
 import { CreatedPartition } from '../../allocator/partitions';
 import { Config } from '../../server/config';
-import { createLogger } from '../../server/logger';
+import { createLogger } from '../../kernel/logger';
 import { Metrics } from '../../server/metrics';
 import { Services, createServices } from '../../server/services';
 import { testConfig, uniqueName } from './config';

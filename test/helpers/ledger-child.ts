@@ -6,10 +6,10 @@
  * With LEDGER_STALL_AFTER=n it prints `{"event":"stalled"}` at batch n and hangs there, committed
  * but not acknowledged, until it is killed.
  */
-import { shardsFromConfig } from '../../server/services';
+import { shardsFromConfig } from '../../server/clients';
 import { loadConfig } from '../../server/config';
-import { createLogger } from '../../server/logger';
-import { LedgerWriter } from '../../store/ledger-writer';
+import { createLogger } from '../../kernel/logger';
+import { LedgerWriter } from '../../ledger/writer';
 import { createMysqlPool } from '../../store/mysql';
 
 async function main(): Promise<void> {

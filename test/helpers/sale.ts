@@ -89,11 +89,11 @@ export async function checkSale(inv: InventoryFixture, sku: string, sale: SaleOu
   const stock = (await inv.services.operator.stock([sku])).get(sku)!;
   assert.equal(stock.onHand, stock.base + stock.pool + stock.reserved + stock.committed, `conservation: ${JSON.stringify(stock)}`);
   for (const term of [stock.base, stock.pool, stock.reserved, stock.committed]) assert.ok(term >= 0, JSON.stringify(stock));
-  const states = await inv.services.gateway.orderStates(sale.won);
+  const states = await inv.services.inspector.orderStates(sale.won);
   const holding = states.filter((s) => s?.state === 'RESERVED' || s?.state === 'CONFIRMED').length;
   assert.equal(stock.reserved + stock.committed, holding, `MySQL holds ${stock.reserved + stock.committed}, acknowledged orders ${holding}`);
   const partitions = await inv.services.operator.listPartitions(sku, true);
-  const audits = await Promise.all(partitions.map((p) => inv.services.gateway.auditPartition({ sku, partitionId: p.partitionId, shard: p.shard, epoch: p.epoch })));
+  const audits = await Promise.all(partitions.map((p) => inv.services.inspector.auditPartition({ sku, partitionId: p.partitionId, shard: p.shard, epoch: p.epoch })));
   assert.equal(audits.reduce((n, a) => n + a.held, 0), holding, 'Redis partitions hold what the acknowledged orders hold');
   assert.ok(holding <= stock.onHand, `holding ${holding} of ${stock.onHand} on hand`);
   return { stock, holding };

@@ -1,43 +1,20 @@
 import type { Pool } from 'mysql2/promise';
-import { Logger } from '../server/logger';
-import { claimRequest, completeRequest, lookupRequest } from '../store/admin-requests';
+import { Logger } from '../kernel/logger';
 import { openIntentPartitions } from '../store/intents';
-import type { LedgerLag } from '../store/ledger-writer';
 import { transaction } from '../store/mysql';
 import { PartitionRow, listPartitionRows, setPartitionState } from '../store/partitions';
 import { StockRow, allSkus, readStock } from '../store/stock';
-import { ReservationError } from './errors';
-import { PartitionAudit, RedisGateway } from './gateway';
-import { OperatorRegistry } from './operator';
+import { PartitionAudit, PartitionInspector } from '../allocator/inspector';
+import { OperatorRegistry } from './types';
+import { Discrepancy, SkuCheck } from './discrepancy';
 import { checkHolders } from './reconcile-orders';
+import { AdminRequests } from './requests';
 import { KnownPartition, comparePartitionUnits } from './reconcile-partitions';
-
-/** One difference found between Redis, MySQL and etcd. */
-export interface Discrepancy {
-  readonly sku: string;
-  /** Empty for SKU-level and order-level findings. */
-  readonly partitionId: string;
-  /** Set for order-level findings (STUCK_ORDER, ORPHANED_HOLD). */
-  readonly orderId: string;
-  readonly kind: string;
-  /** What MySQL (the record) holds, and what Redis (or etcd) holds. */
-  readonly expected: number;
-  readonly actual: number;
-  detail: string;
-  repaired: boolean;
-}
 
 export interface ReconcileResult {
   readonly discrepancies: Discrepancy[];
   readonly skusChecked: number;
   readonly partitionsChecked: number;
-}
-
-/** What the checks of one SKU share: where findings go, and whether to repair. */
-export interface SkuCheck {
-  readonly sku: string;
-  readonly repair: boolean;
-  report(kind: string, expected: number, actual: number, detail: string, partitionId?: string, orderId?: string): Discrepancy;
 }
 
 export interface ReconcileOptions {
@@ -51,10 +28,10 @@ export interface ReconcileOptions {
 
 export interface ReconcileDeps {
   readonly pool: Pool;
-  readonly gateway: RedisGateway;
+  readonly inspector: PartitionInspector;
   readonly registry: OperatorRegistry;
-  /** Records still on their way from Redis to MySQL (the ledger writer's lag). */
-  readonly ledgerLag: () => Promise<LedgerLag>;
+  /** Records still on their way from Redis to MySQL (the ledger writer's lag): how many, and the oldest one's age. */
+  readonly ledgerLag: () => Promise<{ readonly waiting: number; readonly oldestAgeMs: number }>;
   /** Rolls back a stuck Reserve now (the recovery worker's step); true when this call did. */
   readonly recover: (orderId: string) => Promise<boolean>;
   readonly logger: Logger;
@@ -80,17 +57,20 @@ export class Reconciler {
   private readonly cutTimeoutMs: number;
   private readonly registryGraceMs: number;
 
+  private readonly requests: AdminRequests;
+
   constructor(private readonly deps: ReconcileDeps, private readonly options: ReconcileOptions) {
+    this.requests = new AdminRequests(deps.pool);
     this.cutTimeoutMs = options.cutTimeoutMs ?? 30_000;
     this.registryGraceMs = options.registryGraceMs ?? 2000;
   }
 
   async reconcile(skus: readonly string[], repair: boolean, requestId: string): Promise<ReconcileResult> {
     const { pool, logger } = this.deps;
+    const fingerprint = skus.join(',');
     if (repair) {
-      const prior = await lookupRequest(pool, requestId, 'Reconcile', skus.join(','));
-      if (prior?.kind === 'done') return JSON.parse(prior.response.toString()) as ReconcileResult;
-      if (prior?.kind === 'mismatch') throw new ReservationError('IDEMPOTENCY_KEY_REUSED', `request_id ${requestId} was already used for another request`);
+      const prior = await this.requests.replay<ReconcileResult>(requestId, 'Reconcile', fingerprint);
+      if (prior) return prior;
     }
     const targets = skus.length > 0 ? [...skus] : await allSkus(pool);
     const discrepancies: Discrepancy[] = [];
@@ -109,9 +89,9 @@ export class Reconciler {
     }
     const result: ReconcileResult = { discrepancies, skusChecked: targets.length, partitionsChecked };
     if (repair) {
+      // Claimed and answered at once: a repair is a set of conditional steps, each safe to run again.
       await transaction(pool, async (conn) => {
-        const claim = await claimRequest(conn, requestId, 'Reconcile', skus.join(','));
-        if (claim.kind === 'new') await completeRequest(conn, requestId, Buffer.from(JSON.stringify(result)));
+        if (await this.requests.claim(conn, requestId, 'Reconcile', fingerprint)) await this.requests.complete(conn, requestId, result);
       });
     }
     if (discrepancies.length > 0) logger.warn({ discrepancies: discrepancies.length, repair }, 'reconcile found discrepancies');
@@ -119,7 +99,7 @@ export class Reconciler {
   }
 
   private async checkSku(check: SkuCheck): Promise<number> {
-    const { pool, gateway, registry } = this.deps;
+    const { pool, inspector, registry } = this.deps;
     const rows = await listPartitionRows(pool, check.sku);
     const registered = await registry.listPartitions(check.sku);
     const known = new Map<string, KnownPartition>();
@@ -127,9 +107,9 @@ export class Reconciler {
     for (const row of rows) known.set(row.partitionId, { ref: { sku: check.sku, partitionId: row.partitionId, shard: row.shard, epoch: row.epoch }, row });
     const partitions = [...known.values()];
 
-    const { audits } = await comparePartitionUnits(check, pool, gateway, partitions, this.cutTimeoutMs);
+    const { audits } = await comparePartitionUnits(check, pool, inspector, partitions, this.cutTimeoutMs);
     await this.checkRegistrations(check, partitions, audits, new Set(registered.map((e) => e.partitionId)));
-    await checkHolders(check, gateway, partitions.filter((_, i) => audits[i].exists).map((p) => p.ref), this.options.recoveryGraceMs, this.deps.recover);
+    await checkHolders(check, inspector, partitions.filter((_, i) => audits[i].exists).map((p) => p.ref), this.options.recoveryGraceMs, this.deps.recover);
     await this.checkTotals(check, partitions.length > 0);
     return partitions.length;
   }
@@ -140,7 +120,7 @@ export class Reconciler {
    * registration is reported only if it is still there after the grace a retire needs to remove it.
    */
   private async checkRegistrations(check: SkuCheck, partitions: readonly KnownPartition[], audits: readonly PartitionAudit[], registered: Set<string>): Promise<void> {
-    const { pool, registry, gateway } = this.deps;
+    const { pool, registry, inspector } = this.deps;
     const busy = await openIntentPartitions(pool, check.sku);
     const stale: KnownPartition[] = [];
     for (let i = 0; i < partitions.length; i++) {
@@ -178,7 +158,7 @@ export class Reconciler {
     await new Promise((resolve) => setTimeout(resolve, this.registryGraceMs));
     const still = new Set((await registry.listPartitions(check.sku)).map((e) => e.partitionId));
     for (const p of stale.filter((s) => still.has(s.ref.partitionId))) {
-      const now = await gateway.auditPartition(p.ref);
+      const now = await inspector.auditPartition(p.ref);
       if (now.exists && now.state === 'live') continue;
       const d = check.report('STALE_REGISTRATION', 0, 1, `registered but ${now.exists ? now.state : 'missing'} in Redis`, p.ref.partitionId);
       if (check.repair) {

@@ -1,8 +1,9 @@
 import type { Pool } from 'mysql2/promise';
 import { PartitionLedgerView, checkpointPartition, partitionAsOf } from '../store/partition-ledger';
 import { PartitionRow } from '../store/partitions';
-import { PartitionAudit, PartitionRef, RedisGateway } from './gateway';
-import type { SkuCheck } from './reconcile';
+import { PartitionRef } from '../allocator/gateway';
+import { PartitionAudit, PartitionInspector } from '../allocator/inspector';
+import { SkuCheck } from './discrepancy';
 
 /**
  * Reconcile's comparison of each partition's units in Redis with MySQL's ledger, at one cut.
@@ -35,30 +36,30 @@ export interface PartitionFindings {
 export async function comparePartitionUnits(
   check: SkuCheck,
   db: Pool,
-  gateway: RedisGateway,
+  inspector: PartitionInspector,
   partitions: readonly KnownPartition[],
   cutTimeoutMs: number,
 ): Promise<PartitionFindings> {
-  const audits = await Promise.all(partitions.map((p) => gateway.auditPartition(p.ref)));
+  const audits = await Promise.all(partitions.map((p) => inspector.auditPartition(p.ref)));
   const deadline = Date.now() + cutTimeoutMs;
   await Promise.all(
     partitions.map(async (p, i) => {
       // Rows in flux (an operation is creating it) or that never became a partition: nothing to compare.
       if (!p.row || p.row.state === 'creating' || p.row.state === 'aborted') return;
-      await compareOne(check, db, gateway, p.ref, audits[i], deadline);
+      await compareOne(check, db, inspector, p.ref, audits[i], deadline);
     }),
   );
   return { audits };
 }
 
-async function compareOne(check: SkuCheck, db: Pool, gateway: RedisGateway, ref: PartitionRef, audit: PartitionAudit, deadline: number): Promise<void> {
+async function compareOne(check: SkuCheck, db: Pool, inspector: PartitionInspector, ref: PartitionRef, audit: PartitionAudit, deadline: number): Promise<void> {
   const id = ref.partitionId;
   // A partition whose hash is gone changes no more: all MySQL has of it is the whole story.
   const view = audit.exists ? await viewAtCut(db, id, audit.seq, deadline) : await partitionAsOf(db, id, Number.MAX_SAFE_INTEGER);
   if (!view) return;
   if (audit.exists && (view.rows > audit.seq || view.highestSeq > audit.seq)) {
     // MySQL may hold changes made after the cut; Redis going back behind them is what matters.
-    const now = await gateway.auditPartition(ref);
+    const now = await inspector.auditPartition(ref);
     if (view.rows > audit.seq || now.seq < view.highestSeq) {
       check.report('PARTITION_ROLLED_BACK', view.highestSeq, now.seq, 'MySQL holds changes of this partition that Redis has forgotten (a failover lost writes): drain it and check the orders that took from it', id);
       return;
@@ -85,7 +86,7 @@ async function compareOne(check: SkuCheck, db: Pool, gateway: RedisGateway, ref:
   if (!check.repair) return;
   const units = Math.abs(view.pool - audit.avail);
   const reason = missing ? 'pool units missing from Redis returned to base' : 'units MySQL never counted taken off sale';
-  const res = await gateway.repairPartition(ref, audit.fix, missing ? 'missing' : 'excess', units, `reconcile:${id}:fix${audit.fix}`, reason, view.highestSeq + 1);
+  const res = await inspector.repairPartition(ref, audit.fix, missing ? 'missing' : 'excess', units, `reconcile:${id}:fix${audit.fix}`, reason, view.highestSeq + 1);
   if (res.kind === 'repaired') {
     d.repaired = true;
     d.detail += missing ? `; ${units} moved from pool to base` : `; ${res.units} taken off sale`;

@@ -1,5 +1,6 @@
-import { PartitionRef, RedisGateway } from './gateway';
-import type { SkuCheck } from './reconcile';
+import { PartitionRef } from '../allocator/gateway';
+import { PartitionInspector } from '../allocator/inspector';
+import { SkuCheck } from './discrepancy';
 
 /**
  * Reconcile's look at who holds a SKU's units: every order with units taken and not released, from
@@ -21,7 +22,7 @@ const ENDED = new Set(['RELEASED', 'EXPIRED', 'REJECTED']);
 
 export async function checkHolders(
   check: SkuCheck,
-  gateway: RedisGateway,
+  inspector: PartitionInspector,
   partitions: readonly PartitionRef[],
   recoveryGraceMs: number,
   recover: (orderId: string) => Promise<boolean>,
@@ -29,15 +30,15 @@ export async function checkHolders(
   if (partitions.length === 0) return;
   const holds = new Map<string, Array<[PartitionRef, number]>>();
   for (const p of partitions) {
-    for (const [order, units] of await gateway.holdersOf(p)) {
+    for (const [order, units] of await inspector.holdersOf(p)) {
       let list = holds.get(order);
       if (!list) holds.set(order, (list = []));
       list.push([p, units]);
     }
   }
   const orders = [...holds.keys()];
-  const states = await gateway.orderStates(orders);
-  const now = await gateway.redisTimeMs(partitions[0].shard);
+  const states = await inspector.orderStates(orders);
+  const now = await inspector.redisTimeMs(partitions[0].shard);
 
   const stuck: Array<[string, number]> = [];
   const orphaned: Array<[string, number, string]> = [];
@@ -45,12 +46,12 @@ export async function checkHolders(
     const orderId = orders[i];
     const state = states[i];
     if (state?.state === 'PENDING') {
-      if (now - state.created >= recoveryGraceMs) stuck.push([orderId, await stillHeld(gateway, orderId, holds.get(orderId)!)]);
+      if (now - state.created >= recoveryGraceMs) stuck.push([orderId, await stillHeld(inspector, orderId, holds.get(orderId)!)]);
       continue;
     }
     if (state && !(ENDED.has(state.state) && now - state.ended >= recoveryGraceMs)) continue;
-    if (state && (await gateway.releaseUnfinished(orderId))) continue;
-    const units = await stillHeld(gateway, orderId, holds.get(orderId)!);
+    if (state && (await inspector.releaseUnfinished(orderId))) continue;
+    const units = await stillHeld(inspector, orderId, holds.get(orderId)!);
     if (units > 0) orphaned.push([orderId, units, state ? `order ${orderId} is ${state.state} yet still holds units` : `order ${orderId} no longer exists yet units are taken in its name`]);
   }
 
@@ -59,7 +60,7 @@ export async function checkHolders(
   if (check.repair) {
     for (const [orderId] of stuckHolding) {
       await recover(orderId);
-      const [after] = await gateway.orderStates([orderId]);
+      const [after] = await inspector.orderStates([orderId]);
       if (after?.state !== 'PENDING') rolledBack.add(orderId);
     }
   }
@@ -71,9 +72,9 @@ export async function checkHolders(
 }
 
 /** Units the order holds of these partitions now (read again after its record). */
-async function stillHeld(gateway: RedisGateway, orderId: string, holds: Array<[PartitionRef, number]>): Promise<number> {
+async function stillHeld(inspector: PartitionInspector, orderId: string, holds: Array<[PartitionRef, number]>): Promise<number> {
   let units = 0;
-  for (const [p] of holds) units += Math.max(0, await gateway.heldBy(p, orderId));
+  for (const [p] of holds) units += Math.max(0, await inspector.heldBy(p, orderId));
   return units;
 }
 

@@ -3,10 +3,10 @@ import os from 'node:os';
 import type Redis from 'ioredis';
 import type { Pool, PoolConnection } from 'mysql2/promise';
 import type { RedisShards } from '../allocator/shards';
-import type { Logger } from '../server/logger';
-import { Movement, applyCheckedMovements, movementProblem } from './ledger-apply';
-import { pairs, recordFields } from './ledger-record';
-import { isMysqlUnavailable, transaction } from './mysql';
+import type { Logger } from '../kernel/logger';
+import { Movement, applyCheckedMovements, movementProblem } from '../store/ledger-apply';
+import { pairs, recordFields } from './record';
+import { isMysqlUnavailable, transaction } from '../store/mysql';
 
 /**
  * Moves the ledger records that the Lua scripts append to each shard's stream

@@ -1,0 +1,46 @@
+/**
+ * The house rules of imports (docs/architecture.md): rooms by role, every import pointing down.
+ *
+ *   server/                      process entries, gRPC, wiring            (top)
+ *   admin/  ledger/              flows that span stores
+ *   allocator/ registry/ store/  the stores: Redis core, etcd, MySQL
+ *   kernel/                      logging, typed errors, small utilities   (floor)
+ *
+ * A room imports its own files and the rooms below it, never one beside or above it; bench/ and
+ * test/ stand outside and may import anything. `npm test` runs this check before the suite.
+ */
+const rooms = ['kernel', 'allocator', 'registry', 'store', 'ledger', 'admin', 'server'];
+const below = {
+  kernel: [],
+  allocator: ['kernel'],
+  registry: ['kernel'],
+  store: ['kernel'],
+  ledger: ['kernel', 'allocator', 'registry', 'store'],
+  admin: ['kernel', 'allocator', 'registry', 'store'],
+  server: ['kernel', 'allocator', 'registry', 'store', 'ledger', 'admin', 'gen'],
+};
+
+module.exports = {
+  forbidden: [
+    {
+      name: 'no-cycle',
+      severity: 'error',
+      comment: 'Modules that import each other cannot be read, tested or moved on their own.',
+      from: {},
+      to: { circular: true },
+    },
+    ...rooms.map((room) => ({
+      name: `${room}-imports-down`,
+      severity: 'error',
+      comment: `${room}/ may import only ${below[room].join(', ') || 'nothing of ours'} (docs/architecture.md)`,
+      from: { path: `^${room}/` },
+      to: { path: `^(${[...rooms, 'gen', 'bench', 'test'].filter((r) => r !== room && !below[room].includes(r)).join('|')})/` },
+    })),
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    exclude: { path: '^(dist|node_modules)/' },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.json' },
+  },
+};

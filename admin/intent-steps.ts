@@ -1,0 +1,155 @@
+import type { Pool, PoolConnection } from 'mysql2/promise';
+import { RedisGateway } from '../allocator/gateway';
+import { WithdrawCode } from '../allocator/codes';
+import { PartitionCreator, splitShare } from '../allocator/partitions';
+import { Logger } from '../kernel/logger';
+import { Intent, closeIntent, readIntent, staleIntents, updateIntent } from '../store/intents';
+import { applyMovement, transaction } from '../store/mysql';
+import { insertPartitions, setPartitionState } from '../store/partitions';
+import { lockStock } from '../store/stock';
+import { Withdrawn, adminMovement, drainMovement, partitionRow, toCreated } from './movements';
+import { PartitionViews } from './partition-views';
+import { AdminRequests } from './requests';
+import {
+  DrainPayload,
+  DrainResult,
+  OperatorRegistry,
+  PlannedPiece,
+  PreallocatePayload,
+  PreallocateResult,
+  RebalancePayload,
+  RebalanceResult,
+} from './types';
+
+/**
+ * The Redis and etcd half of the operator's work, driven by the intent that its MySQL half opened
+ * in the same transaction. Finishing an intent is safe to run again, by the request's replay, by
+ * the recovery worker, or by both at once: Redis creates and withdraws by id, etcd registers and
+ * removes by epoch, MySQL moves units by ledger event id. The last step stores the request's answer.
+ */
+export class IntentSteps {
+  constructor(
+    private readonly pool: Pool,
+    private readonly gateway: RedisGateway,
+    private readonly creator: PartitionCreator,
+    private readonly registry: OperatorRegistry,
+    private readonly views: PartitionViews,
+    private readonly requests: AdminRequests,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Completes every intent a dead process left open for longer than `olderThanMs`; how many it finished. */
+  async recover(olderThanMs: number): Promise<number> {
+    let finished = 0;
+    for (const intent of await staleIntents(this.pool, olderThanMs)) {
+      try {
+        await this.finish(intent.intentId);
+        finished++;
+      } catch (err) {
+        this.logger.warn({ err, intent: intent.intentId }, 'could not finish an open intent; retried later');
+      }
+    }
+    return finished;
+  }
+
+  /** Finishes an intent, if it is still open, and stores the answer of its request. */
+  async finish(intentId: string): Promise<void> {
+    const intent = await readIntent<unknown>(this.pool, intentId);
+    if (!intent || intent.state !== 'open') return;
+    switch (intent.kind) {
+      case 'preallocate':
+        return this.finishPreallocate(intent as Intent<PreallocatePayload>);
+      case 'drain':
+        return this.finishDrain(intent as Intent<DrainPayload>);
+      case 'rebalance':
+        return this.finishRebalance(intent as Intent<RebalancePayload>);
+      default:
+        this.logger.error({ intent: intentId, kind: intent.kind }, 'unknown intent kind');
+    }
+  }
+
+  private async finishPreallocate(intent: Intent<PreallocatePayload>): Promise<void> {
+    const created = intent.payload.partitions.map((p) => toCreated(intent.sku, p));
+    await this.creator.materialize(created);
+    await transaction(this.pool, async (conn) => {
+      await setPartitionState(conn, created.map((p) => p.partitionId), 'live');
+      await this.close(conn, intent, {
+        partitions: await this.views.of(intent.sku, created.map((p) => p.partitionId)),
+        stock: await lockStock(conn, intent.sku),
+        replayed: false,
+      } satisfies PreallocateResult);
+    });
+  }
+
+  private async finishDrain(intent: Intent<DrainPayload>): Promise<void> {
+    const target = intent.payload.partition;
+    const drained = await this.drainOne(intent.sku, target);
+    await transaction(this.pool, async (conn) => {
+      if (drained.units > 0) await applyMovement(conn, drainMovement(intent.sku, target.partitionId, drained));
+      const [view] = await this.views.of(intent.sku, [target.partitionId]);
+      if (view.state === 'drained') await setPartitionState(conn, [target.partitionId], 'drained');
+      await this.close(conn, intent, { returned: drained.units, partition: view, stock: await lockStock(conn, intent.sku), replayed: false } satisfies DrainResult);
+    });
+  }
+
+  private async finishRebalance(intent: Intent<RebalancePayload>): Promise<void> {
+    const payload = intent.payload;
+    const sku = intent.sku;
+    if (!payload.createFirst) {
+      await this.drainAll(sku, payload.drain);
+      if (!payload.carved) await this.settleCarve(intent);
+    }
+    const created = payload.create.map((p) => toCreated(sku, p));
+    await this.creator.materialize(created);
+    await transaction(this.pool, (conn) => setPartitionState(conn, created.map((p) => p.partitionId), 'live'));
+    if (payload.createFirst) await this.drainAll(sku, payload.drain);
+    await transaction(this.pool, async (conn) => {
+      await this.close(conn, intent, {
+        before: payload.before,
+        after: await this.views.of(sku, created.map((p) => p.partitionId)),
+        stock: await lockStock(conn, sku),
+        replayed: false,
+      } satisfies RebalanceResult);
+    });
+  }
+
+  /** Carves what base now holds, up to the target, and settles the plan before anything is created. */
+  private async settleCarve(intent: Intent<RebalancePayload>): Promise<void> {
+    const { payload, sku } = intent;
+    await transaction(this.pool, async (conn) => {
+      const row = await lockStock(conn, sku);
+      const carve = Math.max(0, Math.min(payload.target, row.base));
+      const count = payload.create.length;
+      payload.create = payload.create.map((p, i) => ({ ...p, units: splitShare(carve, count, i) })).filter((p) => p.units > 0);
+      if (carve > 0) await applyMovement(conn, adminMovement(`rebalance:${intent.intentId}:carve`, 'rebalance', sku, carve, 'base', 'pool'));
+      await insertPartitions(conn, payload.create.map((p) => partitionRow(toCreated(sku, p))), 'creating');
+      payload.carved = true;
+      await updateIntent(conn, intent.intentId, payload);
+    });
+  }
+
+  /** Drains old partitions and records them in MySQL as Redis left them (drained, or exhausted when they sold out first). */
+  private async drainAll(sku: string, old: readonly PlannedPiece[]): Promise<void> {
+    const drained: Array<[PlannedPiece, Withdrawn]> = [];
+    for (const p of old) drained.push([p, await this.drainOne(sku, p)]);
+    await transaction(this.pool, async (conn) => {
+      for (const [p, withdrawn] of drained.filter(([, w]) => w.units > 0)) await applyMovement(conn, drainMovement(sku, p.partitionId, withdrawn));
+      const exhausted = (w: Withdrawn) => w.state === 'exhausted';
+      await setPartitionState(conn, drained.filter(([, w]) => exhausted(w)).map(([p]) => p.partitionId), 'exhausted');
+      await setPartitionState(conn, drained.filter(([, w]) => !exhausted(w)).map(([p]) => p.partitionId), 'drained');
+    });
+  }
+
+  /** Withdraws a partition's free units for good and deregisters it; returns the units and their record's seq. */
+  private async drainOne(sku: string, p: PlannedPiece): Promise<Withdrawn> {
+    const ref = { sku, partitionId: p.partitionId, shard: p.shard, epoch: p.epoch };
+    const res = await this.gateway.withdraw(ref, 'drain', 0, `drain:${p.partitionId}`, 'operator drain');
+    await this.registry.removePartition(sku, p.partitionId, p.epoch);
+    return res.code === WithdrawCode.NotLive ? { units: 0, seq: 0, state: res.state } : { units: res.units, seq: res.seq, state: res.state };
+  }
+
+  private async close(conn: PoolConnection, intent: Intent<unknown>, answer: unknown): Promise<void> {
+    await closeIntent(conn, intent.intentId, 'done');
+    await this.requests.complete(conn, intent.intentId, answer);
+  }
+}

@@ -1,0 +1,28 @@
+/**
+ * Business outcomes of the reservation and stock domain that end a call (out of the caller's
+ * hands: an unknown SKU, a reused key, an order in the wrong state). Thrown by every room, mapped to
+ * one gRPC status per kind by the server (server/domain-errors.ts); the kind itself is the
+ * machine-readable reason.
+ */
+export type DomainErrorKind =
+  | 'UNKNOWN_SKU'
+  | 'IDEMPOTENCY_KEY_REUSED'
+  | 'RESERVATION_NOT_FOUND'
+  | 'ALREADY_RELEASED'
+  | 'ALREADY_EXPIRED'
+  | 'ALREADY_CONFIRMED'
+  | 'NOT_CONFIRMED'
+  | 'RESERVATION_REJECTED'
+  | 'ROLLED_BACK'
+  | 'IN_PROGRESS'
+  | 'UNKNOWN_ITEM'
+  | 'INSUFFICIENT_BASE'
+  | 'PARTITION_NOT_FOUND'
+  | 'UNKNOWN_NODE';
+
+export class DomainError extends Error {
+  constructor(readonly kind: DomainErrorKind, message: string, readonly sku?: string) {
+    super(message);
+    this.name = 'DomainError';
+  }
+}
