@@ -62,3 +62,28 @@ export interface ReleaseResult {
   readonly released: readonly LineItem[];
   readonly replayed: boolean;
 }
+
+export interface ReservationOptions {
+  /** Lifetime of an unpaid hold when the caller gives none. */
+  readonly defaultTtlSeconds: number;
+  /** The longest one Reserve works before rolling back. */
+  readonly reserveTimeoutMs: number;
+  /** A Reserve unanswered this long is a crashed cart: the recovery worker rolls it back. */
+  readonly recoveryGraceMs: number;
+  /** How long ended reservations stay readable for replays. */
+  readonly orderRetentionSeconds: number;
+}
+
+export interface ReserveInput {
+  readonly orderId: string;
+  readonly items: readonly LineItem[];
+  /** '' when anonymous. */
+  readonly userId: string;
+  /** 0 for the default. */
+  readonly ttlSeconds: number;
+}
+
+/** Carves new stock for a SKU from base; resolves true once this server can route to it. */
+export interface TopUpRequester {
+  request(sku: string, deadline: number, short?: boolean): Promise<boolean>;
+}

@@ -1,12 +1,15 @@
 import { EventEmitter } from 'node:events';
 import os from 'node:os';
-import type Redis from 'ioredis';
-import type { Pool, PoolConnection } from 'mysql2/promise';
+import type { Pool } from 'mysql2/promise';
 import type { RedisShards } from '../allocator/shards';
 import type { Logger } from '../kernel/logger';
-import { Movement, applyCheckedMovements, movementProblem } from '../store/ledger-apply';
-import { pairs, recordFields } from './record';
-import { isMysqlUnavailable, transaction } from '../store/mysql';
+import { isMysqlUnavailable } from '../store/mysql';
+import { applyBatch } from './batch';
+import { ledgerLag } from './lag';
+import { ConsumerGroup } from './group';
+import { LedgerBatch, LedgerLag, LedgerWriterEvents, LedgerWriterOptions, LedgerWriterStats, NodeLoop, StreamEntry } from './types';
+
+export type { DeadLetter, LedgerBatch, LedgerLag, LedgerWriterEvents, LedgerWriterOptions, LedgerWriterStats } from './types';
 
 /**
  * Moves the ledger records that the Lua scripts append to each shard's stream
@@ -32,135 +35,6 @@ import { isMysqlUnavailable, transaction } from '../store/mysql';
  * Background failures never escape as rejections: they are logged, counted and raised as events.
  */
 
-export interface LedgerWriterOptions {
-  /** This writer's consumer name in the group. Default `<hostname>:<pid>:<n>` (n counts writers in this process). */
-  readonly consumer?: string;
-  /** Consumer group shared by all writers. Default 'ledger'. */
-  readonly group?: string;
-  /** Records read per stream per round (one MySQL transaction per round and node). Default 200. */
-  readonly batchSize?: number;
-  /** How long a read waits for new records. Default 1000 ms. */
-  readonly blockMs?: number;
-  /**
-   * After a round that was not full, wait until this long after its start before reading again,
-   * so that records gather into batches: under load a round per window instead of one per few
-   * records, which costs a fraction of the CPU in this process, Redis and MySQL. Bounds the ledger
-   * lag this adds. Default 50 ms.
-   */
-  readonly batchWindowMs?: number;
-  /** Records another consumer has held unacknowledged this long are taken over. Default 30000 ms. */
-  readonly claimIdleMs?: number;
-  /** How often to look for such records. Default claimIdleMs / 2, within 100 ms .. 10 s. */
-  readonly claimIntervalMs?: number;
-  /** Consumers with nothing pending and idle this long are removed from the group. Default 1 hour. */
-  readonly forgetConsumersAfterMs?: number;
-  /** Back-off after a failed round: from this, doubling per failure... Default 100 ms. */
-  readonly backoffMinMs?: number;
-  /** ...up to this. Default 5000 ms. */
-  readonly backoffMaxMs?: number;
-  /** Longest one batch's MySQL transaction may take before its connection is cut. Default 15000 ms. */
-  readonly transactionTimeoutMs?: number;
-  /**
-   * Called after a batch's COMMIT and before its XACK (tests use it to die in exactly that gap).
-   * Default none.
-   */
-  readonly beforeAck?: (batch: LedgerBatch) => Promise<void> | void;
-}
-
-/** What one round applied, for the 'applied' event. */
-export interface LedgerBatch {
-  readonly node: string;
-  /** Records read (applied + duplicates + dead-lettered). */
-  readonly records: number;
-  /** Records applied now. */
-  readonly applied: number;
-  /** Records already in the ledger (delivered again after a crash, or applied by the admin path). */
-  readonly duplicates: number;
-  readonly deadLettered: number;
-  /** Time spent in MySQL. */
-  readonly ms: number;
-}
-
-/** A record moved to ledger_dead_letters. */
-export interface DeadLetter {
-  readonly stream: string;
-  readonly id: string;
-  readonly problem: string;
-  readonly fields: Record<string, string>;
-}
-
-/** Counters since construction, for metrics (read them at scrape time). */
-export interface LedgerWriterStats {
-  /** Records applied to MySQL. */
-  readonly applied: number;
-  /** Records delivered again that MySQL already had. */
-  readonly duplicates: number;
-  /** Records moved to ledger_dead_letters. */
-  readonly deadLettered: number;
-  /** Batches committed. */
-  readonly batches: number;
-  /** Rounds that failed (MySQL or Redis unavailable, or an unexpected error) and were retried. */
-  readonly failures: number;
-  /** Records taken over from consumers that stopped acknowledging. */
-  readonly claimed: number;
-  /** Whether the last MySQL transaction succeeded (false from the first failure until one succeeds). */
-  readonly mysqlAvailable: boolean;
-  /** Redis nodes whose loop currently fails. */
-  readonly redisNodesDown: number;
-}
-
-export interface LedgerLag {
-  /** Records in the shard streams not yet applied (and acknowledged), over all shards. */
-  readonly waiting: number;
-  /** Age of the oldest of them, from its stream id (Redis clock); 0 when none waits. */
-  readonly oldestAgeMs: number;
-}
-
-/** Events of a LedgerWriter. Listeners that throw are logged, never break the loop. */
-export interface LedgerWriterEvents {
-  /** A batch was committed and acknowledged. */
-  applied: [batch: LedgerBatch];
-  /** A record could not be applied and was moved to ledger_dead_letters. */
-  'dead-letter': [letter: DeadLetter];
-  /** MySQL became unavailable (once per outage). */
-  'mysql-down': [err: unknown];
-  /** MySQL is back; the waiting records drain. */
-  'mysql-up': [];
-  /** A Redis node's loop started failing (once per outage). */
-  'redis-down': [node: string, err: unknown];
-  'redis-up': [node: string];
-  /** An unexpected error in a round (not an outage); the round is retried after the back-off. */
-  failure: [err: unknown];
-}
-
-interface StreamEntry {
-  readonly stream: string;
-  readonly shard: number;
-  readonly id: string;
-  /** null: the entry was deleted from the stream while pending. */
-  readonly fields: string[] | null;
-}
-
-interface NodeLoop {
-  readonly node: string;
-  /** The node's shared client (CLIENT UNBLOCK, lag). */
-  readonly shared: Redis;
-  /** This writer's own connection to the node. */
-  readonly conn: Redis;
-  readonly shards: readonly number[];
-  readonly streams: readonly string[];
-  /** Read this consumer's pending records (ID 0) before new ones: at start, after any failure, after claiming. */
-  history: boolean;
-  groupsReady: boolean;
-  /** Streams whose delivered-but-unowned records must be applied (see recoverOrphans). */
-  readonly orphaned: Set<string>;
-  nextClaimAt: number;
-  failures: number;
-  redisDown: boolean;
-  clientId: number | undefined;
-  done: Promise<void> | undefined;
-}
-
 let instances = 0;
 
 export class LedgerWriter extends EventEmitter<LedgerWriterEvents> {
@@ -169,9 +43,8 @@ export class LedgerWriter extends EventEmitter<LedgerWriterEvents> {
   private readonly batchSize: number;
   private readonly blockMs: number;
   private readonly batchWindowMs: number;
-  private readonly claimIdleMs: number;
   private readonly claimIntervalMs: number;
-  private readonly forgetConsumersAfterMs: number;
+  private readonly streams: ConsumerGroup;
   private readonly backoffMinMs: number;
   private readonly backoffMaxMs: number;
   private readonly transactionTimeoutMs: number;
@@ -196,9 +69,10 @@ export class LedgerWriter extends EventEmitter<LedgerWriterEvents> {
     this.batchSize = options.batchSize ?? 200;
     this.blockMs = options.blockMs ?? 1000;
     this.batchWindowMs = options.batchWindowMs ?? 50;
-    this.claimIdleMs = options.claimIdleMs ?? 30_000;
-    this.claimIntervalMs = options.claimIntervalMs ?? Math.min(10_000, Math.max(100, this.claimIdleMs / 2));
-    this.forgetConsumersAfterMs = options.forgetConsumersAfterMs ?? 3_600_000;
+    const claimIdleMs = options.claimIdleMs ?? 30_000;
+    this.claimIntervalMs = options.claimIntervalMs ?? Math.min(10_000, Math.max(100, claimIdleMs / 2));
+    const forgetAfterMs = options.forgetConsumersAfterMs ?? 3_600_000;
+    this.streams = new ConsumerGroup(this.group, this.consumer, this.batchSize, this.blockMs, claimIdleMs, forgetAfterMs);
     this.backoffMinMs = options.backoffMinMs ?? 100;
     this.backoffMaxMs = options.backoffMaxMs ?? 5000;
     this.transactionTimeoutMs = options.transactionTimeoutMs ?? 15_000;
@@ -254,7 +128,7 @@ export class LedgerWriter extends EventEmitter<LedgerWriterEvents> {
     });
     await Promise.all(
       this.loops.map((loop) =>
-        this.ensureGroups(loop).catch((err) => this.logger.warn({ err, node: loop.node }, 'ledger writer: could not create the consumer groups yet; will retry')),
+        this.streams.ensure(loop).catch((err) => this.logger.warn({ err, node: loop.node }, 'ledger writer: could not create the consumer groups yet; will retry')),
       ),
     );
     for (const loop of this.loops) {
@@ -291,40 +165,9 @@ export class LedgerWriter extends EventEmitter<LedgerWriterEvents> {
     return { ...this.counts, mysqlAvailable: !this.mysqlDown, redisNodesDown: this.loops.filter((l) => l.redisDown).length };
   }
 
-  /**
-   * Records not yet applied, over all shards, and the age of the oldest: XLEN and the first entry
-   * of each stream (applied records are deleted), one pipeline per node on the shared clients.
-   * Rejects when a Redis node does not answer.
-   */
-  async lag(): Promise<LedgerLag> {
-    const byClient = new Map<Redis, number[]>();
-    for (let s = 0; s < this.shards.keys.shardCount; s++) {
-      const client = this.shards.client(s);
-      byClient.set(client, [...(byClient.get(client) ?? []), s]);
-    }
-    let waiting = 0;
-    let oldest = Infinity;
-    await Promise.all(
-      [...byClient].map(async ([client, shards]) => {
-        const pipeline = client.pipeline();
-        for (const s of shards) {
-          const stream = this.shards.keys.ledger(s);
-          pipeline.xlen(stream);
-          pipeline.xrange(stream, '-', '+', 'COUNT', 1);
-        }
-        const replies = (await pipeline.exec()) ?? [];
-        for (let i = 0; i < replies.length; i += 2) {
-          const [lenErr, len] = replies[i];
-          const [rangeErr, range] = replies[i + 1];
-          if (lenErr) throw lenErr;
-          if (rangeErr) throw rangeErr;
-          waiting += Number(len);
-          const first = (range as Array<[string, string[]]>)[0];
-          if (first) oldest = Math.min(oldest, Number(first[0].split('-')[0]));
-        }
-      }),
-    );
-    return { waiting, oldestAgeMs: waiting > 0 && Number.isFinite(oldest) ? Math.max(0, Date.now() - oldest) : 0 };
+  /** Records not yet applied, over all shards, and the age of the oldest (ledger/lag.ts). */
+  lag(): Promise<LedgerLag> {
+    return ledgerLag(this.shards);
   }
 
   /** Resolves once no record waits (the writer has caught up); rejects after `timeoutMs`. */
@@ -363,7 +206,7 @@ export class LedgerWriter extends EventEmitter<LedgerWriterEvents> {
     while (!this.stopping) {
       let stage: 'redis' | 'mysql' = 'redis';
       try {
-        if (!loop.groupsReady) await this.ensureGroups(loop);
+        if (!loop.groupsReady) await this.streams.ensure(loop);
         if (Date.now() >= loop.nextClaimAt) {
           await this.claim(loop);
           loop.nextClaimAt = Date.now() + this.claimIntervalMs;
@@ -375,7 +218,7 @@ export class LedgerWriter extends EventEmitter<LedgerWriterEvents> {
           stage = 'redis';
         }
         const roundStarted = Date.now();
-        const entries = await this.read(loop);
+        const entries = await this.streams.read(loop, this.stopping);
         if (entries.length > 0) await this.settle(loop, entries, setStage);
         loop.failures = 0;
         if (entries.length > 0 && entries.length < this.batchSize && !loop.history) {
@@ -429,159 +272,44 @@ export class LedgerWriter extends EventEmitter<LedgerWriterEvents> {
     this.notify('mysql-up');
   }
 
-  private async ensureGroups(loop: NodeLoop): Promise<void> {
-    for (const stream of loop.streams) {
-      try {
-        await loop.conn.xgroup('CREATE', stream, this.group, '0', 'MKSTREAM');
-      } catch (err) {
-        if (!(err instanceof Error && err.message.startsWith('BUSYGROUP'))) throw err;
-      }
-    }
-    loop.groupsReady = true;
-  }
-
-  /**
-   * Takes over records other consumers have held unacknowledged for claimIdleMs (their process
-   * died, or lost them in a reconnect); the history read then applies them. Also forgets consumers
-   * long idle with nothing pending, so the group does not collect one per process ever started.
-   */
+  /** Takes over records of consumers that stopped (ConsumerGroup.claim), counted and logged. */
   private async claim(loop: NodeLoop): Promise<void> {
-    let claimed = 0;
-    for (const stream of loop.streams) {
-      let cursor = '0-0';
-      for (let round = 0; round < 10; round++) {
-        const reply = (await loop.conn.call(
-          'XAUTOCLAIM',
-          stream,
-          this.group,
-          this.consumer,
-          this.claimIdleMs,
-          cursor,
-          'COUNT',
-          this.batchSize,
-          'JUSTID',
-        )) as [string, string[], string[]?];
-        claimed += reply[1].length;
-        cursor = reply[0];
-        if (cursor === '0-0') break;
-      }
-      const consumers = (await loop.conn.call('XINFO', 'CONSUMERS', stream, this.group)) as unknown[][];
-      for (const flat of consumers) {
-        const info = pairs(flat);
-        if (info.name !== this.consumer && Number(info.pending) === 0 && Number(info.idle) > this.forgetConsumersAfterMs) {
-          const dropped = Number(await loop.conn.xgroup('DELCONSUMER', stream, this.group, String(info.name)));
-          // It read records between XINFO and DELCONSUMER (back after an hour's sleep): they left the
-          // pending list with it and would never be delivered again.
-          if (dropped > 0) loop.orphaned.add(stream);
-        }
-      }
-    }
-    if (claimed > 0) {
-      this.counts.claimed += claimed;
-      loop.history = true;
-      this.logger.info({ node: loop.node, claimed }, 'ledger writer: took over records of a consumer that stopped');
-    }
+    const claimed = await this.streams.claim(loop);
+    if (claimed === 0) return;
+    this.counts.claimed += claimed;
+    this.logger.info({ node: loop.node, claimed }, 'ledger writer: took over records of a consumer that stopped');
   }
 
   /**
-   * Applies the records of a stream that were delivered but are pending with no consumer (only a
-   * DELCONSUMER racing a read leaves such): delivered ones (up to the group's last id) still in the
-   * stream and absent from the pending list. Applying one twice is harmless, so a record that was
-   * in flight elsewhere costs a duplicate at worst.
+   * Applies the records of a stream that were delivered but are pending with no consumer
+   * (ConsumerGroup.orphans). Applying one twice is harmless.
    */
   private async recoverOrphans(loop: NodeLoop, stream: string, stage?: (s: 'redis' | 'mysql') => void): Promise<number> {
-    const groups = (await loop.conn.call('XINFO', 'GROUPS', stream)) as unknown[][];
-    const lastId = groups.map(pairs).find((g) => g.name === this.group)?.['last-delivered-id'];
-    if (typeof lastId !== 'string') return 0;
-    const pending = (await loop.conn.call('XPENDING', stream, this.group, '-', '+', 100_000)) as Array<[string, ...unknown[]]>;
-    const known = new Set(pending.map(([id]) => id));
-    const shard = loop.shards[loop.streams.indexOf(stream)];
-    const delivered = await loop.conn.xrange(stream, '-', lastId, 'COUNT', 100_000);
-    const orphans = delivered.filter(([id]) => !known.has(id)).map(([id, fields]): StreamEntry => ({ stream, shard, id, fields }));
+    const orphans = await this.streams.orphans(loop, stream);
     if (orphans.length === 0) return 0;
     this.logger.error({ stream, records: orphans.length }, 'ledger writer: records lost their consumer; applying them');
     await this.settle(loop, orphans, stage);
     return orphans.length;
   }
 
-  /** One read over all streams of the node: this consumer's pending records while `history`, else new ones (blocking). */
-  private async read(loop: NodeLoop): Promise<StreamEntry[]> {
-    const history = loop.history;
-    if (!history && this.stopping) return [];
-    const args: Array<string | number> = ['GROUP', this.group, this.consumer, 'COUNT', this.batchSize];
-    if (!history) args.push('BLOCK', this.blockMs);
-    args.push('STREAMS', ...loop.streams, ...loop.streams.map(() => (history ? '0' : '>')));
-    const reply = (await loop.conn.call('XREADGROUP', ...args)) as Array<[string, Array<[string, string[] | null]>]> | null;
-    const entries: StreamEntry[] = [];
-    for (const [stream, records] of reply ?? []) {
-      const shard = loop.shards[loop.streams.indexOf(stream)];
-      for (const [id, fields] of records) entries.push({ stream, shard, id, fields });
-    }
-    if (history && entries.length === 0) loop.history = false;
-    return entries;
-  }
-
   /** Applies records, then acknowledges them: the one path every record takes. */
   private async settle(loop: NodeLoop, entries: readonly StreamEntry[], stage: (s: 'redis' | 'mysql') => void = () => {}): Promise<LedgerBatch> {
     stage('mysql');
-    const batch = await this.apply(loop, entries);
-    this.mysqlBack();
-    stage('redis');
-    await this.options.beforeAck?.(batch);
-    await this.ack(loop, entries);
-    this.counts.batches += 1;
-    this.counts.applied += batch.applied;
-    this.counts.duplicates += batch.duplicates;
-    this.notify('applied', batch);
-    return batch;
-  }
-
-  /** Applies a round's records in one transaction; bad records go to the dead-letter table in it. */
-  private async apply(loop: NodeLoop, entries: readonly StreamEntry[]): Promise<LedgerBatch> {
-    const movements: Movement[] = [];
-    const letters: DeadLetter[] = [];
-    for (const entry of entries) {
-      const parsed = toMovement(entry);
-      if ('movement' in parsed) movements.push(parsed.movement);
-      else letters.push({ stream: entry.stream, id: entry.id, problem: parsed.problem, fields: parsed.fields });
-    }
-    const started = Date.now();
-    const result = await transaction(
-      this.pool,
-      async (conn) => {
-        const applied = await applyCheckedMovements(conn, movements);
-        await insertDeadLetters(conn, letters);
-        return applied;
-      },
-      // READ COMMITTED: no gap locks on the ledger's unique index, fewer deadlocks between writers.
-      { isolation: 'READ COMMITTED', timeoutMs: this.transactionTimeoutMs },
-    );
+    const { batch, letters } = await applyBatch(this.pool, loop.node, entries, this.transactionTimeoutMs);
     for (const letter of letters) {
       this.counts.deadLettered += 1;
       this.logger.error({ stream: letter.stream, id: letter.id, problem: letter.problem, fields: letter.fields }, 'ledger writer: record moved to ledger_dead_letters');
       this.notify('dead-letter', letter);
     }
-    return {
-      node: loop.node,
-      records: entries.length,
-      applied: result.applied.length,
-      duplicates: result.duplicates,
-      deadLettered: letters.length,
-      ms: Date.now() - started,
-    };
-  }
-
-  /** XACK and XDEL per stream, atomically (MULTI on one key, so it also holds on Redis Cluster). */
-  private async ack(loop: NodeLoop, entries: readonly StreamEntry[]): Promise<void> {
-    const byStream = new Map<string, string[]>();
-    for (const e of entries) byStream.set(e.stream, [...(byStream.get(e.stream) ?? []), e.id]);
-    await Promise.all(
-      [...byStream].map(async ([stream, ids]) => {
-        const replies = await loop.conn.multi().xack(stream, this.group, ...ids).xdel(stream, ...ids).exec();
-        if (!replies) throw new Error(`ledger writer: XACK/XDEL on ${stream} was aborted`);
-        for (const [err] of replies) if (err) throw err;
-      }),
-    );
+    this.mysqlBack();
+    stage('redis');
+    await this.options.beforeAck?.(batch);
+    await this.streams.ack(loop, entries);
+    this.counts.batches += 1;
+    this.counts.applied += batch.applied;
+    this.counts.duplicates += batch.duplicates;
+    this.notify('applied', batch);
+    return batch;
   }
 
   private backoff(failures: number): number {
@@ -610,53 +338,6 @@ export class LedgerWriter extends EventEmitter<LedgerWriterEvents> {
       this.logger.error({ err, event }, 'ledger writer: event listener threw');
     }
   }
-}
-
-const QTY = /^[1-9][0-9]{0,15}$/;
-const MS = /^[0-9]{1,15}$/;
-const STREAM_BUCKETS = new Set(['base', 'pool', 'reserved', 'committed']);
-
-/**
- * A stream record as a movement, or why it cannot be one. Required: id, kind, sku, qty, from, to.
- * Optional: order, partition, seq (the partition's sequence number), reason, at (ms; default the
- * stream id's time). Other fields (epoch, ...) are ignored.
- */
-function toMovement(entry: StreamEntry): { movement: Movement } | { problem: string; fields: Record<string, string> } {
-  if (entry.fields === null) return { problem: 'the record was deleted from the stream before it was applied', fields: {} };
-  const read = recordFields(entry.fields);
-  if ('problem' in read) return { problem: read.problem, fields: { m: read.raw } };
-  const f = read.fields;
-  const bad = (problem: string) => ({ problem, fields: f });
-  for (const name of ['id', 'kind', 'sku', 'qty', 'from', 'to']) if (!f[name]) return bad(`field ${name} is missing`);
-  if (!QTY.test(f.qty)) return bad(`qty ${JSON.stringify(f.qty)} is not a positive integer`);
-  for (const name of ['from', 'to']) {
-    if (!STREAM_BUCKETS.has(f[name])) return bad(`${name} ${JSON.stringify(f[name])} is not one of base, pool, reserved, committed`);
-  }
-  const atMs = f.at !== undefined && MS.test(f.at) ? Number(f.at) : Number(entry.id.split('-')[0]);
-  const movement: Movement = {
-    eventId: f.id,
-    kind: f.kind,
-    sku: f.sku,
-    qty: Number(f.qty),
-    from: f.from as Movement['from'],
-    to: f.to as Movement['to'],
-    orderId: f.order || undefined,
-    partitionId: f.partition || undefined,
-    partitionSeq: f.partition && f.seq !== undefined ? Number(f.seq) : undefined,
-    reason: f.reason || undefined,
-    source: `redis:s${entry.shard}:${entry.id}`,
-    at: new Date(atMs),
-  };
-  const problem = movementProblem(movement);
-  return problem ? bad(problem) : { movement };
-}
-
-async function insertDeadLetters(conn: PoolConnection, letters: readonly DeadLetter[]): Promise<void> {
-  if (letters.length === 0) return;
-  // IGNORE: the same record delivered again after a crash is kept once.
-  await conn.query('INSERT IGNORE INTO ledger_dead_letters (stream, stream_id, fields, problem) VALUES ?', [
-    letters.map((l) => [l.stream, l.id, JSON.stringify(l.fields), l.problem.slice(0, 512)]),
-  ]);
 }
 
 function isConnectionError(err: unknown): boolean {

@@ -1,0 +1,91 @@
+import { DomainError } from '../kernel/errors';
+import { OrderCode } from './codes';
+import { PartitionDirectory } from './directory';
+import { OrderFields, toReservation } from './doc';
+import { RedisGateway } from './gateway';
+import { Reservation } from './types';
+
+/**
+ * Reads of reservations for Reserve, Confirm, Release and the read calls: an order's record, a wait
+ * for a Reserve in flight to answer, the live pool of a SKU; and the one mapping of the order
+ * scripts' answers (OrderCode) to domain errors.
+ */
+export class OrderReader {
+  constructor(
+    private readonly gateway: RedisGateway,
+    private readonly directory: PartitionDirectory,
+    private readonly reserveTimeoutMs: number,
+  ) {}
+
+  async reservation(orderId: string): Promise<Reservation> {
+    return toReservation(orderId, await this.requireOrder(orderId));
+  }
+
+  async getReservation(orderId: string, deadline = Infinity): Promise<Reservation> {
+    let fields = await this.requireOrder(orderId);
+    if (fields.state === 'PENDING') fields = await this.settled(orderId, Math.min(deadline, Date.now() + this.reserveTimeoutMs));
+    if (fields.state === 'REJECTED') {
+      throw new DomainError('RESERVATION_REJECTED', `order ${orderId} was rejected; it holds nothing`);
+    }
+    return toReservation(orderId, fields);
+  }
+
+  /** Live pool of each SKU from its partitions. */
+  async livePool(sku: string): Promise<{ pool: number; partitions: number; perUserLimit: number }> {
+    const entry = this.directory.sku(sku);
+    if (!entry) throw new DomainError('UNKNOWN_SKU', `sku ${sku} is not known to the inventory`, sku);
+    const partitions = this.directory.partitions(sku);
+    const avail = await this.gateway.avail(partitions);
+    return { pool: avail.reduce((a, b) => a + b, 0), partitions: partitions.length, perUserLimit: entry.perUserLimit };
+  }
+
+  /** Waits for a Reserve in progress elsewhere (a concurrent duplicate) to answer. */
+  async settled(orderId: string, giveUpAt: number): Promise<OrderFields> {
+    for (let wait = 2; ; wait = Math.min(wait * 2, 50)) {
+      const fields = await this.requireOrder(orderId);
+      if (fields.state !== 'PENDING') return fields;
+      if (Date.now() + wait > giveUpAt) {
+        throw new DomainError('IN_PROGRESS', `order ${orderId} is still being reserved by another call; retry`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
+  }
+
+  async requireOrder(orderId: string): Promise<OrderFields> {
+    const fields = await this.gateway.order(orderId);
+    if (!fields) throw new DomainError('RESERVATION_NOT_FOUND', `no reservation for order ${orderId}`);
+    return fields;
+  }
+}
+
+export function rolledBack(orderId: string): DomainError {
+  return new DomainError(
+    'ROLLED_BACK',
+    `the reservation of order ${orderId} was rolled back by the recovery worker after taking too long; use a new order id`,
+  );
+}
+
+/** What an order script's answer means to the caller, for every code that ends the call. */
+export function orderError(code: OrderCode, orderId: string, sku?: string): DomainError {
+  switch (code) {
+    case OrderCode.NotFound:
+      return new DomainError('RESERVATION_NOT_FOUND', `no reservation for order ${orderId}`);
+    case OrderCode.AlreadyReleased:
+      return new DomainError('ALREADY_RELEASED', `order ${orderId} was already released`);
+    case OrderCode.AlreadyExpired:
+      return new DomainError('ALREADY_EXPIRED', `the hold of order ${orderId} expired`);
+    case OrderCode.InProgress:
+      return new DomainError('IN_PROGRESS', `order ${orderId} is still being reserved; retry`);
+    case OrderCode.Rejected:
+      return new DomainError('RESERVATION_REJECTED', `order ${orderId} was rejected; it holds nothing`);
+    case OrderCode.AlreadyConfirmed:
+      return new DomainError('ALREADY_CONFIRMED', `order ${orderId} is paid; release it with CANCEL_AFTER_PAYMENT, REFUND or RISK_CONTROL`);
+    case OrderCode.NotConfirmed:
+      return new DomainError('NOT_CONFIRMED', `order ${orderId} is not paid; release it with CANCEL_BEFORE_PAYMENT, TIMEOUT or RISK_CONTROL`);
+    case OrderCode.UnknownItem:
+      return new DomainError('UNKNOWN_ITEM', `sku ${sku} is not part of order ${orderId}`, sku);
+    default:
+      return new DomainError('IN_PROGRESS', `order ${orderId}: unexpected state (code ${code}); retry`);
+  }
+}
+

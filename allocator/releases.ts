@@ -1,0 +1,122 @@
+import { OrderCode } from './codes';
+import { OrderDoc, ReleaseRecord, parseDoc, parseRelease, toReservation } from './doc';
+import { RedisGateway } from './gateway';
+import { OrderReader, orderError } from './orders';
+import { LineItem, ReleaseReason, ReleaseResult, Reservation, ReservationOptions } from './types';
+
+/** Release ids of the system's own releases; they start with '#', which callers' ids cannot. */
+export const EXPIRE_RELEASE = '#expire';
+export const RECOVERY_RELEASE = '#recovery';
+
+/**
+ * What a sweep step (expire, recover) did with the order's index entry: `done`, this call expired or
+ * rolled back the order; `gone`, nothing to do (another server did it, or the entry was stale); both
+ * leave the index. `kept`: not due yet on the Redis clock, the entry stays.
+ */
+export type SweepOutcome = 'done' | 'gone' | 'kept';
+
+/**
+ * Confirm and Release, and the system's own releases: expiry of unpaid holds and the rollback of
+ * carts whose process died (the sweeper's steps). A release is decided at the order in one script
+ * (order-release: the cap, the rules of each reason, which pieces) and recorded before anything
+ * moves, then applied to the partitions idempotently per release id.
+ */
+export class Releases {
+  constructor(
+    private readonly gateway: RedisGateway,
+    private readonly orders: OrderReader,
+    private readonly options: ReservationOptions,
+  ) {}
+
+  async confirm(orderId: string, deadline = Infinity): Promise<{ reservation: Reservation; replayed: boolean }> {
+    let code = await this.gateway.confirm(orderId);
+    if (code === OrderCode.InProgress) {
+      await this.orders.settled(orderId, Math.min(deadline, Date.now() + this.options.reserveTimeoutMs));
+      code = await this.gateway.confirm(orderId);
+    }
+    if (code !== OrderCode.Done && code !== OrderCode.Replayed) throw orderError(code, orderId);
+    return { reservation: await this.orders.reservation(orderId), replayed: code === OrderCode.Replayed };
+  }
+
+  async release(
+    orderId: string,
+    reason: ReleaseReason,
+    items: readonly LineItem[] | undefined,
+    releaseId: string,
+    deadline = Infinity,
+  ): Promise<ReleaseResult> {
+    const wanted = items && items.length > 0 ? Object.fromEntries(items.map((i) => [i.sku, i.quantity])) : undefined;
+    const run = () =>
+      this.gateway.release(orderId, releaseId, reason, wanted, this.options.orderRetentionSeconds, this.options.recoveryGraceMs);
+    let res = await run();
+    if (res.code === OrderCode.InProgress) {
+      await this.orders.settled(orderId, Math.min(deadline, Date.now() + this.options.reserveTimeoutMs));
+      res = await run();
+    }
+    if (res.code !== OrderCode.Done && res.code !== OrderCode.Replayed) throw orderError(res.code, orderId, 'sku' in res ? res.sku : undefined);
+    const record = parseRelease(res.release);
+    const fields = await this.orders.requireOrder(orderId);
+    await this.applyRelease(orderId, releaseId, record, parseDoc(fields.doc));
+    return {
+      reservation: toReservation(orderId, fields),
+      released: Object.entries(record.items).map(([sku, quantity]) => ({ sku, quantity })),
+      replayed: res.code === OrderCode.Replayed,
+    };
+  }
+
+  /**
+   * Returns the units a recorded release took from the order to their partitions (and the buyer's
+   * allowance), then drops it from the recovery index. Idempotent per release id: the expiry and
+   * recovery workers re-drive it after a crash.
+   */
+  async applyRelease(orderId: string, releaseId: string, record: ReleaseRecord, doc: OrderDoc): Promise<void> {
+    const work: Array<Promise<unknown>> = record.pieces.map(([sku, partitionId, shard, epoch, units]) =>
+      this.gateway.untake({ sku, partitionId, shard, epoch }, orderId, units, releaseId, record.from, record.reason),
+    );
+    if (doc.user) {
+      for (const [sku, units] of Object.entries(record.items)) {
+        if (doc.limits[sku]) work.push(this.gateway.unhold(doc.user, sku, orderId, units, releaseId));
+      }
+    }
+    await Promise.all(work);
+    await this.gateway.releaseApplied(orderId, releaseId);
+  }
+
+  /** Expires one unpaid hold if it is due on the Redis clock (`done` when this call expired it). */
+  async expire(orderId: string): Promise<SweepOutcome> {
+    return this.systemRelease(orderId, EXPIRE_RELEASE, 'EXPIRE');
+  }
+
+  /** Rolls back a Reserve left PENDING past the grace period (`done` when this call did). */
+  async recover(orderId: string): Promise<SweepOutcome> {
+    return this.systemRelease(orderId, RECOVERY_RELEASE, 'RECOVERY');
+  }
+
+  /** Finishes a release a dead process recorded but did not apply. */
+  async reapplyRelease(orderId: string, releaseId: string): Promise<void> {
+    const fields = await this.gateway.order(orderId);
+    const doc = fields && parseDoc(fields.doc);
+    const record = doc?.releases[releaseId];
+    if (!doc || !record) {
+      await this.gateway.releaseApplied(orderId, releaseId);
+      return;
+    }
+    await this.applyRelease(orderId, releaseId, parseRelease(JSON.stringify(record)), doc);
+  }
+
+  private async systemRelease(orderId: string, releaseId: string, reason: ReleaseReason): Promise<SweepOutcome> {
+    const res = await this.gateway.release(
+      orderId,
+      releaseId,
+      reason,
+      undefined,
+      this.options.orderRetentionSeconds,
+      this.options.recoveryGraceMs,
+    );
+    if (res.code === OrderCode.NotDue) return 'kept';
+    if (res.code !== OrderCode.Done && res.code !== OrderCode.Replayed) return 'gone';
+    const fields = await this.orders.requireOrder(orderId);
+    await this.applyRelease(orderId, releaseId, parseRelease(res.release), parseDoc(fields.doc));
+    return res.code === OrderCode.Done ? 'done' : 'gone';
+  }
+}
