@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The set-up behind `npm start` and `npm test`: npm packages when missing or stale, the generated
 # API code and the TypeScript build, then the local stack (scripts/stack.sh installs and starts
-# whichever of Redis, etcd, MariaDB and RabbitMQ is not reachable already).
+# whichever of Redis, etcd, MariaDB and RabbitMQ is not reachable already). `--no-stack` stops
+# after the build (`npm run test:unit`: the pure tests need no server).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,4 +19,6 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
 fi
 
 npm run --silent build
-bash scripts/stack.sh up
+if [ "${1:-}" != "--no-stack" ]; then
+  bash scripts/stack.sh up
+fi

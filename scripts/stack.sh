@@ -8,12 +8,12 @@
 #   scripts/stack.sh down [--purge]  stop exactly the processes this script started
 #   scripts/stack.sh purge           down, then delete .stack/ data and logs
 #
-# Addresses come from the same variables the service reads (defaults in brackets):
-#   REDIS_NODES    [127.0.0.1:6390]  comma-separated host:port; one redis per local port
-#   ETCD_ENDPOINTS [http://127.0.0.1:2389]  peer port of ours = client port + 1
-#   MYSQL_URL      [mysql://root@127.0.0.1:3316/inventory]
-#   AMQP_URL       [amqp://guest:guest@127.0.0.1:5682]
-# Knobs of this script only:
+# Addresses come from the same variables the service reads, with the same defaults, written once
+# in config/stack.env:
+#   REDIS_NODES     comma-separated host:port; one redis per local port
+#   ETCD_ENDPOINTS  peer port of ours = client port + 1
+#   MYSQL_URL, AMQP_URL
+# Knobs of this script only (defaults in brackets; README "The local stack"):
 #   STACK_RABBITMQ_NODE [inventory@localhost]   STACK_RABBITMQ_DIST_PORT [AMQP port + 20000]
 #   STACK_WAIT_SECS [30]   STACK_RABBITMQ_WAIT_SECS [60]
 set -euo pipefail
@@ -21,10 +21,11 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 STACK="$ROOT/.stack"
 
-REDIS_NODES="${REDIS_NODES:-127.0.0.1:6390}"
-ETCD_ENDPOINTS="${ETCD_ENDPOINTS:-http://127.0.0.1:2389}"
-MYSQL_URL="${MYSQL_URL:-mysql://root@127.0.0.1:3316/inventory}"
-AMQP_URL="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5682}"
+# A variable set in the environment wins over config/stack.env.
+while IFS='=' read -r name value; do
+  [[ $name =~ ^[A-Z_]+$ ]] || continue
+  [[ -n ${!name:-} ]] || printf -v "$name" '%s' "$value"
+done <"$ROOT/config/stack.env"
 RMQ_NODE="${STACK_RABBITMQ_NODE:-inventory@localhost}"
 WAIT_SECS="${STACK_WAIT_SECS:-30}"
 RMQ_WAIT_SECS="${STACK_RABBITMQ_WAIT_SECS:-60}"

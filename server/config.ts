@@ -1,12 +1,13 @@
 import { existsSync } from 'node:fs';
+import { stackDefaults } from './stack-defaults';
 
 /**
  * The one place that reads the environment. `loadConfig` reads every variable once, validates it and
  * returns a fully populated, frozen Config that the rest of the code trusts. A bad value fails
  * start-up with a ConfigError naming the variable.
  *
- * Defaults point at the project's own local stack (scripts/stack.sh): Redis 6390, etcd 2389,
- * MariaDB 3316, RabbitMQ 5682.
+ * The addresses of Redis, etcd, MySQL and RabbitMQ default to the project's own local stack, as
+ * config/stack.env writes them down (scripts/stack.sh reads the same file).
  */
 
 export class ConfigError extends Error {
@@ -25,17 +26,17 @@ export interface Config {
   readonly adminPort: number;
   /** Prometheus /metrics port. METRICS_PORT, default 9464; 0 picks a free port. */
   readonly metricsPort: number;
-  /** Redis nodes holding partitions, host:port. REDIS_NODES, default 127.0.0.1:6390. */
+  /** Redis nodes holding partitions, host:port. REDIS_NODES, default the local stack's (config/stack.env). */
   readonly redisNodes: readonly string[];
   /** Prefix of every Redis key, so deployments (and tests) can share a Redis. REDIS_PREFIX, default "inv". */
   readonly redisPrefix: string;
-  /** etcd endpoints. ETCD_ENDPOINTS, default http://127.0.0.1:2389. */
+  /** etcd endpoints. ETCD_ENDPOINTS, default the local stack's. */
   readonly etcdEndpoints: readonly string[];
   /** Prefix of every etcd key. ETCD_NAMESPACE, default "/inventory/". */
   readonly etcdNamespace: string;
   /** MySQL/MariaDB connection URL; its path names the database. MYSQL_URL. */
   readonly mysqlUrl: string;
-  /** RabbitMQ URL. AMQP_URL, default amqp://guest:guest@127.0.0.1:5682. */
+  /** RabbitMQ URL. AMQP_URL, default the local stack's. */
   readonly amqpUrl: string;
   /** Bearer token AdminService requires. ADMIN_TOKEN, default "dev-admin-token" (change it outside development). */
   readonly adminToken: string;
@@ -124,17 +125,18 @@ export type LedgerWriterMode = (typeof LEDGER_WRITER_MODES)[number];
 /** Reads and validates the configuration; throws ConfigError naming the first bad variable. */
 export function loadConfig(env: Env = process.env): Config {
   const read = new EnvReader(env);
+  const stack = stackDefaults();
   const config: Config = {
     host: read.string('HOST', '0.0.0.0'),
     inventoryPort: read.port('INVENTORY_PORT', 50051),
     adminPort: read.port('ADMIN_PORT', 50052),
     metricsPort: read.port('METRICS_PORT', 9464),
-    redisNodes: read.list('REDIS_NODES', '127.0.0.1:6390', hostPort),
+    redisNodes: read.list('REDIS_NODES', stack.REDIS_NODES, hostPort),
     redisPrefix: read.matching('REDIS_PREFIX', 'inv', /^[A-Za-z0-9_.:-]{1,64}$/, 'letters, digits and _.:- only (no braces), 1-64 characters'),
-    etcdEndpoints: read.list('ETCD_ENDPOINTS', 'http://127.0.0.1:2389', httpUrl),
+    etcdEndpoints: read.list('ETCD_ENDPOINTS', stack.ETCD_ENDPOINTS, httpUrl),
     etcdNamespace: read.matching('ETCD_NAMESPACE', '/inventory/', /^\/[A-Za-z0-9_.\/-]*\/$/, 'a path that starts and ends with /'),
-    mysqlUrl: read.url('MYSQL_URL', 'mysql://root@127.0.0.1:3316/inventory', ['mysql:', 'mariadb:']),
-    amqpUrl: read.url('AMQP_URL', 'amqp://guest:guest@127.0.0.1:5682', ['amqp:', 'amqps:']),
+    mysqlUrl: read.url('MYSQL_URL', stack.MYSQL_URL, ['mysql:', 'mariadb:']),
+    amqpUrl: read.url('AMQP_URL', stack.AMQP_URL, ['amqp:', 'amqps:']),
     adminToken: read.matching('ADMIN_TOKEN', 'dev-admin-token', /^\S{8,}$/, 'at least 8 characters, no spaces'),
     workers: read.int('WORKERS', 1, 1, 64),
     logLevel: read.oneOf('LOG_LEVEL', 'info', LOG_LEVELS),

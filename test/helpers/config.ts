@@ -3,7 +3,7 @@ import { Config, loadConfig } from '../../server/config';
 
 /**
  * A name no other test run uses, for one test file's own namespace: Redis key prefix, etcd prefix,
- * MySQL database, RabbitMQ queue names. Runs (and files) therefore never see each other's data.
+ * MySQL database. Runs (and files) therefore never see each other's data.
  */
 export function uniqueName(tag: string): string {
   return `t_${tag}_${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { Coalescer } from '../allocator/coalesce';
+import { Coalescer } from '../../allocator/coalesce';
 
 /** A run the test finishes by hand, with a record of when it started. */
 function gate<T>() {

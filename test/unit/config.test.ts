@@ -1,16 +1,20 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { ConfigError, loadConfig } from '../server/config';
+import { ConfigError, loadConfig } from '../../server/config';
+import { stackDefaults } from '../../server/stack-defaults';
 
 describe('configuration', () => {
-  it('defaults to the local stack when nothing is set', () => {
+  it('defaults to the local stack, as config/stack.env writes it down, when nothing is set', () => {
     const config = loadConfig({});
+    const stack = stackDefaults();
     assert.equal(config.inventoryPort, 50051);
     assert.equal(config.adminPort, 50052);
-    assert.deepEqual(config.redisNodes, ['127.0.0.1:6390']);
-    assert.deepEqual(config.etcdEndpoints, ['http://127.0.0.1:2389']);
-    assert.equal(config.mysqlUrl, 'mysql://root@127.0.0.1:3316/inventory');
+    assert.deepEqual(config.redisNodes, [stack.REDIS_NODES]);
+    assert.deepEqual(config.etcdEndpoints, [stack.ETCD_ENDPOINTS]);
+    assert.equal(config.mysqlUrl, stack.MYSQL_URL);
+    assert.equal(config.amqpUrl, stack.AMQP_URL);
+    assert.equal(stack.REDIS_NODES, '127.0.0.1:6390', 'the stack has ports of its own, not the standard ones a machine may run already');
     assert.equal(config.defaultTtlSeconds, 1800);
     assert.ok(Object.isFrozen(config));
   });
@@ -62,7 +66,7 @@ describe('configuration', () => {
   });
 
   it('fails server start-up with the name of the bad variable', () => {
-    const main = path.resolve(__dirname, '..', 'server', 'main.js');
+    const main = path.resolve(__dirname, '..', '..', 'server', 'main.js');
     const result = spawnSync(process.execPath, [main], {
       env: { ...process.env, METRICS_PORT: 'ninety' },
       encoding: 'utf8',

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { status } from '@grpc/grpc-js';
-import { ReleaseReason, ReleaseRequest, ReserveRequest } from '../gen/inventory/v1/inventory.pb';
-import { ServiceError } from '../server/errors';
-import { defaultReleaseId, validateRelease, validateReserve, validateSkuIds } from '../server/validation';
+import { ReleaseReason, ReleaseRequest, ReserveRequest } from '../../gen/inventory/v1/inventory.pb';
+import { ServiceError } from '../../server/errors';
+import { defaultReleaseId, validateRelease, validateReserve, validateSkuIds } from '../../server/validation';
 
 const limits = { maxItemQuantity: 50, maxTtlSeconds: 3600 };
 

@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { OrderDoc, oneItemDoc } from '../allocator/doc';
+import { OrderDoc, oneItemDoc } from '../../allocator/doc';
 
 describe('oneItemDoc', () => {
   const from = { partitionId: 'pmws4mnae1357f9a5', shard: 14, epoch: 3 };

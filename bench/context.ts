@@ -1,0 +1,62 @@
+/**
+ * One bench run: its options, its namespace on the stack, the stack's process ids, the numbers of
+ * the SKUs and order ids it hands out, and the results gathered so far (rows, rounds, notes,
+ * profile), which the scenarios add to and the report reads.
+ */
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { stackPids } from './cpu';
+import { Options } from './options';
+import { ROOT } from './paths';
+import { ProfileSummary } from './profile-summary';
+import { Row } from './rows';
+import { Namespace, newNamespace } from './stack';
+
+/** A round of the transport ceiling and the flash sale, 1 worker, measured one right after the other. */
+export interface Round {
+  ceiling?: Row;
+  flash?: Row;
+}
+
+export class Bench {
+  readonly runId = new Date().toISOString().replace(/[:.]/g, '-').replace(/-\d{3}Z$/, 'Z');
+  readonly ns: Namespace = newNamespace();
+  /** Server logs, load bodies and the profile of this run. */
+  readonly dir: string;
+  readonly rows: Row[] = [];
+  readonly notes: string[] = [];
+  readonly seeding: Record<string, unknown> = {};
+  readonly rounds: Round[] = [];
+  profile: ProfileSummary | undefined;
+  profileFile: string | undefined;
+  /** performance.now() when the last measured load started (after the settle steps). */
+  lastLoadStartedAt = 0;
+  /** The measured flash sale within the profile (start-up, warm-up and shutdown left out). */
+  profileWindow: { fromMs: number; toMs: number } | undefined;
+  /** The stack's processes by name (redis, mariadb, etcd), whose CPU the scenarios measure. */
+  stack: Record<string, number[]> = {};
+  private counter = 0;
+
+  constructor(readonly o: Options) {
+    this.dir = path.join(o.out, this.runId);
+    mkdirSync(this.dir, { recursive: true });
+  }
+
+  wants(group: string): boolean {
+    return (this.o.only ? this.o.only.has(group) : true) && !this.o.skip.has(group);
+  }
+
+  refreshStack(): void {
+    const ports = this.ns.config.redisNodes.map((n) => Number(n.slice(n.lastIndexOf(':') + 1)));
+    this.stack = stackPids(ROOT, ports);
+  }
+
+  /** A number not handed out before in this run: SKU names and warm-up order ids share it. */
+  serial(): number {
+    return ++this.counter;
+  }
+
+  sku(kind: string): string {
+    return `${kind}-${this.serial()}`;
+  }
+}

@@ -1,0 +1,233 @@
+/**
+ * What a run prints and keeps: the scenario and CPU tables, the details per row, the ratios
+ * against the baseline and the ceiling with their targets (MET / NOT MET), the profile summary,
+ * and the results JSON file.
+ */
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Bench } from './context';
+import { fmt, ms } from './format';
+import { ROOT } from './paths';
+import { formatSummary } from './profile-summary';
+import { Row, errorCodes } from './rows';
+
+export interface Ratio {
+  what: string;
+  value: number;
+  display: string;
+  /** Each round's value, when the ratio is the median of several. */
+  rounds?: number[];
+  target?: string;
+  met?: boolean;
+}
+
+/** The middle value (the mean of the two middle ones for an even count). */
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+const pct = (v: number) => `${(100 * v).toFixed(0)}%`;
+const times = (v: number) => `${v.toFixed(2)}x`;
+const shown = (what: string, value: number, show: (v: number) => string): Ratio => ({ what, value, display: show(value) });
+
+export function ratios(bench: Bench): Ratio[] {
+  const out: Ratio[] = [];
+  const find = (id: string) => bench.rows.find((r) => r.id === id);
+  const pairs = bench.rounds.filter((r): r is { ceiling: Row; flash: Row } => r.ceiling !== undefined && r.flash !== undefined);
+  const flashRows = bench.rounds.flatMap((r) => (r.flash ? [r.flash] : []));
+  const ceilingRows = bench.rounds.flatMap((r) => (r.ceiling ? [r.ceiling] : []));
+  const flashRate = flashRows.length > 0 ? median(flashRows.map((r) => r.callsPerSec)) : undefined;
+  const ceilingRate = ceilingRows.length > 0 ? median(ceilingRows.map((r) => r.callsPerSec)) : undefined;
+  const ofRounds = bench.rounds.length > 1 ? '; median of the rounds' : '';
+  // A ratio of each round's pair (ceiling, then flash sale right after it), and their median.
+  const paired = (f: (p: { ceiling: Row; flash: Row }) => number, show: (v: number) => string) => {
+    const rounds = pairs.map(f);
+    const value = median(rounds);
+    return { value, rounds, display: rounds.length > 1 ? `${show(value)} (rounds ${rounds.map(show).join(', ')})` : show(value) };
+  };
+  const base = find('baseline-flash-1w');
+  if (flashRate !== undefined && base) {
+    const v = flashRate / base.callsPerSec;
+    out.push({ ...shown(`flash sale vs MySQL baseline, calls/s (1 worker each${ofRounds})`, v, times), target: '>= 4x', met: v >= 4 });
+  }
+  if (pairs.length > 0) {
+    const calls = paired((p) => p.flash.callsPerSec / p.ceiling.callsPerSec, pct);
+    out.push({ what: 'flash sale vs transport ceiling, calls/s', ...calls, target: '>= 60%', met: calls.value >= 0.6 });
+    const p99 = paired((p) => p.flash.p99Ms / p.ceiling.p99Ms, times);
+    out.push({ what: 'flash sale p99 vs transport ceiling p99', ...p99, target: '<= 1.5x', met: p99.value <= 1.5 });
+    const ours = median(pairs.map((p) => p.flash.serverUsPerCall + p.flash.storeUsPerCall));
+    const echoUs = median(pairs.map((p) => p.ceiling.serverUsPerCall));
+    const cpu = paired((p) => (p.flash.serverUsPerCall + p.flash.storeUsPerCall) / p.ceiling.serverUsPerCall, times);
+    out.push({
+      what: `server+Redis CPU per Reserve (${fmt(ours)} µs${ofRounds}) vs echo server per call (${fmt(echoUs)} µs)`,
+      ...cpu,
+      target: '<= 2x',
+      met: cpu.value <= 2,
+    });
+    const ledgerUs = median(pairs.map((p) => p.flash.ledgerUsPerCall));
+    if (ledgerUs > 0) {
+      const all = paired((p) => (p.flash.serverUsPerCall + p.flash.ledgerUsPerCall + p.flash.storeUsPerCall) / p.ceiling.serverUsPerCall, times);
+      out.push({ what: `the same with the ledger writer process (+${fmt(ledgerUs)} µs)`, ...all });
+    }
+  }
+  const storm = find('storm-1w');
+  const stormCeil = find('storm-ceiling-1w');
+  if (storm && stormCeil) {
+    const v = storm.callsPerSec / stormCeil.callsPerSec;
+    out.push({ ...shown('duplicate storm (one order id, h2load) vs h2load on the echo server', v, pct), target: 'close to 100%', met: v >= 0.8 });
+  }
+  for (const w of bench.o.workers.filter((x) => x > 1)) {
+    const f = find(`flash-${w}w`);
+    const c = find(`ceiling-${w}w`);
+    if (f && flashRate) out.push(shown(`flash sale, ${w} workers vs 1${ofRounds}`, f.callsPerSec / flashRate, times));
+    if (c && ceilingRate) out.push(shown(`transport ceiling, ${w} workers vs 1${ofRounds}`, c.callsPerSec / ceilingRate, times));
+    if (f && c) out.push(shown(`flash sale vs transport ceiling, ${w} workers`, f.callsPerSec / c.callsPerSec, pct));
+  }
+  const checked = bench.rows.filter((r) => r.check);
+  if (checked.length > 0) {
+    const failed = checked.filter((r) => !r.check!.ok);
+    out.push({
+      what: `no unit sold twice (${checked.map((r) => r.id).join(', ')})`,
+      value: failed.length,
+      display: failed.length === 0 ? 'none oversold' : `FAILED: ${failed.map((r) => r.id).join(', ')}`,
+      target: 'zero oversell',
+      met: failed.length === 0,
+    });
+  }
+  return out;
+}
+
+export function report(bench: Bench): string {
+  const lines: string[] = [];
+  const o = bench.o;
+  lines.push('');
+  lines.push(
+    `Inventory core benchmark ${bench.runId}${o.quick ? ' (--quick)' : ''}: ${os.cpus().length} cores, node ${process.version}; ` +
+      `${o.concurrency} calls in flight over ${o.connections} HTTP/2 connections from ${o.loadgens} load generator${o.loadgens > 1 ? 's' : ''}, ` +
+      `${o.durationMs / 1000} s per scenario; flash ${fmt(o.units)} units / ${o.partitions} partitions, sell-out ${fmt(o.selloutUnits)} units, ` +
+      `cart ${fmt(o.skus)} SKUs x ${o.skuPartitions} partitions x ${fmt(o.skuUnits)} units`,
+  );
+  lines.push('');
+  const head = ['scenario', 'client', 'calls', 'calls/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'errors by code', 'sold / stocked', 'check'];
+  const table: string[][] = [head];
+  for (const r of bench.rows) {
+    const errs = errorCodes(r.codes)
+      .map(([c, n]) => `${c} ${fmt(n)}`)
+      .join(', ');
+    let sold = '';
+    if (r.stocked !== undefined && r.sold !== undefined) sold = `${fmt(r.sold)} / ${fmt(r.stocked)}`;
+    table.push([
+      r.title,
+      r.client,
+      fmt(r.answered),
+      fmt(r.callsPerSec),
+      ms(r.p50Ms),
+      ms(r.p99Ms),
+      ms(r.p999Ms),
+      errs || '0',
+      sold,
+      r.check ? (r.check.ok ? 'ok' : 'FAILED') : '',
+    ]);
+  }
+  lines.push(...renderTable(table, [false, false, true, true, true, true, true, false, true, false]));
+  lines.push('');
+  lines.push('CPU during each scenario, % of one core (machine = all cores busy; other = processes outside the benchmark):');
+  const cpuHead = ['scenario', 'loadgen', 'server', 'ledger', 'redis', 'mariadb', 'etcd', 'other', 'machine', 'server µs/call', 'ledger µs/call', 'store µs/call'];
+  const cpuTable: string[][] = [cpuHead];
+  const groupPct = (r: Row, g: string) => (r.cpu.groups[g] ? `${r.cpu.groups[g].pct.toFixed(0)}%` : '-');
+  for (const r of bench.rows) {
+    cpuTable.push([
+      r.title,
+      ...['loadgen', 'server', 'ledger', 'redis', 'mariadb', 'etcd'].map((g) => groupPct(r, g)),
+      `${r.cpu.otherPct.toFixed(0)}%`,
+      `${r.cpu.machineBusyPct.toFixed(0)}%`,
+      fmt(r.serverUsPerCall),
+      r.server === 'inventory' ? fmt(r.ledgerUsPerCall) : '-',
+      r.server === 'echo' ? '-' : fmt(r.storeUsPerCall),
+    ]);
+  }
+  lines.push(...renderTable(cpuTable, [false, true, true, true, true, true, true, true, true, true, true, true]));
+
+  const details = bench.rows.flatMap((r) => {
+    const bits = rowDetails(r);
+    return bits.length > 0 ? [`  ${r.title}: ${bits.join('; ')}`] : [];
+  });
+  if (details.length > 0) {
+    lines.push('');
+    lines.push('Details:');
+    lines.push(...details);
+  }
+
+  lines.push('');
+  lines.push('Ratios (same machine, same client settings, same run):');
+  for (const r of ratios(bench)) {
+    const target = r.target ? `  target ${r.target}: ${r.met ? 'MET' : 'NOT MET'}` : '';
+    lines.push(`  ${r.what}: ${r.display}${target}`);
+  }
+  if (bench.profile) {
+    lines.push('');
+    const w = bench.profileWindow;
+    lines.push(
+      `Server profile of the flash sale (${path.relative(ROOT, bench.profileFile!)}` +
+        (w ? `, samples ${(w.fromMs / 1000).toFixed(1)}-${(w.toMs / 1000).toFixed(1)} s after start: the measured load only` : '') +
+        '):',
+    );
+    lines.push(...formatSummary(bench.profile).split('\n').map((l) => `  ${l}`));
+  }
+  if (bench.notes.length > 0) {
+    lines.push('');
+    lines.push('Notes:');
+    for (const n of bench.notes) lines.push(`  ${n}`);
+  }
+  return lines.join('\n');
+}
+
+/** A row's line under Details: its answers, its sell-out, its cart, its failed check and its notes. */
+function rowDetails(r: Row): string[] {
+  const bits: string[] = [];
+  if (r.reserved !== undefined && r.client === 'lean') bits.push(`RESERVED ${fmt(r.reserved)}, REJECTED ${fmt(r.rejected ?? 0)}${r.replayed ? `, replayed ${fmt(r.replayed)}` : ''}`);
+  if (r.client === 'h2load' && r.replayed !== undefined) bits.push(`replayed answers ${fmt(r.replayed)}, deductions ${fmt(r.sold ?? 0)}`);
+  if (r.soldOutAtMs !== undefined) {
+    bits.push(
+      `sold out after ${(r.soldOutAtMs / 1000).toFixed(1)} s: selling ${fmt(r.sellingCallsPerSec ?? NaN)} calls/s, then sold out ${fmt(r.beyondCallsPerSec ?? NaN)} calls/s`,
+    );
+  }
+  if (r.cart) {
+    const m = r.methods ?? {};
+    bits.push(
+      `${fmt(r.cart.orders)} orders (${fmt(r.cart.ordersPerSec)}/s), ${fmt(r.cart.confirms)} confirms, ${fmt(r.cart.releases)} releases; ` +
+        `p99 reserve ${ms(m.reserve?.p99Ms ?? NaN)} / confirm ${ms(m.confirm?.p99Ms ?? NaN)} / release ${ms(m.release?.p99Ms ?? NaN)} ms; ` +
+        `units reserved ${fmt(r.cart.unitsReserved)}, released ${fmt(r.cart.unitsReleased)}, held ${fmt(r.sold ?? 0)}`,
+    );
+  }
+  if (r.check && !r.check.ok) bits.push(`CHECK FAILED: ${r.check.problems.join('; ')}`);
+  bits.push(...r.notes);
+  return bits;
+}
+
+/** Writes bench-results/<run>.json, for comparison between runs; returns its path. */
+export function writeJson(bench: Bench): string {
+  const file = path.join(bench.o.out, `${bench.runId}.json`);
+  const json = {
+    runId: bench.runId,
+    namespace: bench.ns.tag,
+    machine: { cores: os.cpus().length, model: os.cpus()[0]?.model, node: process.version, loadavg: os.loadavg() },
+    options: { ...bench.o, only: bench.o.only ? [...bench.o.only] : undefined, skip: [...bench.o.skip] },
+    seeding: bench.seeding,
+    rows: bench.rows,
+    ratios: ratios(bench),
+    profile: bench.profile ? { file: path.relative(ROOT, bench.profileFile!), window: bench.profileWindow, ...bench.profile } : undefined,
+    notes: bench.notes,
+  };
+  writeFileSync(file, `${JSON.stringify(json, null, 2)}\n`);
+  return file;
+}
+
+function renderTable(rows: string[][], rightAlign: boolean[]): string[] {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
+  const line = (r: string[]) => `  ${r.map((cell, c) => (rightAlign[c] ? cell.padStart(widths[c]) : cell.padEnd(widths[c]))).join('  ')}`.trimEnd();
+  return [line(rows[0]), `  ${widths.map((w) => '-'.repeat(w)).join('  ')}`, ...rows.slice(1).map(line)];
+}

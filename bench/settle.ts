@@ -1,0 +1,124 @@
+/**
+ * What the bench waits for before each measured scenario, so that the scenario does not pay for
+ * earlier ones or for other users of a shared machine: the ledger writer's backlog, Redis's AOF
+ * rewrites, and (--wait-quiet) a quiet machine; and Redis's fork count, to say when one happened
+ * during a scenario after all.
+ */
+import { Config } from '../server/config';
+import { machineCpuMs } from './cpu';
+import { fmt } from './format';
+import { note } from './progress';
+import { Namespace, redisAt, withRedisNode } from './stack';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** settle(), then --wait-quiet: the steps before a measured load. */
+export async function beforeMeasuring(ns: Namespace, waitQuietPct: number | undefined, label: string): Promise<void> {
+  await settle(ns, label);
+  await waitQuiet(waitQuietPct, label);
+}
+
+/**
+ * Lets the ledger writer apply what earlier scenarios left in the ledger streams (while it makes
+ * progress: a stopped server's writer is gone), then settles Redis's append-only file (settleRedis).
+ */
+async function settle(ns: Namespace, label: string): Promise<void> {
+  const started = performance.now();
+  let backlog = await ledgerBacklog(ns);
+  const first = backlog;
+  let progressAt = performance.now();
+  while (backlog > 0 && performance.now() - progressAt < 3000 && performance.now() - started < 120_000) {
+    await sleep(250);
+    const now = await ledgerBacklog(ns);
+    if (now < backlog) progressAt = performance.now();
+    backlog = now;
+  }
+  if (first > 0 && backlog < first) {
+    note(`${label}: waited ${((performance.now() - started) / 1000).toFixed(1)} s for the ledger writer to apply ${fmt(first - backlog)} records of earlier scenarios`);
+  }
+  await settleRedis(ns.config, label);
+}
+
+/** Records in the ledger streams of the bench's namespaces: not yet applied to MySQL. */
+async function ledgerBacklog(ns: Namespace): Promise<number> {
+  const nodes = ns.config.redisNodes.map(redisAt);
+  try {
+    let n = 0;
+    for (const config of [ns.config, ns.cartConfig]) {
+      for (let shard = 0; shard < config.redisShards; shard++) {
+        n += await nodes[shard % nodes.length].xlen(`${config.redisPrefix}:{s${shard}}:ledger`);
+      }
+    }
+    return n;
+  } finally {
+    for (const redis of nodes) redis.disconnect();
+  }
+}
+
+/**
+ * Lets an AOF rewrite in progress finish, and rewrites the AOF of
+ * each Redis node whose file has grown since its last rewrite, so that the writes of earlier
+ * scenarios do not set one off during this one (Redis rewrites once the file has doubled, in a
+ * forked child that takes a core for seconds). A rewrite that a scenario's own writes set off
+ * still happens in it, and its CPU counts under redis (CpuMeter counts Redis's children).
+ */
+async function settleRedis(config: Config, label: string): Promise<void> {
+  for (const node of config.redisNodes) {
+    await withRedisNode(node, async (redis) => {
+      const persistence = async () => infoFields(await redis.info('persistence'));
+      let p = await persistence();
+      if (p.aof_enabled !== '1') return;
+      const grownMb = (Number(p.aof_current_size) - Number(p.aof_base_size)) / 2 ** 20;
+      if (p.aof_rewrite_in_progress === '0' && p.aof_rewrite_scheduled === '0' && grownMb < 8) return;
+      const started = performance.now();
+      if (p.aof_rewrite_in_progress === '0') await redis.bgrewriteaof().catch(() => undefined); // one in progress or scheduled: wait for it
+      for (;;) {
+        await sleep(200);
+        p = await persistence();
+        if (p.aof_rewrite_in_progress === '0' && p.aof_rewrite_scheduled === '0') break;
+        if (performance.now() - started > 120_000) throw new Error(`Redis ${node}: AOF rewrite still running after 2 minutes`);
+      }
+      note(`${label}: Redis ${node}: AOF rewritten first (${fmt(grownMb)} MB since the last rewrite; ${((performance.now() - started) / 1000).toFixed(1)} s)`);
+    });
+  }
+}
+
+/** Forks of the Redis nodes since they started (INFO stats total_forks): AOF rewrites, RDB saves. */
+export async function redisForks(config: Config): Promise<number> {
+  let forks = 0;
+  for (const node of config.redisNodes) {
+    forks += await withRedisNode(node, async (redis) => Number(infoFields(await redis.info('stats')).total_forks ?? 0));
+  }
+  return forks;
+}
+
+/** --wait-quiet: polls the machine's busy time (1 s samples) until it is under the threshold, for at most 2 minutes. */
+async function waitQuiet(limit: number | undefined, label: string): Promise<void> {
+  if (limit === undefined) return;
+  const until = performance.now() + 120_000;
+  for (let waited = 0; ; waited++) {
+    const a = machineCpuMs();
+    await sleep(1000);
+    const b = machineCpuMs();
+    const busyPct = (b.busy - a.busy) / 10; // % of one core over 1 s
+    if (busyPct < limit) {
+      if (waited > 0) note(`${label}: machine quiet after ${waited} s (${busyPct.toFixed(0)}% busy)`);
+      return;
+    }
+    if (performance.now() > until) {
+      note(`${label}: machine still ${busyPct.toFixed(0)}% busy after 2 min of waiting; measuring anyway`);
+      return;
+    }
+    if (waited % 10 === 0) note(`${label}: waiting for a quiet machine (${busyPct.toFixed(0)}% of a core busy)`);
+  }
+}
+
+/** INFO's `name:value` lines. */
+function infoFields(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of text.split('\r\n')) {
+    const colon = line.indexOf(':');
+    if (colon > 0) out[line.slice(0, colon)] = line.slice(colon + 1);
+  }
+  return out;
+}
