@@ -115,17 +115,6 @@ cmd_status() {
   return $rc
 }
 
-stop_pid() { # unit pid: SIGTERM, up to 20 s, then SIGKILL
-  local u=$1 pid=$2 i
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-  if kill -0 "$pid" 2>/dev/null; then
-    note "$u (pid $pid) ignored SIGTERM for 20s; killing"
-    kill -KILL "$pid" 2>/dev/null || true
-    for ((i = 0; i < 25; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-  fi
-}
-
 # Stops what the pid files name, not what the config says, so a stack started with other
 # REDIS_NODES is still stopped in full; anything else on those ports is left alone.
 cmd_down() {
