@@ -2,14 +2,14 @@
  * The house rules of imports (docs/architecture.md): rooms by role, every import pointing down.
  *
  *   server/                      process entries, gRPC, wiring            (top)
- *   admin/  ledger/              flows that span stores
+ *   admin/  ledger/  mq/         flows that span stores
  *   allocator/ registry/ store/  the stores: Redis core, etcd, MySQL
  *   kernel/                      logging, typed errors, small utilities   (floor)
  *
  * A room imports its own files and the rooms below it, never one beside or above it; bench/ and
  * test/ stand outside and may import anything. `npm test` runs this check before the suite.
  */
-const rooms = ['kernel', 'allocator', 'registry', 'store', 'ledger', 'admin', 'server'];
+const rooms = ['kernel', 'allocator', 'registry', 'store', 'ledger', 'admin', 'mq', 'server'];
 const below = {
   kernel: [],
   allocator: ['kernel'],
@@ -17,7 +17,10 @@ const below = {
   store: ['kernel'],
   ledger: ['kernel', 'allocator', 'registry', 'store'],
   admin: ['kernel', 'allocator', 'registry', 'store'],
-  server: ['kernel', 'allocator', 'registry', 'store', 'ledger', 'admin', 'gen'],
+  // The consumer applies warehouse messages through the operator's work (admin/), and reads them as
+  // protobuf JSON (gen/: the message is defined in proto/ like the API).
+  mq: ['kernel', 'allocator', 'registry', 'store', 'admin', 'gen'],
+  server: ['kernel', 'allocator', 'registry', 'store', 'ledger', 'admin', 'mq', 'gen'],
 };
 
 module.exports = {

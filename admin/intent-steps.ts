@@ -5,9 +5,11 @@ import { PartitionCreator, splitShare } from '../allocator/partitions';
 import { Logger } from '../kernel/logger';
 import { Intent, closeIntent, readIntent, staleIntents, updateIntent } from '../store/intents';
 import { applyMovement, transaction } from '../store/mysql';
-import { insertPartitions, setPartitionState } from '../store/partitions';
-import { lockStock } from '../store/stock';
-import { Withdrawn, adminMovement, drainMovement, partitionRow, toCreated } from './movements';
+import { insertPartitions, listPartitionRows, setPartitionState } from '../store/partitions';
+import { addShortfall, lockStock } from '../store/stock';
+import { settleMessage } from '../store/stock-messages';
+import { Withdrawn, adminMovement, drainMovement, partitionRow, toCreated, withdrawnMovement } from './movements';
+import { LossPayload } from './stock-changes';
 import { PartitionViews } from './partition-views';
 import { AdminRequests } from './requests';
 import {
@@ -19,6 +21,7 @@ import {
   PreallocateResult,
   RebalancePayload,
   RebalanceResult,
+  StockChangeResult,
 } from './types';
 
 /**
@@ -63,6 +66,8 @@ export class IntentSteps {
         return this.finishDrain(intent as Intent<DrainPayload>);
       case 'rebalance':
         return this.finishRebalance(intent as Intent<RebalancePayload>);
+      case 'loss':
+        return this.finishLoss(intent as Intent<LossPayload>);
       default:
         this.logger.error({ intent: intentId, kind: intent.kind }, 'unknown intent kind');
     }
@@ -111,6 +116,41 @@ export class IntentSteps {
         replayed: false,
       } satisfies RebalanceResult);
     });
+  }
+
+  /**
+   * The pool's part of a loss: shrinks the SKU's partitions, one after another in a fixed order,
+   * each withdrawal straight to `outside` (never through base, where a top-up could carve it again)
+   * and idempotent by its event id, so a run after a crash withdraws nothing twice and goes on where
+   * the first stopped. Then, in one transaction: the withdrawals applied to MySQL (the same event
+   * ids and change numbers as their stream records), what the pool could not cover recorded as a
+   * shortfall, the intent closed and its request or message settled.
+   */
+  private async finishLoss(intent: Intent<LossPayload>): Promise<void> {
+    const { units, reason, eventBase, messageId } = intent.payload;
+    const sku = intent.sku;
+    let left = units;
+    const shrunk: Array<[string, Withdrawn]> = [];
+    for (const p of await listPartitionRows(this.pool, sku)) {
+      const ref = { sku, partitionId: p.partitionId, shard: p.shard, epoch: p.epoch };
+      const res = await this.gateway.withdraw(ref, 'shrink', left, `${eventBase}:${p.partitionId}`, reason, 'outside');
+      const withdrawn = res.code === WithdrawCode.NotLive ? 0 : res.units;
+      if (withdrawn > 0) shrunk.push([p.partitionId, { units: withdrawn, seq: res.seq, state: res.state }]);
+      left -= withdrawn;
+      if (left <= 0) break;
+    }
+    const shortfall = Math.max(0, left);
+    await transaction(this.pool, async (conn) => {
+      for (const [partitionId, w] of shrunk) {
+        await applyMovement(conn, withdrawnMovement(`${eventBase}:${partitionId}`, 'loss', sku, partitionId, w, 'outside', reason));
+      }
+      if (shortfall > 0) await addShortfall(conn, sku, shortfall);
+      await closeIntent(conn, intent.intentId, 'done');
+      const detail = `${units - shortfall} units out of the pool${shortfall > 0 ? `, ${shortfall} shortfall` : ''}`;
+      if (messageId) await settleMessage(conn, messageId, 'applied', detail);
+      else await this.requests.complete(conn, intent.intentId, { stock: await lockStock(conn, sku), shortfall, replayed: false } satisfies StockChangeResult);
+    });
+    if (shortfall > 0) this.logger.warn({ sku, shortfall, intent: intent.intentId }, 'stock shortfall: a loss exceeded the free units in base and pool');
   }
 
   /** Carves what base now holds, up to the target, and settles the plan before anything is created. */

@@ -27,12 +27,17 @@ export interface Withdrawn {
 }
 
 /**
- * The drain's movement as the admin path applies it, under the same event id and partition seq as
- * the record the withdraw script appended to the stream: whichever lands first counts, and either
- * copy tells Reconcile which change of the partition it was.
+ * A withdrawal's movement as the admin path applies it, under the same event id and partition seq
+ * as the record the withdraw script appended to the stream: whichever lands first counts, and
+ * either copy tells Reconcile which change of the partition it was.
  */
+export function withdrawnMovement(eventId: string, kind: string, sku: string, partitionId: string, w: Withdrawn, to: 'base' | 'outside', reason?: string): Movement {
+  return { ...adminMovement(eventId, kind, sku, w.units, 'pool', to, partitionId, reason), partitionSeq: w.seq > 0 ? w.seq : undefined };
+}
+
+/** A drain's movement (pool -> base), as withdrawnMovement. */
 export function drainMovement(sku: string, partitionId: string, w: Withdrawn): Movement {
-  return { ...adminMovement(`drain:${partitionId}`, 'drain', sku, w.units, 'pool', 'base', partitionId), partitionSeq: w.seq > 0 ? w.seq : undefined };
+  return withdrawnMovement(`drain:${partitionId}`, 'drain', sku, partitionId, w, 'base');
 }
 
 export function piece(p: { partitionId: string; node: string; shard: number; epoch: number; units: number }): PlannedPiece {

@@ -7,10 +7,11 @@ import { Logger } from '../kernel/logger';
 import { openIntent } from '../store/intents';
 import { applyMovement, transaction } from '../store/mysql';
 import { insertPartitions } from '../store/partitions';
-import { StockRow, addShortfall, lockStock, readStock, setPerUserLimit } from '../store/stock';
+import { StockRow, lockStock, readStock, setPerUserLimit } from '../store/stock';
 import { IntentSteps } from './intent-steps';
 import { adminMovement, partitionRow, piece } from './movements';
 import { PartitionViews } from './partition-views';
+import { LossPayload, applyOnHandChange } from './stock-changes';
 import { AdminRequests } from './requests';
 import {
   DrainPayload,
@@ -43,7 +44,7 @@ export class StockOperator {
     inspector: PartitionInspector,
     private readonly creator: PartitionCreator,
     private readonly registry: OperatorRegistry,
-    private readonly logger: Logger,
+    logger: Logger,
   ) {
     this.requests = new AdminRequests(pool);
     this.views = new PartitionViews(pool, inspector, registry);
@@ -162,29 +163,28 @@ export class StockOperator {
     // The SKU must be known to every server before anything can be sold of it.
     const limit = perUserLimit ?? (await this.registry.getSku(sku))?.perUserLimit ?? 0;
     await this.registry.putSku(sku, { perUserLimit: limit });
-    const result = await transaction(this.pool, async (conn): Promise<StockChangeResult | undefined> => {
+    const result = await transaction(this.pool, async (conn): Promise<StockChangeResult | 'shrink' | undefined> => {
       if (!(await this.requests.claim(conn, requestId, method, fingerprint))) return undefined;
       const row = await lockStock(conn, sku);
-      const change = delta(row);
-      let shortfall = 0;
-      if (change > 0) {
-        await applyMovement(conn, adminMovement(`adjust:${requestId}`, 'adjust', sku, change, 'outside', 'base', undefined, reason));
-      } else if (change < 0) {
-        // A loss comes out of base; what base cannot cover is a shortfall, raised, never clamped away.
-        const covered = Math.min(-change, Math.max(0, row.base));
-        shortfall = -change - covered;
-        if (covered > 0) await applyMovement(conn, adminMovement(`adjust:${requestId}`, 'adjust', sku, covered, 'base', 'outside', undefined, reason));
-        if (shortfall > 0) await addShortfall(conn, sku, shortfall);
-      }
+      const eventBase = `adjust:${requestId}`;
+      const fromPool = await applyOnHandChange(conn, row, delta(row), eventBase, 'adjust', reason);
       if (perUserLimit !== undefined) await setPerUserLimit(conn, sku, perUserLimit);
-      const answer: StockChangeResult = { stock: await lockStock(conn, sku), shortfall, replayed: false };
+      if (fromPool > 0) {
+        // The rest of the loss comes out of the pool, in Redis: an intent, finished below (or by the recovery worker).
+        await openIntent(conn, requestId, 'loss', sku, { units: fromPool, reason, eventBase } satisfies LossPayload);
+        return 'shrink';
+      }
+      const answer: StockChangeResult = { stock: await lockStock(conn, sku), shortfall: 0, replayed: false };
       await this.requests.complete(conn, requestId, answer);
       return answer;
     });
-    if (result && result.shortfall > 0) {
-      this.logger.warn({ sku, shortfall: result.shortfall, requestId }, 'stock shortfall: a loss exceeded the free units in base');
-    }
+    if (result === 'shrink') return this.finish<StockChangeResult>(requestId);
     return result ?? ((await this.replay<StockChangeResult>(requestId, method, fingerprint)) as StockChangeResult);
+  }
+
+  /** Finishes an intent if it is still open (a stock message's pool shrink, resumed by its redelivery). */
+  finishIntent(intentId: string): Promise<void> {
+    return this.steps.finish(intentId);
   }
 
   /** The stored answer of a request seen before, finishing its intent first when it is still in progress. */

@@ -77,6 +77,17 @@ export const enum WithdrawCode {
   NotLive = -2,
 }
 
+/** order-ship. */
+export const enum ShipCode {
+  Shipped = 1,
+  Replayed = 2,
+  /** The order is not CONFIRMED (or does not exist). */
+  NotConfirmed = -1,
+  NotInOrder = -2,
+  /** Nothing of the SKU is committed any more: all released or shipped. */
+  NothingCommitted = -3,
+}
+
 /** partition-repair. */
 export const enum RepairCode {
   Repaired = 1,

@@ -11,12 +11,16 @@ export interface OrderDoc {
   /** Per-user limits that applied when reserved, by SKU. */
   limits: Record<string, number>;
   releases: Record<string, ReleaseRecord>;
+  /** Units shipped per shipment message id (order-ship), absent until the first. */
+  ships?: Record<string, number>;
 }
 
 export interface DocItem {
   sku: string;
   qty: number;
   rel: number;
+  /** Units shipped (order-ship), absent until the first shipment. */
+  shipped?: number;
   pieces: DocPiece[];
 }
 
@@ -66,6 +70,7 @@ export function oneItemReservation(
         sku: item.sku,
         quantity: item.quantity,
         released: 0,
+        shipped: 0,
         pieces: [{ partitionId: from.partitionId, shard: from.shard, epoch: from.epoch, quantity: item.quantity, released: 0 }],
       },
     ],
@@ -113,6 +118,7 @@ export function toReservation(orderId: string, fields: OrderFields, doc: OrderDo
         sku: item.sku,
         quantity: item.qty,
         released: item.rel,
+        shipped: item.shipped ?? 0,
         pieces: item.pieces.map((p) => ({ partitionId: p.p, shard: p.s, epoch: p.e, quantity: p.q, released: p.r })),
       }),
     ),

@@ -1,4 +1,4 @@
-import { BeginCode, CreateCode, HoldCode, OrderCode, PendingCode, ReserveHereCode, RetireCode, TakeCode, UntakeCode, WithdrawCode } from './codes';
+import { BeginCode, CreateCode, HoldCode, OrderCode, PendingCode, ReserveHereCode, RetireCode, ShipCode, TakeCode, UntakeCode, WithdrawCode } from './codes';
 import { OrderFields, PieceTuple, fieldsFromPairs } from './doc';
 import { RedisShards } from './shards';
 import { LuaScript } from './scripts';
@@ -57,7 +57,8 @@ export class RedisGateway {
     | 'unhold'
     | 'create'
     | 'retire'
-    | 'withdraw',
+    | 'withdraw'
+    | 'ship',
     LuaScript
   >;
 
@@ -79,6 +80,7 @@ export class RedisGateway {
       create: shards.script('partition-create'),
       retire: shards.script('partition-retire'),
       withdraw: shards.script('partition-withdraw'),
+      ship: shards.script('order-ship'),
     };
   }
 
@@ -197,6 +199,24 @@ export class RedisGateway {
     return { code, sku: res[1] === undefined ? undefined : String(res[1]) } as ReleaseScriptResult;
   }
 
+  /**
+   * Ships units of a paid order (a warehouse SHIPMENT): committed -> outside, capped at what the
+   * order still has committed of the SKU, once per message id. The ledger record follows in the
+   * same script.
+   */
+  async ship(orderId: string, messageId: string, sku: string, units: number): Promise<{ code: ShipCode; units: number; state?: string }> {
+    const shard = this.keys.orderShard(orderId);
+    const res = await this.shards.run<Array<number | string>>(
+      shard,
+      this.s.ship,
+      [this.keys.order(shard, orderId), this.keys.ledger(shard)],
+      [orderId, messageId, sku, units],
+    );
+    const code = res[0] as ShipCode;
+    if (code === ShipCode.NotConfirmed) return { code, units: 0, state: String(res[1]) };
+    return { code, units: code === ShipCode.Shipped || code === ShipCode.Replayed ? Number(res[1]) : 0 };
+  }
+
   /** The release has been applied everywhere: drop it from the recovery index. */
   async releaseApplied(orderId: string, releaseId: string): Promise<void> {
     const shard = this.keys.orderShard(orderId);
@@ -271,7 +291,7 @@ export class RedisGateway {
 
   /**
    * Withdraws free units of a partition to base: all and for good ('drain'), or up to `units`
-   * ('shrink'). Idempotent per event id, which is also the ledger record's id; `seq` is the
+   * ('shrink'); a loss shrinks to 'outside' (gone from the building, never through base). Idempotent per event id, which is also the ledger record's id; `seq` is the
    * record's partition sequence number (0 when nothing was withdrawn or it was not kept).
    */
   async withdraw(
@@ -280,12 +300,13 @@ export class RedisGateway {
     units: number,
     eventId: string,
     reason: string,
+    to: 'base' | 'outside' = 'base',
   ): Promise<{ code: WithdrawCode; units: number; state: string; seq: number }> {
     const res = await this.shards.run<[WithdrawCode, number, string, number]>(
       p.shard,
       this.s.withdraw,
       [this.keys.partition(p.shard, p.sku, p.partitionId), this.keys.ledger(p.shard)],
-      [mode, units, eventId, p.sku, p.partitionId, reason],
+      [mode, units, eventId, p.sku, p.partitionId, reason, to],
     );
     return { code: res[0], units: res[1], state: res[2], seq: res[3] };
   }

@@ -31,6 +31,8 @@ export interface ReservationItem {
   readonly sku: string;
   readonly quantity: number;
   readonly released: number;
+  /** Units that left the warehouse (SHIPMENT messages of a paid order). */
+  readonly shipped: number;
   readonly pieces: readonly Piece[];
 }
 

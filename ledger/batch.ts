@@ -50,7 +50,12 @@ transactionTimeoutMs: number,
 
 const QTY = /^[1-9][0-9]{0,15}$/;
 const MS = /^[0-9]{1,15}$/;
-const STREAM_BUCKETS = new Set(['base', 'pool', 'reserved', 'committed']);
+/**
+ * Where a stream record may move units from and to. Units leave the building (`outside`) from the
+ * pool (a loss shrinks a partition) or from committed (a shipment); nothing in Redis brings units in.
+ */
+const STREAM_FROM = new Set(['base', 'pool', 'reserved', 'committed']);
+const STREAM_TO = new Set(['base', 'pool', 'reserved', 'committed', 'outside']);
 
 /**
  * A stream record as a movement, or why it cannot be one. Required: id, kind, sku, qty, from, to.
@@ -65,9 +70,8 @@ export function toMovement(entry: StreamEntry): { movement: Movement } | { probl
   const bad = (problem: string) => ({ problem, fields: f });
   for (const name of ['id', 'kind', 'sku', 'qty', 'from', 'to']) if (!f[name]) return bad(`field ${name} is missing`);
   if (!QTY.test(f.qty)) return bad(`qty ${JSON.stringify(f.qty)} is not a positive integer`);
-  for (const name of ['from', 'to']) {
-    if (!STREAM_BUCKETS.has(f[name])) return bad(`${name} ${JSON.stringify(f[name])} is not one of base, pool, reserved, committed`);
-  }
+  if (!STREAM_FROM.has(f.from)) return bad(`from ${JSON.stringify(f.from)} is not one of ${[...STREAM_FROM].join(', ')}`);
+  if (!STREAM_TO.has(f.to)) return bad(`to ${JSON.stringify(f.to)} is not one of ${[...STREAM_TO].join(', ')}`);
   const atMs = f.at !== undefined && MS.test(f.at) ? Number(f.at) : Number(entry.id.split('-')[0]);
   const movement: Movement = {
     eventId: f.id,

@@ -1,4 +1,10 @@
+import type { Etcd3 } from 'etcd3';
+import type { Pool } from 'mysql2/promise';
 import { RedisShards, ShardOptions } from '../allocator/shards';
+import { Logger } from '../kernel/logger';
+import { createEtcdClient } from '../registry/etcd';
+import { migrate } from '../store/migrations';
+import { createMysqlPool, ensureDatabase } from '../store/mysql';
 import { Config } from './config';
 
 /**
@@ -17,4 +23,46 @@ export function shardsFromConfig(config: Config, overrides: Partial<ShardOptions
     autoPipeline: config.redisAutoPipeline,
     ...overrides,
   });
+}
+
+/** The stores a process talks to, connected, with MySQL migrated. */
+export interface Stores {
+  readonly shards: RedisShards;
+  readonly mysql: Pool;
+  /** Only when asked for (the ledger writer needs no etcd). */
+  readonly etcd: Etcd3 | undefined;
+  close(): Promise<void>;
+}
+
+/**
+ * Connects Redis (with the script connections when `scripts`), MySQL (creating the database and
+ * applying the migrations) and, when `etcd`, etcd. Rejects, with everything it opened closed again,
+ * when one cannot be reached: the caller exits and its supervisor tries again.
+ */
+export async function openStores(config: Config, logger: Logger, options: { etcd: boolean; scripts: boolean }): Promise<Stores> {
+  const shards = shardsFromConfig(config);
+  const etcd = options.etcd ? createEtcdClient(config.etcdEndpoints) : undefined;
+  let mysql: Pool | undefined;
+  const close = async () => {
+    await shards.close();
+    etcd?.close();
+    await mysql?.end();
+  };
+  try {
+    // ioredis reconnects by itself; without a listener each failure prints an unhandled-error line.
+    shards.clients.forEach((client, i) =>
+      client.on('error', (err) => logger.warn({ err, node: config.redisNodes[i] }, 'redis connection error; reconnecting')),
+    );
+    shards.pipes.forEach((pipe, i) =>
+      pipe.on('disconnected', (err) => logger.warn({ err, node: config.redisNodes[i] }, 'redis script connection lost; reconnecting')),
+    );
+    await shards.connect({ scripts: options.scripts });
+    await ensureDatabase(config.mysqlUrl);
+    mysql = createMysqlPool(config.mysqlUrl);
+    await migrate(mysql, logger);
+    return { shards, mysql, etcd, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
 }

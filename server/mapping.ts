@@ -23,6 +23,7 @@ export function toProto(r: Reservation): ProtoReservation {
       skuId: item.sku,
       quantity: item.quantity,
       releasedQuantity: item.released,
+      shippedQuantity: item.shipped,
       pieces: item.pieces.map((p) => ({ partitionId: p.partitionId, quantity: p.quantity })),
     })),
     userId: r.userId,

@@ -3,7 +3,6 @@ import type { Pool } from 'mysql2/promise';
 import { RedisGateway } from '../allocator/gateway';
 import { PartitionInspector } from '../allocator/inspector';
 import { StockOperator } from '../admin/operator';
-import { OperatorRegistry } from '../admin/types';
 import { PartitionCreator } from '../allocator/partitions';
 import { Reconciler } from '../admin/reconcile';
 import { ReservationService } from '../allocator/reservations';
@@ -11,16 +10,14 @@ import { RedisShards } from '../allocator/shards';
 import { Sweeper } from '../allocator/sweeper';
 import { TopUp } from '../allocator/topup';
 import { RegistryCache } from '../registry/cache';
-import { createEtcdClient } from '../registry/etcd';
 import { Registry } from '../registry/registry';
 import { RegistryWriteQueue } from '../registry/write-queue';
 import { LedgerWriter } from '../ledger/writer';
-import { migrate } from '../store/migrations';
-import { createMysqlPool, ensureDatabase } from '../store/mysql';
 import { readStock } from '../store/stock';
 import { adminHandlers } from './admin-service';
 import { AdminHandlers, InventoryHandlers } from './app';
-import { shardsFromConfig } from './clients';
+import { buildOperatorGraph } from './operator-graph';
+import { openStores } from './clients';
 import { Config } from './config';
 import { inventoryHandlers } from './inventory-service';
 import { Logger } from '../kernel/logger';
@@ -55,44 +52,15 @@ export interface Services {
 }
 
 export async function createServices(config: Config, logger: Logger, metrics: Metrics): Promise<Services> {
-  const shards = shardsFromConfig(config);
-  const etcd = createEtcdClient(config.etcdEndpoints);
-  await ensureDatabase(config.mysqlUrl);
-  const mysql = createMysqlPool(config.mysqlUrl);
-  const closeClients = async () => {
-    await shards.close();
-    etcd.close();
-    await mysql.end();
-  };
+  const stores = await openStores(config, logger, { etcd: true, scripts: true });
+  const { shards, mysql } = stores;
+  const etcd = stores.etcd!;
   try {
-    // ioredis reconnects by itself; without a listener each failure prints an unhandled-error line.
-    shards.clients.forEach((client, i) =>
-      client.on('error', (err) => logger.warn({ err, node: config.redisNodes[i] }, 'redis connection error; reconnecting')),
-    );
-    shards.pipes.forEach((pipe, i) =>
-      pipe.on('disconnected', (err) => logger.warn({ err, node: config.redisNodes[i] }, 'redis script connection lost; reconnecting')),
-    );
-    await shards.connect();
-    await migrate(mysql, logger);
-    const gateway = new RedisGateway(shards);
-    const inspector = new PartitionInspector(shards);
-    const registry = new Registry(etcd, config.etcdNamespace, logger);
-    const registryWrites = new RegistryWriteQueue(registry, logger);
+    const { gateway, inspector, registry, registryWrites, operatorRegistry, partitions, operator } = buildOperatorGraph({ shards, etcd, mysql }, config, logger);
     const cache = new RegistryCache(etcd, config.etcdNamespace, logger);
     cache.on('error', (err) => logger.warn({ err }, 'registry cache: watch failed; re-listing'));
     await cache.start();
     metrics.observeRegistry(cache);
-
-    // Reads from the registry itself, writes through the queue that survives etcd outages.
-    const operatorRegistry: OperatorRegistry = {
-      putSku: (sku, value) => registry.putSku(sku, value),
-      getSku: (sku) => registry.getSku(sku),
-      listPartitions: (sku) => registry.listPartitions(sku),
-      registerPartition: (entry) => registryWrites.registerPartition(entry),
-      removePartition: (sku, id, epoch) => registryWrites.removePartition(sku, id, epoch),
-    };
-    const partitions = new PartitionCreator(gateway, registryWrites);
-    const operator = new StockOperator(mysql, gateway, inspector, partitions, operatorRegistry, logger);
     const ledger = new LedgerWriter(shards, mysql, logger);
     // LEDGER_WRITER=process: main.ts runs the writer in a child; here it only reports the lag.
     if (config.ledgerWriter === 'inline') await ledger.start();
@@ -159,11 +127,11 @@ export async function createServices(config: Config, logger: Logger, metrics: Me
         () => registryWrites.drain().catch((err) => logger.warn({ err }, 'registry writes left queued at shutdown')),
         () => registryWrites.close(),
         () => cache.stop(),
-        closeClients,
+        () => stores.close(),
       ],
     };
   } catch (err) {
-    await closeClients();
+    await stores.close();
     throw err;
   }
 }

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { LineItem as ProtoLineItem, ReleaseReason as ProtoReleaseReason, ReleaseRequest, ReserveRequest } from '../gen/inventory/v1/inventory.pb';
 import { ReserveInput } from '../allocator/reservations';
 import { LineItem, ReleaseReason } from '../allocator/types';
+import { ID_PATTERN, ID_RULE } from '../kernel/ids';
 import { invalidArgument } from './errors';
 
 /**
@@ -16,12 +17,8 @@ export interface Limits {
 
 export const MAX_ITEMS = 100;
 
-/** Ids end up inside Redis keys and etcd paths: a safe set, and no `{`/`}` (Redis hash tags). */
-const ID = /^[A-Za-z0-9._:-]{1,128}$/;
-const ID_RULE = 'must be 1-128 characters from A-Z a-z 0-9 . _ : -';
-
 export function validId(field: string, value: string): string {
-  if (!ID.test(value)) throw invalidArgument(field, value === '' ? 'is required' : ID_RULE);
+  if (!ID_PATTERN.test(value)) throw invalidArgument(field, value === '' ? 'is required' : ID_RULE);
   return value;
 }
 
@@ -87,7 +84,7 @@ function validItems(field: string, items: readonly ProtoLineItem[], limits: Limi
   for (let i = 0; i < items.length; i++) {
     const item = items[i];
     const sku = item.skuId;
-    if (!ID.test(sku)) validId(`${field}[${i}].sku_id`, sku);
+    if (!ID_PATTERN.test(sku)) validId(`${field}[${i}].sku_id`, sku);
     if (seen) {
       if (seen.has(sku)) throw invalidArgument(`${field}[${i}].sku_id`, `${sku} appears twice; one line per SKU`, 'DUPLICATE_SKU');
       seen.add(sku);

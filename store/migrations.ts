@@ -128,6 +128,32 @@ export const MIGRATIONS: readonly Migration[] = [
       'ALTER TABLE partitions ADD COLUMN audited_held BIGINT NOT NULL DEFAULT 0',
     ],
   },
+  {
+    version: 4,
+    name: 'warehouse stock messages',
+    statements: [
+      // Every warehouse message seen, by its id: a redelivery finds its row and changes nothing.
+      // `pending` while a message's Redis half (a pool shrink, a shipment) is under way; the
+      // consumer finishes it when the message comes again.
+      `CREATE TABLE IF NOT EXISTS stock_messages (
+        message_id VARCHAR(128) ${ID} NOT NULL PRIMARY KEY,
+        sku_id VARCHAR(128) ${ID} NOT NULL,
+        kind VARCHAR(16) NOT NULL,
+        quantity BIGINT NOT NULL,
+        sequence BIGINT NULL,
+        warehouse_id VARCHAR(128) ${ID} NULL,
+        order_id VARCHAR(128) ${ID} NULL,
+        outcome ENUM('pending','applied','stale','dead') NOT NULL,
+        detail VARCHAR(512) NULL,
+        occurred_at TIMESTAMP(3) NULL,
+        ${CREATED},
+        ${UPDATED},
+        KEY stock_messages_sku (sku_id, created_at)
+      ) ${TABLE}`,
+      // The source's per-SKU sequence of the last message applied: an older one is stale.
+      'ALTER TABLE skus ADD COLUMN message_sequence BIGINT NULL',
+    ],
+  },
 ];
 
 /**

@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { Discrepancy } from '../admin/discrepancy';
+import { createLogger } from '../kernel/logger';
+import { StockMessageApplier } from '../mq/apply';
+import { StockUpdate } from '../mq/types';
 import { abandonPreallocate } from './helpers/intents';
 import { InventoryFixture, startInventory, waitFor } from './helpers/inventory';
 import { SaleOptions, checkSale, repeatWhile, runSale } from './helpers/sale';
@@ -122,6 +125,32 @@ describe('operations across stores during a flash sale', function () {
     assert.equal(holding, outcome.won.length);
     // A loss that found base already carved into partitions is a shortfall, raised, never clamped away.
     const found = (await reconcile('x-adj')).discrepancies;
+    assert.deepEqual(found.map((d) => [d.kind, d.actual]), stock.shortfall > 0 ? [['SHORTFALL', stock.shortfall]] : []);
+  });
+
+  it('warehouse messages during the sale: receipts sell, losses shrink the pool, nothing sells twice', async () => {
+    await flashSku('x-msg');
+    const { mysql, operator, gateway, shards, registry } = inv.services;
+    const applier = new StockMessageApplier({ pool: mysql, operator, gateway, shards, registry, logger: createLogger('silent') });
+    let m = 0;
+    const send = (kind: StockUpdate['kind'], quantity: number) =>
+      applier.apply({ messageId: `x-msg-${++m}`, sku: 'x-msg', kind, quantity, occurredAt: new Date(), sequence: m });
+    const outcome = await runSale(inv, 'x-msg', 'msg', {
+      ...sale,
+      during: async (running) => {
+        await repeatWhile(running, async () => {
+          await send('RECEIPT', 40);
+          await send('LOSS', 30);
+          await send('DAMAGE', 5);
+        }, 10);
+      },
+    });
+    const { stock, holding } = await checkSale(inv, 'x-msg', outcome);
+    assert.equal(holding, outcome.won.length);
+    const [[applied]] = await mysql.query<any[]>("SELECT COUNT(*) AS n FROM stock_messages WHERE sku_id = 'x-msg' AND outcome = 'applied'");
+    assert.equal(Number(applied.n), m, 'every message applied once');
+    // Losses the base and pool could not cover (all sold) are shortfalls, raised; nothing else differs.
+    const found = (await reconcile('x-msg')).discrepancies;
     assert.deepEqual(found.map((d) => [d.kind, d.actual]), stock.shortfall > 0 ? [['SHORTFALL', stock.shortfall]] : []);
   });
 

@@ -95,7 +95,8 @@ else
   end
   local open_left = 0
   for _, item in ipairs(doc.items) do
-    local open = item.qty - item.rel
+    -- Shipped units left the building: a refund of those is a RETURN, not a release.
+    local open = item.qty - item.rel - (item.shipped or 0)
     local units = open
     if wanted then units = math.min(wanted[item.sku] or 0, open) end
     if units > 0 then
@@ -110,9 +111,10 @@ else
         end
       end
     end
-    open_left = open_left + item.qty - item.rel
+    open_left = open_left + item.qty - item.rel - (item.shipped or 0)
   end
-  if open_left == 0 then
+  -- Ended once nothing is held; a release that found everything shipped already ends nothing.
+  if open_left == 0 and next(release.items) ~= nil then
     next_state = (reason == 'EXPIRE') and 'EXPIRED' or 'RELEASED'
   end
 end

@@ -1,7 +1,8 @@
 --[[
   Takes free units out of a partition back to base: all of them when draining (the partition is
   then DRAINED for good: takes refused, later releases go to base), or up to `units` when shrinking
-  a live partition. Atomic against takes: every unit is either sold or withdrawn, never both. The
+  a live partition. A loss shrinks a partition to `outside` instead: the units are gone from the
+  building, and never pass through base, where a top-up could carve them again. Atomic against takes: every unit is either sold or withdrawn, never both. The
   ledger record goes to the shard's stream in the same script; the admin operation also applies it
   to MySQL directly under the same event id, so whichever lands first counts and the other is a
   no-op. Idempotent per event id: a second run reports the first.
@@ -15,6 +16,7 @@
   ARGV[4] sku id
   ARGV[5] partition id
   ARGV[6] reason (for the ledger)
+  ARGV[7] where the units go: 'base' (default) or 'outside' (a loss)
 
   Returns {1, units, state, seq}   withdrawn now; seq numbers its ledger record (0 when no units)
           {2, units, state, seq}   this event id ran before: its units and seq
@@ -45,7 +47,8 @@ if units > 0 then
   -- Only when there is something to take: Lua passes -0 as "-0", which HINCRBY refuses.
   redis.call('HINCRBY', part, 'avail', -units)
   seq = redis.call('HINCRBY', part, 'seq', 1)
-  ledger(stream, event, mode, ARGV[4], units, 'pool', 'base',
+  local gone = ARGV[7] == 'outside'
+  ledger(stream, event, gone and 'loss' or mode, ARGV[4], units, 'pool', gone and 'outside' or 'base',
     {'partition', ARGV[5], 'epoch', p[3], 'seq', int(seq), 'reason', ARGV[6], 'at', int(now_ms())})
 end
 redis.call('HSET', part, 'w:' .. event, int(units) .. ':' .. int(seq))
