@@ -1,7 +1,7 @@
 /**
  * The house rules of imports (docs/architecture.md): rooms by role, every import pointing down.
  *
- *   server/                      process entries, gRPC, wiring            (top)
+ *   server/  cli/                process entries, gRPC, wiring; tools     (top)
  *   admin/  ledger/  mq/         flows that span stores
  *   allocator/ registry/ store/  the stores: Redis core, etcd, MySQL
  *   kernel/                      logging, typed errors, small utilities   (floor)
@@ -9,7 +9,7 @@
  * A room imports its own files and the rooms below it, never one beside or above it; bench/ and
  * test/ stand outside and may import anything. `npm test` runs this check before the suite.
  */
-const rooms = ['kernel', 'allocator', 'registry', 'store', 'ledger', 'admin', 'mq', 'server'];
+const rooms = ['kernel', 'allocator', 'registry', 'store', 'ledger', 'admin', 'mq', 'server', 'cli'];
 const below = {
   kernel: [],
   allocator: ['kernel'],
@@ -21,6 +21,8 @@ const below = {
   // protobuf JSON (gen/: the message is defined in proto/ like the API).
   mq: ['kernel', 'allocator', 'registry', 'store', 'admin', 'gen'],
   server: ['kernel', 'allocator', 'registry', 'store', 'ledger', 'admin', 'mq', 'gen'],
+  // Command-line tools, beside the server on top: they may read its configuration.
+  cli: ['kernel', 'allocator', 'registry', 'store', 'ledger', 'admin', 'mq', 'server', 'gen'],
 };
 
 module.exports = {

@@ -2,6 +2,7 @@ import type { Pool, PoolConnection } from 'mysql2/promise';
 import { RedisGateway } from '../allocator/gateway';
 import { WithdrawCode } from '../allocator/codes';
 import { PartitionCreator, splitShare } from '../allocator/partitions';
+import { eventId } from '../kernel/events';
 import { Logger } from '../kernel/logger';
 import { Intent, closeIntent, readIntent, staleIntents, updateIntent } from '../store/intents';
 import { applyMovement, transaction } from '../store/mysql';
@@ -144,7 +145,10 @@ export class IntentSteps {
       for (const [partitionId, w] of shrunk) {
         await applyMovement(conn, withdrawnMovement(`${eventBase}:${partitionId}`, 'loss', sku, partitionId, w, 'outside', reason));
       }
-      if (shortfall > 0) await addShortfall(conn, sku, shortfall);
+      if (shortfall > 0) {
+        const facts = { beyondBase: units, reason, intentId: intent.intentId, ...(messageId ? { messageId } : {}) };
+        await addShortfall(conn, sku, shortfall, eventId('stock.shortfall', intent.intentId), facts);
+      }
       await closeIntent(conn, intent.intentId, 'done');
       const detail = `${units - shortfall} units out of the pool${shortfall > 0 ? `, ${shortfall} shortfall` : ''}`;
       if (messageId) await settleMessage(conn, messageId, 'applied', detail);

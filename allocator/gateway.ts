@@ -58,7 +58,8 @@ export class RedisGateway {
     | 'create'
     | 'retire'
     | 'withdraw'
-    | 'ship',
+    | 'ship'
+    | 'event',
     LuaScript
   >;
 
@@ -81,6 +82,7 @@ export class RedisGateway {
       retire: shards.script('partition-retire'),
       withdraw: shards.script('partition-withdraw'),
       ship: shards.script('order-ship'),
+      event: shards.script('event-once'),
     };
   }
 
@@ -191,7 +193,7 @@ export class RedisGateway {
     const res = await this.shards.run<Array<number | string>>(
       shard,
       this.s.release,
-      [this.keys.order(shard, orderId), this.keys.expiry(shard), this.keys.releasing(shard), this.keys.pending(shard)],
+      [this.keys.order(shard, orderId), this.keys.expiry(shard), this.keys.releasing(shard), this.keys.pending(shard), this.keys.outbox(shard)],
       [orderId, releaseId, reason, items ? JSON.stringify(items) : '', retentionSeconds, recoveryGraceMs],
     );
     const code = res[0] as OrderCode;
@@ -284,9 +286,30 @@ export class RedisGateway {
       : { created: false, avail: Number(res[1]), epoch: Number(res[2]) };
   }
 
-  /** Marks an empty partition exhausted, if it still is. */
+  /** Marks an empty partition exhausted, if it still is (and records its partition.exhausted event). */
   async retire(p: PartitionRef): Promise<RetireCode> {
-    return this.shards.run<RetireCode>(p.shard, this.s.retire, [this.keys.partition(p.shard, p.sku, p.partitionId)], [p.epoch]);
+    return this.shards.run<RetireCode>(
+      p.shard,
+      this.s.retire,
+      [this.keys.partition(p.shard, p.sku, p.partitionId), this.keys.outbox(p.shard)],
+      [p.epoch],
+    );
+  }
+
+  /**
+   * Adds an event about a SKU to the outbox of the SKU's shard unless an event of that id was added
+   * within `ttlSeconds` (event-once): servers that see the same moment add it once. True when added now.
+   */
+  async addEventOnce(sku: string, id: string, type: string, data: Record<string, unknown>, ttlSeconds: number): Promise<boolean> {
+    const shard = this.keys.skuShard(sku);
+    const res = await this.shards.run<number>(shard, this.s.event, [this.keys.eventMark(sku, id), this.keys.outbox(shard)], [
+      id,
+      type,
+      sku,
+      JSON.stringify(data),
+      ttlSeconds,
+    ]);
+    return res === 1;
   }
 
   /**

@@ -13,6 +13,14 @@
  *   expiry               zset: unpaid holds by expiry time
  *   releasing            zset: releases recorded but not yet fully applied
  *   topup:<sku>          short-lived lock: one server at a time tops a SKU up
+ *   outbox               stream of events for other systems (kernel/events.ts, docs/events.md),
+ *                        appended in the same script as the change they report; the publisher
+ *                        (mq/events.ts, consumer group `events`) deletes each once RabbitMQ has
+ *                        confirmed it. Trimmed at ~100,000 entries (includes/outbox.lua) should
+ *                        no publisher drain it
+ *   ev:<event id>        marker that a derived event (stock.low, sku.sold_out) is in the outbox
+ *                        already, so servers seeing the same moment add it once; expires after a
+ *                        week (the top-up's stockEventTtlSeconds)
  */
 export class Keys {
   /** Per shard, built once: the tag, and the shard-wide keys the hot path names on every call. */
@@ -62,6 +70,16 @@ export class Keys {
 
   releasing(shard: number): string {
     return `${this.tag(shard)}:releasing`;
+  }
+
+  /** The shard's event outbox stream. */
+  outbox(shard: number): string {
+    return `${this.tag(shard)}:outbox`;
+  }
+
+  /** Marker of a derived event already in the outbox of the SKU's shard (event-once). */
+  eventMark(sku: string, eventId: string): string {
+    return `${this.tag(this.skuShard(sku))}:ev:${eventId}`;
   }
 
   /** Lock that makes the top-up of a SKU single-flight across servers. */

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { EventType, eventId } from '../kernel/events';
 import { Logger } from '../kernel/logger';
 import { PartitionDirectory } from './directory';
 import { RedisGateway } from './gateway';
@@ -12,6 +13,16 @@ export interface TopUpOptions {
   readonly partitions: number;
   /** After finding base empty, do not ask MySQL again for this long: a sold-out SKU costs nothing. */
   readonly emptyBaseCacheMs: number;
+  /**
+   * `stock.low` when base + live pool is below this many units as the top-up looks at the SKU
+   * (STOCK_LOW_THRESHOLD); 0: never. One threshold for every SKU for now. Default 10.
+   */
+  readonly lowStockUnits?: number;
+  /**
+   * How long a stock.low / sku.sold_out stays remembered in Redis, so that looks at the same moment
+   * by any server add it once (its marker key's TTL). Default 7 days.
+   */
+  readonly stockEventTtlSeconds?: number;
 }
 
 /** The top-up lock's value while its holder's verdict stands: base has nothing to carve. */
@@ -26,6 +37,11 @@ const WATCH_GRACE_MS = 250;
 export interface Carver {
   baseOf(sku: string): Promise<number>;
   preallocate(requestId: string, sku: string, quantity: number, count: number): Promise<unknown>;
+  /**
+   * The SKU's newest partition (any state): the batch a stock.low or sku.sold_out is about, part
+   * of its id. Without it, or when the SKU never had a partition, no such event is recorded.
+   */
+  newestPartition?(sku: string): Promise<string | undefined>;
 }
 
 /**
@@ -38,6 +54,8 @@ export interface Carver {
 export class TopUp {
   private readonly inflight = new Map<string, Promise<boolean>>();
   private readonly emptyUntil = new Map<string, number>();
+  /** The last stock event id this server added or found added, per SKU: the next look skips Redis. */
+  private readonly lastStockEvent = new Map<string, string>();
 
   constructor(
     private readonly carver: Carver,
@@ -90,8 +108,12 @@ export class TopUp {
     try {
       const live = this.directory.partitions(sku);
       const pool = (await this.gateway.avail(live)).reduce((a, b) => a + b, 0);
-      if (!short && pool >= this.options.thresholdUnits) return pool > 0;
+      const lowUnits = this.options.lowStockUnits ?? 10;
+      if (!short && pool >= Math.max(this.options.thresholdUnits, lowUnits)) return pool > 0;
       const base = await this.carver.baseOf(sku);
+      // Never delays the top-up, never fails it: a look that misses one is followed by others.
+      void this.stockEvent(sku, base, pool, lowUnits).catch((err) => this.logger.warn({ err, sku }, 'could not record a stock event; the next look at the SKU tries again'));
+      if (!short && pool >= this.options.thresholdUnits) return pool > 0;
       if (base <= 0) {
         this.emptyUntil.set(sku, Date.now() + this.options.emptyBaseCacheMs);
         // Tell the servers waiting on this lock at once, instead of letting them wait out their
@@ -109,6 +131,27 @@ export class TopUp {
     } finally {
       if (!settled) await this.gateway.releaseTopUpLock(sku).catch(() => undefined);
     }
+  }
+
+  /**
+   * Records `sku.sold_out` (base and live pool empty) or `stock.low` (some left, fewer than
+   * `lowUnits`) in the outbox of the SKU's shard, once per batch of partitions: the id names the
+   * SKU's newest partition, so looks that see the same state, on any server, add one event (Redis
+   * marks the id), and the next sell-out is a new event only after new partitions were carved.
+   */
+  private async stockEvent(sku: string, base: number, pool: number, lowUnits: number): Promise<void> {
+    const sellable = Math.max(0, base) + pool;
+    let type: EventType;
+    if (base <= 0 && pool === 0) type = 'sku.sold_out';
+    else if (sellable < lowUnits) type = 'stock.low';
+    else return;
+    const newest = await this.carver.newestPartition?.(sku);
+    if (newest === undefined) return;
+    const id = eventId(type, sku, newest);
+    if (this.lastStockEvent.get(sku) === id) return;
+    const data = type === 'stock.low' ? { sellable, base, pool, threshold: lowUnits, newestPartitionId: newest } : { base, pool, newestPartitionId: newest };
+    await this.gateway.addEventOnce(sku, id, type, data, this.options.stockEventTtlSeconds ?? 7 * 86_400);
+    this.lastStockEvent.set(sku, id);
   }
 
   /**

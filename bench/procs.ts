@@ -99,6 +99,8 @@ export async function startServer(launch: ServerLaunch): Promise<ServerProcess> 
   const child = spawn(process.execPath, [...SERVER_NODE_ARGS, ...(launch.nodeArgs ?? []), launch.script], {
     env: {
       ...process.env,
+      // No stock-message consumer or event publisher (bench:mq measures those): the server's CPU is the server's.
+      MQ_CONSUMER: 'off',
       ...launch.env,
       HOST: '127.0.0.1',
       INVENTORY_PORT: String(inventoryPort),

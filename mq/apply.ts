@@ -8,7 +8,7 @@ import { OperatorRegistry } from '../admin/types';
 import { Logger } from '../kernel/logger';
 import { openIntent } from '../store/intents';
 import { transaction } from '../store/mysql';
-import { StockRow, lockStock } from '../store/stock';
+import { StockRow, lockExistingStock, lockStock } from '../store/stock';
 import { MessageRecord, advanceSequence, claimMessage, settleMessage } from '../store/stock-messages';
 import { ApplyOutcome, StockApplier, StockUpdate } from './types';
 
@@ -78,7 +78,7 @@ export class StockMessageApplier implements StockApplier {
     const row = await this.lockSku(conn, u);
     if (!row) return this.settle(conn, u, { kind: 'dead', reason: `UNKNOWN_SKU: sku ${u.sku} is not known to the inventory` });
     if (!(await advanceSequence(conn, u.sku, u.sequence))) return this.settle(conn, u, { kind: 'skipped', why: 'stale' });
-    if (u.kind === 'SHIPMENT') return { redis: 'ship' };
+    if (u.kind === 'SHIPMENT') return this.pending(conn, u, 'ship');
 
     const change = u.kind === 'COUNT' ? u.quantity - row.onHand : u.kind === 'RECEIPT' || u.kind === 'RETURN' ? u.quantity : -u.quantity;
     const eventBase = intentIdOf(u);
@@ -86,16 +86,22 @@ export class StockMessageApplier implements StockApplier {
     if (fromPool > 0) {
       const payload: LossPayload = { units: fromPool, reason: reasonOf(u), eventBase, messageId: u.messageId };
       await openIntent(conn, eventBase, 'loss', u.sku, payload);
-      return { redis: 'shrink' };
+      return this.pending(conn, u, 'shrink');
     }
-    return this.settle(conn, u, { kind: 'applied', detail: change === 0 ? 'no change' : `on_hand ${change > 0 ? '+' : ''}${change}` });
+    // The row was claimed as applied: it commits with the change.
+    return { outcome: { kind: 'applied', detail: change === 0 ? 'no change' : `on_hand ${change > 0 ? '+' : ''}${change}` } };
+  }
+
+  /** Marks the message pending until its Redis half is done (a redelivery then finishes it). */
+  private async pending(conn: PoolConnection, u: StockUpdate, redis: 'shrink' | 'ship'): Promise<Step> {
+    await settleMessage(conn, u.messageId, 'pending');
+    return { redis };
   }
 
   /** The SKU's row, locked; created for kinds that may bring a new SKU, undefined for the others when it is unknown. */
   private async lockSku(conn: PoolConnection, u: StockUpdate): Promise<StockRow | undefined> {
-    if (CREATES_SKU.has(u.kind)) return lockStock(conn, u.sku);
-    const [rows] = await conn.query<RowDataPacket[]>('SELECT sku_id FROM skus WHERE sku_id = ? FOR UPDATE', [u.sku]);
-    return rows.length > 0 ? lockStock(conn, u.sku) : undefined;
+    const row = await lockExistingStock(conn, u.sku);
+    return row ?? (CREATES_SKU.has(u.kind) ? lockStock(conn, u.sku) : undefined);
   }
 
   private async settle(conn: PoolConnection, u: StockUpdate, outcome: ApplyOutcome): Promise<Step> {

@@ -109,6 +109,29 @@ export interface Config {
   readonly adminTls: TlsFiles | undefined;
   /** Seed demo SKUs at start-up when they do not exist yet. DEMO_DATA, default false (`npm start` sets it). */
   readonly demoData: boolean;
+  /**
+   * Where the consumer of the warehouses' stock messages (RabbitMQ) runs. `process` (default): a
+   * child process the server supervises, like the ledger writer. `inline`: in the server process.
+   * `off`: not here (another host runs `node dist/server/mq-main.js`). Any number may run: they
+   * share the queue, and each message applies once by its message id. MQ_CONSUMER.
+   */
+  readonly mqConsumer: MqConsumerMode;
+  /** The durable topic exchange warehouses publish stock messages to. MQ_STOCK_EXCHANGE, default "inventory.stock". */
+  readonly mqStockExchange: string;
+  /** The durable quorum queue the consumer reads, bound to the exchange with `stock.#`. MQ_STOCK_QUEUE, default "inventory.stock-updates". */
+  readonly mqStockQueue: string;
+  /** The fanout exchange of messages that cannot be applied. MQ_DEAD_LETTER_EXCHANGE, default "inventory.stock.dead". */
+  readonly mqDeadLetterExchange: string;
+  /** The durable queue that keeps them, with the reason. MQ_DEAD_LETTER_QUEUE, default "inventory.stock-updates.dead". */
+  readonly mqDeadLetterQueue: string;
+  /** Messages RabbitMQ hands the consumer ahead of the one being applied. MQ_PREFETCH, default 64. */
+  readonly mqPrefetch: number;
+  /** The topic exchange the inventory's events go to (docs/events.md). MQ_EVENTS_EXCHANGE, default "inventory.events". */
+  readonly mqEventsExchange: string;
+  /** How often an idle event publisher looks at the outboxes. MQ_EVENTS_POLL_MS, default 250. */
+  readonly mqEventsPollMs: number;
+  /** A SKU whose sellable units (base + live pool) fall below this gets a stock.low event; 0: never. STOCK_LOW_THRESHOLD, default 10. */
+  readonly stockLowThreshold: number;
 }
 
 export interface TlsFiles {
@@ -121,6 +144,11 @@ type Env = Record<string, string | undefined>;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 const LEDGER_WRITER_MODES = ['process', 'inline', 'off'] as const;
 export type LedgerWriterMode = (typeof LEDGER_WRITER_MODES)[number];
+const MQ_CONSUMER_MODES = ['process', 'inline', 'off'] as const;
+export type MqConsumerMode = (typeof MQ_CONSUMER_MODES)[number];
+/** RabbitMQ exchange and queue names: AMQP short strings, without the reserved `amq.` prefix. */
+const AMQP_NAME = /^(?!amq\.)[A-Za-z0-9._:-]{1,255}$/;
+const AMQP_NAME_RULE = '1-255 characters from A-Z a-z 0-9 . _ : -, not starting with amq.';
 
 /** Reads and validates the configuration; throws ConfigError naming the first bad variable. */
 export function loadConfig(env: Env = process.env): Config {
@@ -161,12 +189,27 @@ export function loadConfig(env: Env = process.env): Config {
     inventoryTls: read.tls('INVENTORY_TLS'),
     adminTls: read.tls('ADMIN_TLS'),
     demoData: read.bool('DEMO_DATA', false),
+    mqConsumer: read.oneOf('MQ_CONSUMER', 'process', MQ_CONSUMER_MODES),
+    mqStockExchange: read.matching('MQ_STOCK_EXCHANGE', 'inventory.stock', AMQP_NAME, AMQP_NAME_RULE),
+    mqStockQueue: read.matching('MQ_STOCK_QUEUE', 'inventory.stock-updates', AMQP_NAME, AMQP_NAME_RULE),
+    mqDeadLetterExchange: read.matching('MQ_DEAD_LETTER_EXCHANGE', 'inventory.stock.dead', AMQP_NAME, AMQP_NAME_RULE),
+    mqDeadLetterQueue: read.matching('MQ_DEAD_LETTER_QUEUE', 'inventory.stock-updates.dead', AMQP_NAME, AMQP_NAME_RULE),
+    mqPrefetch: read.int('MQ_PREFETCH', 64, 1, 65535),
+    mqEventsExchange: read.matching('MQ_EVENTS_EXCHANGE', 'inventory.events', AMQP_NAME, AMQP_NAME_RULE),
+    mqEventsPollMs: read.int('MQ_EVENTS_POLL_MS', 250, 10, 60_000),
+    stockLowThreshold: read.int('STOCK_LOW_THRESHOLD', 10, 0, 1_000_000_000),
   };
   if (config.defaultTtlSeconds > config.maxTtlSeconds) {
     throw new ConfigError('DEFAULT_TTL_SECONDS', `must not exceed MAX_TTL_SECONDS (${config.maxTtlSeconds})`);
   }
   if (config.recoveryGraceMs <= config.reserveTimeoutMs) {
     throw new ConfigError('RECOVERY_GRACE_MS', `must exceed RESERVE_TIMEOUT_MS (${config.reserveTimeoutMs}): a slow Reserve would be rolled back under its feet`);
+  }
+  if (config.mqDeadLetterExchange === config.mqStockExchange) {
+    throw new ConfigError('MQ_DEAD_LETTER_EXCHANGE', 'must differ from MQ_STOCK_EXCHANGE: dead letters would be consumed again');
+  }
+  if (config.mqDeadLetterQueue === config.mqStockQueue) {
+    throw new ConfigError('MQ_DEAD_LETTER_QUEUE', 'must differ from MQ_STOCK_QUEUE: dead letters would be consumed again');
   }
   return Object.freeze(config);
 }

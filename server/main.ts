@@ -7,8 +7,14 @@ import { Metrics } from './metrics';
 import { createServices } from './services';
 import { seedDemo } from './demo';
 import { startLedgerWriter } from './ledger-runner';
+import { startStockConsumer } from './mq-runner';
 import { Supervised } from './supervisor';
 import { stopOnSignals } from './stop-signals';
+
+/** Something a process runs beside its services and stops on the way out. */
+interface Stoppable {
+  stop(): Promise<void>;
+}
 
 /** LEDGER_WRITER=process: the ledger writer in a child process, supervised by this one. */
 function startLedgerProcess(config: Config, logger: Logger): Supervised | undefined {
@@ -18,25 +24,39 @@ function startLedgerProcess(config: Config, logger: Logger): Supervised | undefi
   return ledger;
 }
 
+/** MQ_CONSUMER=process: the stock-message consumer in a child process, supervised by this one. */
+function startStockConsumerProcess(config: Config, logger: Logger): Supervised | undefined {
+  if (config.mqConsumer !== 'process') return undefined;
+  const consumer = new Supervised('stock-consumer', path.join(__dirname, 'mq-main.js'), logger);
+  consumer.start();
+  return consumer;
+}
+
 /**
- * The ledger writer of a cluster: one for the host, not one per worker. `process`: a supervised
- * child. `inline`: in the primary itself, whose event loop is otherwise idle (it only hands out
- * connections); retried every 5 s while MySQL or Redis cannot be reached.
+ * Background work of a cluster primary, one for the host rather than one per worker. `process`: a
+ * supervised child. `inline`: in the primary itself, whose event loop is otherwise idle (it only
+ * hands out connections); retried every 5 s while its dependencies cannot be reached.
  */
-function startClusterLedger(config: Config, logger: Logger): { stop(): Promise<void> } | undefined {
-  if (config.ledgerWriter === 'process') return startLedgerProcess(config, logger);
-  if (config.ledgerWriter !== 'inline') return undefined;
-  let running: { stop(): Promise<void> } | undefined;
+function startInPrimary(
+  what: string,
+  mode: 'process' | 'inline' | 'off',
+  child: () => Supervised | undefined,
+  inline: () => Promise<Stoppable>,
+  logger: Logger,
+): Stoppable | undefined {
+  if (mode === 'process') return child();
+  if (mode !== 'inline') return undefined;
+  let running: Stoppable | undefined;
   let stopped = false;
   let retry: NodeJS.Timeout | undefined;
   const attempt = () => {
-    startLedgerWriter(config, logger).then(
-      (writer) => {
-        if (stopped) void writer.stop();
-        else running = writer;
+    inline().then(
+      (started) => {
+        if (stopped) void started.stop();
+        else running = started;
       },
       (err) => {
-        logger.error({ err }, 'cluster primary: could not start the ledger writer; retrying in 5 s');
+        logger.error({ err }, `cluster primary: could not start the ${what}; retrying in 5 s`);
         if (!stopped) retry = setTimeout(attempt, 5000);
       },
     );
@@ -58,13 +78,15 @@ async function main(config: Config): Promise<void> {
   const services = await createServices(config, logger, metrics);
   if (config.demoData) await seedDemo(services, logger);
   const app = await startApp({ config, logger, metrics, inventory: services.inventory, admin: services.admin, closers: services.closers });
-  // Under a cluster primary the workers run no writer (LEDGER_WRITER=off): the primary runs it.
+  // Under a cluster primary the workers run no writer and no consumer (LEDGER_WRITER=off,
+  // MQ_CONSUMER=off): the primary runs them. MQ_CONSUMER=inline runs in the services.
   const ledger = startLedgerProcess(config, logger);
+  const stockConsumer = startStockConsumerProcess(config, logger);
 
-  // Drains in-flight calls first (app.stop), then the ledger child.
+  // Drains in-flight calls first (app.stop), then the children.
   stopOnSignals(logger, 'server', async () => {
     await app.stop();
-    await ledger?.stop();
+    await Promise.all([ledger?.stop(), stockConsumer?.stop()]);
   });
 }
 
@@ -81,14 +103,18 @@ function runPrimary(config: Config): void {
   const logger = createLogger(config.logLevel);
   logger.info({ workers }, 'cluster primary: starting workers');
 
-  const ledger = startClusterLedger(config, logger);
+  const background = [
+    startInPrimary('ledger writer', config.ledgerWriter, () => startLedgerProcess(config, logger), () => startLedgerWriter(config, logger), logger),
+    startInPrimary('stock consumer', config.mqConsumer, () => startStockConsumerProcess(config, logger), () => startStockConsumer(config, logger), logger),
+  ];
+  const stopBackground = () => Promise.all(background.map((work) => work?.stop()));
   let stopping = false;
   let exitCode = 0;
   const live = new Set<Worker>();
   for (let i = 0; i < workers; i++) {
     // Demo data is seeded by the first worker only (seeding is idempotent; once is enough).
-    // The workers run no ledger writer: the primary runs the host's one (startClusterLedger).
-    const worker = cluster.fork({ WORKER_INDEX: String(i), LEDGER_WRITER: 'off', ...(i > 0 ? { DEMO_DATA: 'false' } : {}) });
+    // The workers run no ledger writer and no stock consumer: the primary runs the host's one.
+    const worker = cluster.fork({ WORKER_INDEX: String(i), LEDGER_WRITER: 'off', MQ_CONSUMER: 'off', ...(i > 0 ? { DEMO_DATA: 'false' } : {}) });
     live.add(worker);
     worker.on('exit', (code, signal) => {
       live.delete(worker);
@@ -101,7 +127,7 @@ function runPrimary(config: Config): void {
       }
       if (live.size === 0) {
         logger.info({ exitCode }, 'cluster primary: all workers stopped');
-        void Promise.resolve(ledger?.stop()).finally(() => process.exit(exitCode));
+        void stopBackground().finally(() => process.exit(exitCode));
       }
     });
   }

@@ -1,6 +1,7 @@
 import http from 'node:http';
 import { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { StockConsumerStats } from '../mq/consumer';
 
 /**
  * Every Prometheus metric of one server instance, on a registry of its own (not prom-client's
@@ -114,6 +115,46 @@ export class Metrics {
         this.set(Number.isFinite(ms) ? ms / 1000 : -1);
       },
     });
+  }
+
+  /**
+   * The stock-message consumer's counters, read at scrape time from a consumer in this process
+   * (MQ_CONSUMER=inline; a consumer in a child process or on another host is not seen here).
+   */
+  observeStockConsumer(consumer: { stats(): StockConsumerStats }): void {
+    const registry = this.registry;
+    /** A counter (or gauge) per label value, set from the consumer's stats at scrape time. */
+    function fromStats(kind: typeof Counter | typeof Gauge, name: string, help: string, label: string, read: (stats: StockConsumerStats) => Record<string, number>): void {
+      new kind({
+        name,
+        help,
+        labelNames: [label],
+        registers: [registry],
+        collect(this: Counter<string> | Gauge<string>) {
+          this.reset();
+          for (const [value, n] of Object.entries(read(consumer.stats()))) this.inc({ [label]: value }, n);
+        },
+      });
+    }
+    fromStats(Counter, 'inventory_stock_messages_total', 'Stock messages from RabbitMQ acked after apply, by outcome', 'outcome', (s) => ({
+      applied: s.applied,
+      duplicate: s.duplicates,
+      stale: s.stale,
+    }));
+    fromStats(
+      Counter,
+      'inventory_stock_messages_dead_lettered_total',
+      'Stock messages moved to the dead-letter queue, by reason class (malformed: unreadable; rejected: refused by the applier)',
+      'reason_class',
+      (s) => ({ ...s.deadLettered }),
+    );
+    fromStats(Counter, 'inventory_stock_apply_failures_total', 'Stock messages whose apply failed transiently (MySQL or Redis unavailable) and went back to the queue, by kind', 'kind', (s) => ({
+      transient: s.applyFailures,
+    }));
+    fromStats(Gauge, 'inventory_stock_consumer_state', 'The stock consumer: 1 while consuming (a consumer registered with RabbitMQ), 1 while paused (an outage of the applier holds consumption)', 'state', (s) => ({
+      consuming: Number(s.consuming),
+      paused: Number(s.paused),
+    }));
   }
 }
 

@@ -13,11 +13,16 @@ import { RegistryCache } from '../registry/cache';
 import { Registry } from '../registry/registry';
 import { RegistryWriteQueue } from '../registry/write-queue';
 import { LedgerWriter } from '../ledger/writer';
+import { newestPartitionId } from '../store/partitions';
 import { readStock } from '../store/stock';
 import { adminHandlers } from './admin-service';
 import { AdminHandlers, InventoryHandlers } from './app';
 import { buildOperatorGraph } from './operator-graph';
 import { openStores } from './clients';
+import { eventPublisherOptions, stockConsumerOptions } from './mq-options';
+import { StockConsumer } from '../mq/consumer';
+import { EventPublisher } from '../mq/events';
+import { StockMessageApplier } from '../mq/apply';
 import { Config } from './config';
 import { inventoryHandlers } from './inventory-service';
 import { Logger } from '../kernel/logger';
@@ -80,7 +85,11 @@ export async function createServices(config: Config, logger: Logger, metrics: Me
     if (config.topUpEnabled) {
       reservations.useTopUp(
         new TopUp(
-          { baseOf: async (sku) => (await readStock(mysql, [sku])).get(sku)?.base ?? 0, preallocate: (...args) => operator.preallocate(...args) },
+          {
+            baseOf: async (sku) => (await readStock(mysql, [sku])).get(sku)?.base ?? 0,
+            preallocate: (...args) => operator.preallocate(...args),
+            newestPartition: (sku) => newestPartitionId(mysql, sku),
+          },
           gateway,
           cache,
           {
@@ -88,6 +97,7 @@ export async function createServices(config: Config, logger: Logger, metrics: Me
             units: config.topUpUnits,
             partitions: config.topUpPartitions,
             emptyBaseCacheMs: 1000,
+            lowStockUnits: config.stockLowThreshold,
           },
           logger,
         ),
@@ -97,6 +107,8 @@ export async function createServices(config: Config, logger: Logger, metrics: Me
       metrics.swept.labels(kind).inc(n),
     );
     metrics.observeRecovery(sweeper);
+    // MQ_CONSUMER=inline: the warehouses' messages and the events out, in this process (process: main.ts runs them in a child).
+    const mq = config.mqConsumer === 'inline' ? await startInlineMq(config, logger, metrics, { mysql, shards, operator, gateway, registry }) : undefined;
     const workers = [
       every('sweeper', config.sweepIntervalMs, () => sweeper.sweep(), logger),
       every('intents', Math.max(1000, config.intentRecoveryMs / 3), () => operator.recoverIntents(config.intentRecoveryMs), logger),
@@ -123,6 +135,9 @@ export async function createServices(config: Config, logger: Logger, metrics: Me
         async () => {
           await Promise.all(workers.map((w) => w.stop()));
         },
+        async () => {
+          await Promise.all([mq?.consumer.stop(), mq?.events.stop()]);
+        },
         () => ledger.stop(),
         () => registryWrites.drain().catch((err) => logger.warn({ err }, 'registry writes left queued at shutdown')),
         () => registryWrites.close(),
@@ -134,4 +149,21 @@ export async function createServices(config: Config, logger: Logger, metrics: Me
     await stores.close();
     throw err;
   }
+}
+
+/** The stock-message consumer and the event publisher on this process's clients (MQ_CONSUMER=inline). */
+async function startInlineMq(
+  config: Config,
+  logger: Logger,
+  metrics: Metrics,
+  graph: { mysql: Pool; shards: RedisShards; operator: StockOperator; gateway: RedisGateway; registry: Registry },
+): Promise<{ consumer: StockConsumer; events: EventPublisher }> {
+  const { mysql, shards, operator, gateway, registry } = graph;
+  const applier = new StockMessageApplier({ pool: mysql, operator, gateway, shards, registry, logger });
+  const consumer = new StockConsumer(stockConsumerOptions(config), applier, logger);
+  const events = new EventPublisher(eventPublisherOptions(config), shards, mysql, logger);
+  metrics.observeStockConsumer(consumer);
+  await consumer.start();
+  await events.start();
+  return { consumer, events };
 }

@@ -154,6 +154,29 @@ export const MIGRATIONS: readonly Migration[] = [
       'ALTER TABLE skus ADD COLUMN message_sequence BIGINT NULL',
     ],
   },
+  {
+    version: 5,
+    name: 'event outbox',
+    statements: [
+      // Events for other systems decided in a MySQL transaction (stock.shortfall), written in that
+      // transaction (store/outbox.ts), published to RabbitMQ by mq/events.ts and deleted once the
+      // broker confirmed them. `payload` is the whole event as published (kernel/events.ts). A
+      // publisher leases the rows it is publishing (claimed_by, claimed_until); a lease that ran
+      // out (its publisher died) lets another take them over.
+      `CREATE TABLE IF NOT EXISTS event_outbox (
+        seq BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        event_id VARCHAR(255) ${ID} NOT NULL,
+        event_type VARCHAR(64) ${ID} NOT NULL,
+        sku_id VARCHAR(128) ${ID} NULL,
+        payload MEDIUMTEXT NOT NULL,
+        claimed_by VARCHAR(255) NULL,
+        claimed_until TIMESTAMP(3) NULL,
+        ${CREATED},
+        UNIQUE KEY event_outbox_event (event_id),
+        KEY event_outbox_claim (claimed_until)
+      ) ${TABLE}`,
+    ],
+  },
 ];
 
 /**

@@ -58,3 +58,12 @@ export async function listPartitionRows(db: Pool | PoolConnection, sku?: string,
     epoch: Number(r.epoch),
   }));
 }
+
+/** The id of the SKU's newest partition in any state (the last carved batch), undefined when it never had one. */
+export async function newestPartitionId(db: Pool | PoolConnection, sku: string): Promise<string | undefined> {
+  const [rows] = await db.query<PartitionRecord[]>(
+    'SELECT partition_id FROM partitions WHERE sku_id = ? ORDER BY created_at DESC, partition_id DESC LIMIT 1',
+    [sku],
+  );
+  return rows[0]?.partition_id;
+}

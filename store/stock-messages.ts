@@ -24,13 +24,14 @@ interface OutcomeRow extends RowDataPacket {
 }
 
 /**
- * Records a message as pending in the caller's transaction; or, when it was seen before, its row
- * (locked) with what became of it.
+ * Records a message in the caller's transaction, as `applied` (what most messages end as: the
+ * transaction that applies one commits the row with it, or neither; settleMessage changes the
+ * outcome of the others); or, when it was seen before, its row (locked) with what became of it.
  */
 export async function claimMessage(conn: PoolConnection, m: MessageRecord): Promise<{ kind: 'new' } | { kind: 'seen'; outcome: MessageOutcome; detail: string }> {
   const [res] = await conn.query<any>(
     `INSERT IGNORE INTO stock_messages (message_id, sku_id, kind, quantity, sequence, warehouse_id, order_id, outcome, occurred_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?)`,
+     VALUES (?, ?, ?, ?, ?, ?, ?, 'applied', ?)`,
     [m.messageId, m.sku, m.kind, m.quantity, m.sequence ?? null, m.warehouseId ?? null, m.orderId ?? null, m.occurredAt ?? null],
   );
   if (res.affectedRows === 1) return { kind: 'new' };
@@ -38,7 +39,7 @@ export async function claimMessage(conn: PoolConnection, m: MessageRecord): Prom
   return { kind: 'seen', outcome: row.outcome, detail: row.detail ?? '' };
 }
 
-export async function settleMessage(conn: PoolConnection, messageId: string, outcome: Exclude<MessageOutcome, 'pending'>, detail = ''): Promise<void> {
+export async function settleMessage(conn: PoolConnection, messageId: string, outcome: MessageOutcome, detail = ''): Promise<void> {
   await conn.query('UPDATE stock_messages SET outcome = ?, detail = ? WHERE message_id = ?', [outcome, detail.slice(0, 512), messageId]);
 }
 

@@ -1,4 +1,5 @@
 import type { Pool, PoolConnection, RowDataPacket } from 'mysql2/promise';
+import { insertOutboxEvent } from './outbox';
 
 /** A SKU's quantities as MySQL holds them (the ledger's view). */
 export interface StockRow {
@@ -51,6 +52,12 @@ export async function allSkus(db: Queryable): Promise<string[]> {
   return rows.map((r) => r.sku_id);
 }
 
+/** Reads and locks one SKU row for the rest of the transaction; undefined when there is none. */
+export async function lockExistingStock(conn: PoolConnection, sku: string): Promise<StockRow | undefined> {
+  const [rows] = await conn.query<SkuRecord[]>(`SELECT ${COLUMNS} FROM skus WHERE sku_id = ? FOR UPDATE`, [sku]);
+  return rows[0] && toStock(rows[0]);
+}
+
 /** Reads and locks one SKU row for the rest of the transaction; creates it (all zero) when new. */
 export async function lockStock(conn: PoolConnection, sku: string): Promise<StockRow> {
   await conn.query('INSERT IGNORE INTO skus (sku_id) VALUES (?)', [sku]);
@@ -62,6 +69,11 @@ export async function setPerUserLimit(conn: PoolConnection, sku: string, limit: 
   await conn.query('UPDATE skus SET per_user_limit = ?, version = version + 1 WHERE sku_id = ?', [limit, sku]);
 }
 
-export async function addShortfall(conn: PoolConnection, sku: string, units: number): Promise<void> {
+/**
+ * Records units a loss could not take from base or pool, and its `stock.shortfall` event (id
+ * `eventId`, data `{units, ...detail}`) in the same transaction, for the publisher (docs/events.md).
+ */
+export async function addShortfall(conn: PoolConnection, sku: string, units: number, eventId: string, detail: Record<string, unknown> = {}): Promise<void> {
   await conn.query('UPDATE skus SET shortfall = shortfall + ?, version = version + 1 WHERE sku_id = ?', [units, sku]);
+  await insertOutboxEvent(conn, { id: eventId, type: 'stock.shortfall', sku, occurredAt: new Date().toISOString(), data: { units, ...detail } });
 }

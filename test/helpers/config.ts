@@ -28,6 +28,8 @@ export function testConfig(name: string, overrides: Record<string, string> = {})
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     // The fixture runs the services in the test's own process, with no main.ts to start a child.
     LEDGER_WRITER: 'inline',
+    // No stock-message consumer on the stack's default queue; a test that wants one names its own.
+    MQ_CONSUMER: 'off',
     ...overrides,
   });
 }

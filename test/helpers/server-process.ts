@@ -17,11 +17,15 @@ export interface ServerProcess {
   stop(): Promise<number | null>;
 }
 
-/** Starts `node dist/server/main.js` on free ports with `env` over this environment; resolves once it listens. */
+/**
+ * Starts `node dist/server/main.js` on free ports with `env` over this environment; resolves once it
+ * listens. No stock-message consumer unless `env` asks for one (MQ_CONSUMER): the default queue is
+ * the stack's, shared with `npm start`.
+ */
 export async function spawnServer(env: Record<string, string>): Promise<ServerProcess> {
   const main = path.resolve(__dirname, '..', '..', 'server', 'main.js');
   const child = spawn(process.execPath, [main], {
-    env: { ...process.env, HOST: '127.0.0.1', INVENTORY_PORT: '0', ADMIN_PORT: '0', METRICS_PORT: '0', LOG_LEVEL: 'info', ...env },
+    env: { ...process.env, HOST: '127.0.0.1', INVENTORY_PORT: '0', ADMIN_PORT: '0', METRICS_PORT: '0', LOG_LEVEL: 'info', MQ_CONSUMER: 'off', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const lines: LogLine[] = [];

@@ -12,10 +12,15 @@
   from `expiry` when the order is gone or no longer RESERVED. An order that is only not due yet
   (NOT_DUE) keeps its entry.
 
+  An EXPIRE that ends the order (state EXPIRED) appends the `hold.expired` event to the shard's
+  outbox, id `hold.expired:<order id>`, in this script: once, since a replay of the release id
+  returns before it (docs/events.md).
+
   KEYS[1] order hash
   KEYS[2] expiry zset
   KEYS[3] releasing zset  "<order>\n<release id>" -> recorded ms
   KEYS[4] pending zset    order id -> created ms (Reserves not answered yet)
+  KEYS[5] outbox stream   events for other systems (hold.expired)
 
   ARGV[1] order id
   ARGV[2] release id
@@ -36,7 +41,8 @@
           Every answer but NOT_DUE leaves no entry of a RECOVERY in `pending` nor of an EXPIRE in `expiry`.
 ]]
 -- @include now
-local order, expiry, releasing, pending = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+-- @include outbox
+local order, expiry, releasing, pending, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local id, relid, reason = ARGV[1], ARGV[2], ARGV[3]
 
 local h = redis.call('HMGET', order, 'state', 'doc', 'plan', 'expires', 'created')
@@ -128,6 +134,12 @@ if next_state ~= state then
   if reason == 'RECOVERY' then
     redis.call('HSET', order, 'answer', 'RECOVERED')
     redis.call('ZREM', pending, id)
+  elseif next_state == 'EXPIRED' then
+    -- sku: the order's one SKU; an order of several has none (data.items names them all).
+    local sku = nil
+    if #doc.items == 1 then sku = doc.items[1].sku end
+    outbox(events, 'hold.expired:' .. id, 'hold.expired', sku, now,
+      {orderId = id, userId = doc.user, items = release.items, expiresAt = tonumber(h[4])})
   end
 end
 redis.call('ZADD', releasing, now, id .. '\n' .. relid)

@@ -1,0 +1,30 @@
+import { Config } from './config';
+import { Logger } from '../kernel/logger';
+import { StockConsumer } from '../mq/consumer';
+import { EventPublisher } from '../mq/events';
+import { createStockApplier } from './mq-applier';
+import { eventPublisherOptions, stockConsumerOptions } from './mq-options';
+
+/**
+ * The RabbitMQ side of the inventory in a process that runs nothing else of the services
+ * (mq-main, a cluster primary): the stock-message consumer with its own applier (its own MySQL,
+ * Redis and etcd clients), and beside it the publisher of the inventory's events (docs/events.md),
+ * which drains the outboxes on the same clients. Rejects when the applier cannot be built (the
+ * caller exits, or retries); RabbitMQ being down is not a failure: both connect when they can, the
+ * messages wait in the queue and the events in their outboxes.
+ */
+export async function startStockConsumer(config: Config, logger: Logger): Promise<{ consumer: StockConsumer; events: EventPublisher; stop(): Promise<void> }> {
+  const { applier, stores, close } = await createStockApplier(config, logger);
+  const consumer = new StockConsumer(stockConsumerOptions(config), applier, logger);
+  const events = new EventPublisher(eventPublisherOptions(config), stores.shards, stores.mysql, logger);
+  await consumer.start();
+  await events.start();
+  return {
+    consumer,
+    events,
+    async stop() {
+      await Promise.all([consumer.stop(), events.stop()]);
+      await close();
+    },
+  };
+}
