@@ -34,14 +34,14 @@ const { values: args } = parseArgs({
   options: {
     messages: { type: 'string', default: '10000' },
     skus: { type: 'string', default: '100' },
-    rate: { type: 'string', default: '1000' },
+    rate: { type: 'string', default: '200' },
     probes: { type: 'string', default: '200' },
     help: { type: 'boolean', default: false },
   },
 });
 if (args.help) {
   process.stdout.write(
-    'npm run bench:mq -- [--messages 10000] [--skus 100] [--rate 1000] [--probes 200]\n' +
+    'npm run bench:mq -- [--messages 10000] [--skus 100] [--rate 200] [--probes 200]\n' +
       '  messages: mixed messages of the throughput run (and of the ceiling)\n' +
       '  skus:     SKUs they spread over\n' +
       '  rate:     messages per second published during the latency run\n' +
