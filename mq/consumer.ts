@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { Sleeper, backoffMs } from '../kernel/backoff';
 import type { Logger } from '../kernel/logger';
 import { AmqpLink, Delivery, keepLinked } from './link';
-import { parseStockMessage } from './message';
+import { ParsedMessage, parseStockMessage } from './message';
 import { StockTopology, declareTopology } from './topology';
 import { ApplyOutcome, StockApplier, StockUpdate } from './types';
 
@@ -15,6 +15,11 @@ export interface StockConsumerOptions extends StockTopology {
   readonly url: string;
   /** Unacknowledged deliveries RabbitMQ may hand the consumer at once (MQ_PREFETCH). Default 64. */
   readonly prefetch?: number;
+  /**
+   * Messages applied at once, of different SKUs (MQ_CONCURRENCY); those of one SKU always one after
+   * another, in delivery order. Default 16; at most the prefetch.
+   */
+  readonly concurrency?: number;
   /** First wait after a failure (reconnecting, or polling the applier in an outage); doubles per failure, jittered. Default 100 ms. */
   readonly backoffMinMs?: number;
   /** Longest wait between attempts. Default 5000 ms. */
@@ -88,7 +93,8 @@ type ConsumerEnd = 'closed' | 'cancelled' | 'interrupted' | 'transient' | 'widen
  * Applies the warehouses' stock messages from RabbitMQ (see README, "Stock messages").
  *
  * - Declares the topology (mq/topology.ts) on every connection, then consumes the work queue with
- *   manual acks, one message at a time in delivery order, `prefetch` more waiting in the client.
+ *   manual acks, up to `concurrency` messages of different SKUs at once (a lane per SKU: one SKU's
+ *   messages one after another, in delivery order), `prefetch` taken from the broker ahead.
  * - Each delivery is parsed (mq/message.ts) and applied (StockApplier). Applied or skipped: acked.
  *   Unreadable, or refused by the applier: republished to the dead-letter exchange with the reason
  *   in `x-inventory-reason` on a confirm channel, and acked only once the broker confirmed it.
@@ -109,6 +115,7 @@ type ConsumerEnd = 'closed' | 'cancelled' | 'interrupted' | 'transient' | 'widen
  */
 export class StockConsumer extends EventEmitter<StockConsumerEvents> {
   private readonly prefetch: number;
+  private readonly concurrency: number;
   private readonly backoffMinMs: number;
   private readonly backoffMaxMs: number;
   private readonly confirmTimeoutMs: number;
@@ -134,6 +141,7 @@ export class StockConsumer extends EventEmitter<StockConsumerEvents> {
   ) {
     super();
     this.prefetch = options.prefetch ?? 64;
+    this.concurrency = options.concurrency ?? 16;
     this.backoffMinMs = options.backoffMinMs ?? 100;
     this.backoffMaxMs = options.backoffMaxMs ?? 5000;
     this.confirmTimeoutMs = options.confirmTimeoutMs ?? 30_000;
@@ -241,7 +249,7 @@ export class StockConsumer extends EventEmitter<StockConsumerEvents> {
         case 'transient':
           // Cancelled first, so the nacks free no prefetch slot the broker could fill again.
           await link.cancel(tag);
-          if (failed) link.settle(failed, 'requeue');
+          for (const delivery of failed ?? []) link.settle(delivery, 'requeue');
           for (const waiting of link.drain()) link.settle(waiting, 'requeue');
           narrow = this.prefetch > 1;
           waitReady = true;
@@ -256,24 +264,68 @@ export class StockConsumer extends EventEmitter<StockConsumerEvents> {
     }
   }
 
-  /** Applies deliveries in order until the consumer's run ends (see ConsumerEnd). */
-  private async consume(link: AmqpLink, narrow: boolean): Promise<{ end: ConsumerEnd; failed?: Delivery }> {
-    for (;;) {
+  /**
+   * Applies deliveries until the consumer's run ends (see ConsumerEnd): up to `concurrency` at once,
+   * each SKU's in delivery order (a lane per SKU: a message waits for the one before it of its SKU).
+   * A transient failure stops the taking (poke), lets the messages already running finish, and
+   * answers every one that failed, for the caller to return to the queue.
+   */
+  private async consume(link: AmqpLink, narrow: boolean): Promise<{ end: ConsumerEnd; failed?: Delivery[] }> {
+    const width = narrow ? 1 : Math.max(1, Math.min(this.concurrency, this.prefetch));
+    const lanes = new Map<string, Promise<void>>();
+    const running = new Set<Promise<void>>();
+    const failed: Delivery[] = [];
+    let thrown: { err: unknown } | undefined;
+    let end: ConsumerEnd | undefined;
+    while (end === undefined) {
+      while (running.size >= width) await Promise.race(running);
+      if (failed.length > 0 || thrown) break;
       const delivery = await link.next();
-      if (!delivery) return { end: link.haltedBy ?? 'closed' };
-      if ((await this.handle(delivery)) === 'transient') return { end: 'transient', failed: delivery };
-      if (narrow) return { end: 'widen' };
+      if (!delivery) {
+        if (failed.length === 0 && !thrown) end = link.haltedBy ?? 'closed';
+        break;
+      }
+      const parsed = parseStockMessage(delivery.message.content, delivery.message.properties.contentType as string | undefined);
+      const lane = 'update' in parsed ? parsed.update.sku : `\u0000${this.counts.delivered}`;
+      const before = lanes.get(lane);
+      const task: Promise<void> = (async () => {
+        await before;
+        // A lane whose earlier message failed: this one goes back to the queue untried, in order.
+        if (failed.length > 0 || thrown) return void failed.push(delivery);
+        try {
+          if ((await this.handle(delivery, parsed)) === 'transient') {
+            failed.push(delivery);
+            link.poke();
+          }
+        } catch (err) {
+          thrown ??= { err };
+          failed.push(delivery);
+          link.poke();
+        }
+      })();
+      lanes.set(lane, task);
+      const tracked = task.finally(() => {
+        running.delete(tracked);
+        if (lanes.get(lane) === task) lanes.delete(lane);
+      });
+      running.add(tracked);
+      if (narrow) {
+        await tracked;
+        if (failed.length === 0 && !thrown) end = 'widen';
+      }
     }
+    await Promise.all(running);
+    if (thrown) throw thrown.err;
+    if (failed.length > 0) return { end: 'transient', failed };
+    return { end: end ?? link.haltedBy ?? 'closed' };
   }
 
   /**
    * One delivery: parse, apply, then ack or dead-letter. 'transient' leaves it unsettled for the
    * caller to requeue. A dead letter that cannot be published throws (the link is given up).
    */
-  private async handle(delivery: Delivery): Promise<'done' | 'transient'> {
+  private async handle(delivery: Delivery, parsed: ParsedMessage): Promise<'done' | 'transient'> {
     this.counts.delivered += 1;
-    const { message } = delivery;
-    const parsed = parseStockMessage(message.content, message.properties.contentType as string | undefined);
     if ('problem' in parsed) {
       await this.deadLetter(delivery, 'malformed', parsed.problem);
       return 'done';

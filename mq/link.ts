@@ -19,6 +19,8 @@ export class AmqpLink {
   private wake: (() => void) | undefined;
   /** Why next() answers undefined although the link is open: the broker cancelled the consumer, or interrupt(). */
   private halted: 'cancelled' | 'interrupted' | undefined;
+  /** Set by poke(): the next next() answers undefined once. */
+  private poked = false;
   /** Set by a `return` (unroutable mandatory publish) on the confirm channel; checked per dead letter. */
   private returned = false;
 
@@ -101,11 +103,26 @@ export class AmqpLink {
   async next(): Promise<Delivery | undefined> {
     for (;;) {
       if (!this.open || this.halted) return undefined;
+      if (this.poked) {
+        this.poked = false;
+        return undefined;
+      }
       const delivery = this.inbox.shift();
       if (delivery) return delivery;
       await new Promise<void>((resolve) => (this.wake = resolve));
       this.wake = undefined;
     }
+  }
+
+  /**
+   * Makes a next() that is waiting for a delivery answer undefined, without halting the consumer:
+   * the caller wants to stop taking deliveries for now (haltedBy stays as it was). No effect when
+   * none waits: the caller checks its own reason before it asks again.
+   */
+  poke(): void {
+    if (!this.wake) return;
+    this.poked = true;
+    this.wake();
   }
 
   /** Why next() last answered undefined. */

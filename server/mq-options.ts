@@ -11,6 +11,7 @@ export function stockConsumerOptions(config: Config): StockConsumerOptions {
     deadLetterExchange: config.mqDeadLetterExchange,
     deadLetterQueue: config.mqDeadLetterQueue,
     prefetch: config.mqPrefetch,
+    concurrency: config.mqConcurrency,
   };
 }
 

@@ -182,6 +182,41 @@ describe('stock consumer (RabbitMQ)', function () {
     return left;
   }
 
+  it('applies messages of different SKUs at once, and each SKU’s one after another in delivery order', async () => {
+    const applier = new TestApplier();
+    const inFlight = new Map<string, number>();
+    let peak = 0;
+    let overlapSameSku = false;
+    const perSku = new Map<string, string[]>();
+    const slow: StockApplier = {
+      ready: () => applier.ready(),
+      async apply(update) {
+        const now = (inFlight.get(update.sku) ?? 0) + 1;
+        if (now > 1) overlapSameSku = true;
+        inFlight.set(update.sku, now);
+        peak = Math.max(peak, [...inFlight.values()].reduce((a, b) => a + b, 0));
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        inFlight.set(update.sku, inFlight.get(update.sku)! - 1);
+        perSku.set(update.sku, [...(perSku.get(update.sku) ?? []), update.messageId]);
+        return applier.apply(update);
+      },
+    };
+    await startConsumer(slow, { concurrency: 8 });
+    const skus = ['lane-a', 'lane-b', 'lane-c', 'lane-d'];
+    const sent = new Map<string, string[]>();
+    for (let i = 0; i < 80; i++) {
+      const sku = skus[i % skus.length];
+      const id = `lane-${i}`;
+      sent.set(sku, [...(sent.get(sku) ?? []), id]);
+      publisher.publish(names.exchange, routingKey('RECEIPT'), Buffer.from(JSON.stringify({ ...stockMessage(id), skuId: sku })), { contentType: 'application/json' });
+    }
+    await publisher.waitForConfirms();
+    await waitFor(() => applier.applied === 80, 20_000, 'all applied');
+    assert.deepEqual(new Map([...perSku].sort()), new Map([...sent].sort()), 'each SKU in delivery order');
+    assert.equal(overlapSameSku, false, 'never two of one SKU at once');
+    assert.ok(peak > 1 && peak <= 4, `${peak} at once (4 SKUs)`);
+  });
+
   it('declares the topology, applies every message in order of delivery and acks it', async () => {
     const applier = new TestApplier();
     await startConsumer(applier);
