@@ -4,6 +4,7 @@ import type { Pool } from 'mysql2/promise';
 import type { RedisShards } from '../allocator/shards';
 import type { Logger } from '../kernel/logger';
 import { isMysqlUnavailable } from '../store/mysql';
+import { Sleeper, backoffMs } from '../kernel/backoff';
 import { applyBatch } from './batch';
 import { ledgerLag } from './lag';
 import { ConsumerGroup } from './group';
@@ -49,7 +50,7 @@ export class LedgerWriter extends EventEmitter<LedgerWriterEvents> {
   private readonly backoffMaxMs: number;
   private readonly transactionTimeoutMs: number;
   private readonly loops: NodeLoop[] = [];
-  private readonly wakers = new Set<() => void>();
+  private readonly sleeper = new Sleeper();
   private started = false;
   private stopping = false;
   private stopped: Promise<void> | undefined;
@@ -145,7 +146,7 @@ export class LedgerWriter extends EventEmitter<LedgerWriterEvents> {
 
   private async shutdown(): Promise<void> {
     this.stopping = true;
-    for (const wake of this.wakers) wake();
+    this.sleeper.cancel();
     // Cut a blocked read short instead of waiting out its BLOCK time.
     await Promise.all(
       this.loops.map((loop) => (loop.clientId === undefined ? undefined : loop.shared.call('CLIENT', 'UNBLOCK', loop.clientId).catch(() => undefined))),
@@ -313,22 +314,12 @@ export class LedgerWriter extends EventEmitter<LedgerWriterEvents> {
   }
 
   private backoff(failures: number): number {
-    const ms = Math.min(this.backoffMaxMs, this.backoffMinMs * 2 ** Math.min(failures, 20));
-    return ms * (0.5 + Math.random() * 0.5);
+    return backoffMs(failures, this.backoffMinMs, this.backoffMaxMs);
   }
 
   /** A sleep that stop() cuts short. */
   private sleep(ms: number): Promise<void> {
-    if (this.stopping || ms <= 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      const wake = () => {
-        clearTimeout(timer);
-        this.wakers.delete(wake);
-        resolve();
-      };
-      const timer = setTimeout(wake, ms);
-      this.wakers.add(wake);
-    });
+    return this.sleeper.sleep(ms);
   }
 
   private notify<K extends keyof LedgerWriterEvents>(event: K, ...args: LedgerWriterEvents[K]): void {

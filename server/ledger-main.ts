@@ -1,7 +1,5 @@
-import { loadConfigOrExit } from './config';
 import { startLedgerWriter } from './ledger-runner';
-import { createLogger } from '../kernel/logger';
-import { stopOnSignals } from './stop-signals';
+import { runOnItsOwn } from './stop-signals';
 
 /**
  * The ledger writer as a process of its own: `node dist/server/ledger-main.js`, configured by the
@@ -12,21 +10,4 @@ import { stopOnSignals } from './stop-signals';
  * records wait in Redis meanwhile. Started by a server, it exits when that server is gone, so a
  * server killed with SIGKILL leaves no writer behind.
  */
-async function main(): Promise<void> {
-  const config = loadConfigOrExit();
-  const logger = createLogger(config.logLevel).child({ role: 'ledger-writer' });
-  const writer = await startLedgerWriter(config, logger);
-
-  const stop = stopOnSignals(logger, 'ledger writer process', () => writer.stop());
-  // Started by a server (it has an IPC channel): stop when that server is gone, even by SIGKILL,
-  // which closes no channel we could rely on but does re-parent this process.
-  if (process.send) {
-    const parent = process.ppid;
-    setInterval(() => process.ppid !== parent && stop('parent gone'), 1000).unref();
-  }
-}
-
-main().catch((err) => {
-  process.stderr.write(`ledger writer failed to start: ${err instanceof Error ? err.stack : String(err)}\n`);
-  process.exit(1);
-});
+runOnItsOwn('ledger-writer', 'ledger writer', startLedgerWriter);

@@ -1,7 +1,5 @@
-import { loadConfigOrExit } from './config';
 import { startStockConsumer } from './mq-runner';
-import { createLogger } from '../kernel/logger';
-import { stopOnSignals } from './stop-signals';
+import { runOnItsOwn } from './stop-signals';
 
 /**
  * The stock-message consumer as a process of its own: `node dist/server/mq-main.js`, configured by
@@ -11,19 +9,4 @@ import { stopOnSignals } from './stop-signals';
  * starts it again; messages wait in the queue. Started by a server, it exits when that server is
  * gone.
  */
-async function main(): Promise<void> {
-  const config = loadConfigOrExit();
-  const logger = createLogger(config.logLevel).child({ role: 'stock-consumer' });
-  const running = await startStockConsumer(config, logger);
-
-  const stop = stopOnSignals(logger, 'stock consumer process', () => running.stop());
-  if (process.send) {
-    const parent = process.ppid;
-    setInterval(() => process.ppid !== parent && stop('parent gone'), 1000).unref();
-  }
-}
-
-main().catch((err) => {
-  process.stderr.write(`stock consumer failed to start: ${err instanceof Error ? err.stack : String(err)}\n`);
-  process.exit(1);
-});
+runOnItsOwn('stock-consumer', 'stock consumer', startStockConsumer);
