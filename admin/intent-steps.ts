@@ -132,7 +132,8 @@ export class IntentSteps {
     const sku = intent.sku;
     let left = units;
     const shrunk: Array<[string, Withdrawn]> = [];
-    for (const p of await listPartitionRows(this.pool, sku)) {
+    const rows = await listPartitionRows(this.pool, sku);
+    for (const p of rows) {
       const ref = { sku, partitionId: p.partitionId, shard: p.shard, epoch: p.epoch };
       const res = await this.gateway.withdraw(ref, 'shrink', left, `${eventBase}:${p.partitionId}`, reason, 'outside');
       const withdrawn = res.code === WithdrawCode.NotLive ? 0 : res.units;
@@ -141,13 +142,20 @@ export class IntentSteps {
       if (left <= 0) break;
     }
     const shortfall = Math.max(0, left);
+    // The rest is held by orders and physically gone: their partitions owe it, so releasing those
+    // units pays the shortfall off instead of putting units that are gone back on sale.
+    let unplaced = shortfall;
+    for (const p of unplaced > 0 ? rows : []) {
+      unplaced -= await this.gateway.owe({ sku, partitionId: p.partitionId, shard: p.shard, epoch: p.epoch }, unplaced, `${eventBase}:owe:${p.partitionId}`);
+      if (unplaced <= 0) break;
+    }
     await transaction(this.pool, async (conn) => {
       for (const [partitionId, w] of shrunk) {
         await applyMovement(conn, withdrawnMovement(`${eventBase}:${partitionId}`, 'loss', sku, partitionId, w, 'outside', reason));
       }
       if (shortfall > 0) {
         const facts = { beyondBase: units, reason, intentId: intent.intentId, ...(messageId ? { messageId } : {}) };
-        await addShortfall(conn, sku, shortfall, eventId('stock.shortfall', intent.intentId), facts);
+        await addShortfall(conn, sku, shortfall, `${eventBase}:missing`, eventId('stock.shortfall', intent.intentId), facts);
       }
       await closeIntent(conn, intent.intentId, 'done');
       const detail = `${units - shortfall} units out of the pool${shortfall > 0 ? `, ${shortfall} shortfall` : ''}`;

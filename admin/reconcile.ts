@@ -169,7 +169,8 @@ export class Reconciler {
   }
 
   /**
-   * MySQL's own invariants. Conservation holds after every transaction. A term can dip below zero
+   * MySQL's own invariants. Conservation, on_hand + shortfall = base + pool + reserved + committed
+   * (the shortfall: units orders hold that are physically gone), holds after every transaction. A term can dip below zero
    * for a moment (records of different shards land in another order than they happened: a refund
    * before its confirm), so a negative one is read again once every record written before the
    * first read has landed, and reported only if it stays negative.
@@ -186,8 +187,8 @@ export class Reconciler {
     }
     for (const [term, value] of negativeTerms(row)) check.report('NEGATIVE_TERM', 0, value, `${term} is negative`);
     const sum = row.base + row.pool + row.reserved + row.committed;
-    if (row.onHand !== sum) check.report('CONSERVATION_BROKEN', row.onHand, sum, 'on_hand != base + pool + reserved + committed');
-    if (row.shortfall > 0) check.report('SHORTFALL', 0, row.shortfall, 'a recorded loss exceeded base; count the stock and SetStock');
+    if (row.onHand + row.shortfall !== sum) check.report('CONSERVATION_BROKEN', row.onHand + row.shortfall, sum, 'on_hand + shortfall != base + pool + reserved + committed');
+    if (row.shortfall > 0) check.report('SHORTFALL', 0, row.shortfall, 'orders hold units that are physically gone (a loss exceeded base and pool): release orders, or count the stock and SetStock');
   }
 
   /** Waits until every ledger record written before `sinceMs` has landed in MySQL; false after the cut timeout. */
@@ -204,6 +205,7 @@ export class Reconciler {
 
 function negativeTerms(row: StockRow): Array<[string, number]> {
   const terms: Array<[string, number]> = [
+    ['on_hand', row.onHand],
     ['base', row.base],
     ['pool', row.pool],
     ['reserved', row.reserved],

@@ -30,7 +30,7 @@ export interface TakeResult {
 export interface UntakeResult {
   readonly code: UntakeCode;
   readonly units: number;
-  readonly to: '' | 'pool' | 'base';
+  readonly to: '' | 'pool' | 'base' | 'missing';
 }
 
 export type ReleaseScriptResult =
@@ -59,6 +59,7 @@ export class RedisGateway {
     | 'retire'
     | 'withdraw'
     | 'ship'
+    | 'owe'
     | 'event',
     LuaScript
   >;
@@ -82,6 +83,7 @@ export class RedisGateway {
       retire: shards.script('partition-retire'),
       withdraw: shards.script('partition-withdraw'),
       ship: shards.script('order-ship'),
+      owe: shards.script('partition-owe'),
       event: shards.script('event-once'),
     };
   }
@@ -199,6 +201,15 @@ export class RedisGateway {
     const code = res[0] as OrderCode;
     if (code === OrderCode.Done || code === OrderCode.Replayed) return { code, release: String(res[1]), state: String(res[2]) };
     return { code, sku: res[1] === undefined ? undefined : String(res[1]) } as ReleaseScriptResult;
+  }
+
+  /**
+   * Leaves a partition owing up to `units` of a loss that base and pool could not cover (at most
+   * what its orders hold): releases of its units pay that debt before anything returns to sale.
+   * Idempotent per event id; answers the units owed.
+   */
+  async owe(p: PartitionRef, units: number, eventId: string): Promise<number> {
+    return this.shards.run<number>(p.shard, this.s.owe, [this.keys.partition(p.shard, p.sku, p.partitionId)], [units, eventId]);
   }
 
   /**

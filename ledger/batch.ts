@@ -52,10 +52,11 @@ const QTY = /^[1-9][0-9]{0,15}$/;
 const MS = /^[0-9]{1,15}$/;
 /**
  * Where a stream record may move units from and to. Units leave the building (`outside`) from the
- * pool (a loss shrinks a partition) or from committed (a shipment); nothing in Redis brings units in.
+ * pool (a loss shrinks a partition) or from committed (a shipment), and released units that are
+ * physically gone pay off the shortfall (`missing`); nothing in Redis brings units in.
  */
 const STREAM_FROM = new Set(['base', 'pool', 'reserved', 'committed']);
-const STREAM_TO = new Set(['base', 'pool', 'reserved', 'committed', 'outside']);
+const STREAM_TO = new Set(['base', 'pool', 'reserved', 'committed', 'outside', 'missing']);
 
 /**
  * A stream record as a movement, or why it cannot be one. Required: id, kind, sku, qty, from, to.

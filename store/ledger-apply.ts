@@ -12,8 +12,13 @@ import type { PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/prom
  * The quantities a movement moves units between. `outside` is the world beyond on_hand: a movement
  * from `outside` adds units to on_hand (a delivery), one to `outside` takes them away (a loss, a
  * shipment); every other movement keeps on_hand and only moves units between its terms.
+ * `missing` is the shortfall, units orders hold that are physically gone, counted the other way
+ * round too: a movement from `missing` grows the shortfall (missing -> outside: a loss that base and
+ * pool could not cover), one to `missing` pays it off (reserved -> missing: a release of units that
+ * are gone, which must not return to sale). So every movement keeps
+ * on_hand + shortfall = base + pool + reserved + committed.
  */
-export const BUCKETS = ['base', 'pool', 'reserved', 'committed', 'outside'] as const;
+export const BUCKETS = ['base', 'pool', 'reserved', 'committed', 'outside', 'missing'] as const;
 export type Bucket = (typeof BUCKETS)[number];
 
 /** One change of a SKU's quantities, as recorded in the ledger. */
@@ -56,13 +61,17 @@ const TIMESTAMP_MIN_MS = 1000;
 const TIMESTAMP_MAX_MS = 2147483647000;
 
 /** Column that each bucket moves; `outside` moves on_hand (the other way round, see BUCKETS). */
-const COLUMN: Record<Bucket, 'on_hand' | 'base' | 'pool' | 'reserved' | 'committed'> = {
+const COLUMN: Record<Bucket, 'on_hand' | 'base' | 'pool' | 'reserved' | 'committed' | 'shortfall'> = {
   base: 'base',
   pool: 'pool',
   reserved: 'reserved',
   committed: 'committed',
   outside: 'on_hand',
+  missing: 'shortfall',
 };
+
+/** Buckets counted the other way round: moving units out of them grows their column. */
+const INVERTED: ReadonlySet<Bucket> = new Set(['outside', 'missing']);
 
 function isBucket(value: unknown): value is Bucket {
   return typeof value === 'string' && (BUCKETS as readonly string[]).includes(value);
@@ -113,15 +122,16 @@ interface Delta {
   pool: number;
   reserved: number;
   committed: number;
+  shortfall: number;
   moves: number;
 }
 
 function addTo(deltas: Map<string, Delta>, m: Movement): void {
   let d = deltas.get(m.sku);
-  if (!d) deltas.set(m.sku, (d = { on_hand: 0, base: 0, pool: 0, reserved: 0, committed: 0, moves: 0 }));
-  // outside → X grows on_hand and X; X → outside shrinks both.
-  d[COLUMN[m.from]] += m.from === 'outside' ? m.qty : -m.qty;
-  d[COLUMN[m.to]] += m.to === 'outside' ? -m.qty : m.qty;
+  if (!d) deltas.set(m.sku, (d = { on_hand: 0, base: 0, pool: 0, reserved: 0, committed: 0, shortfall: 0, moves: 0 }));
+  // outside → X grows on_hand and X; X → outside shrinks both (missing likewise for the shortfall).
+  d[COLUMN[m.from]] += INVERTED.has(m.from) ? m.qty : -m.qty;
+  d[COLUMN[m.to]] += INVERTED.has(m.to) ? -m.qty : m.qty;
   d.moves += 1;
 }
 
@@ -169,12 +179,13 @@ async function moveCounters(conn: PoolConnection, deltas: Map<string, Delta>): P
   if (deltas.size === 0) return;
   const rows = [...deltas.entries()]
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([sku, d]) => [sku, d.on_hand, d.base, d.pool, d.reserved, d.committed, d.moves]);
+    .map(([sku, d]) => [sku, d.on_hand, d.base, d.pool, d.reserved, d.committed, d.shortfall, d.moves]);
   // VALUES(col) is the row that would have been inserted: here, the delta (MariaDB and MySQL both take it).
   await conn.query(
-    `INSERT INTO skus (sku_id, on_hand, base, pool, reserved, committed, version) VALUES ?
+    `INSERT INTO skus (sku_id, on_hand, base, pool, reserved, committed, shortfall, version) VALUES ?
      ON DUPLICATE KEY UPDATE on_hand = on_hand + VALUES(on_hand), base = base + VALUES(base), pool = pool + VALUES(pool),
-       reserved = reserved + VALUES(reserved), committed = committed + VALUES(committed), version = version + VALUES(version)`,
+       reserved = reserved + VALUES(reserved), committed = committed + VALUES(committed),
+       shortfall = shortfall + VALUES(shortfall), version = version + VALUES(version)`,
     [rows],
   );
 }
@@ -182,7 +193,7 @@ async function moveCounters(conn: PoolConnection, deltas: Map<string, Delta>): P
 /**
  * Applies one movement in the caller's transaction: inserts its ledger row unless the event id is
  * already there, and only then moves the counters (`from` -= qty, `to` += qty; `outside` moves
- * on_hand), creating the SKU row when missing. Returns whether it applied (false: a replay).
+ * on_hand and `missing` the shortfall, the other way round), creating the SKU row when missing. Returns whether it applied (false: a replay).
  * Throws MovementError for a movement the ledger cannot hold (checked before anything is written:
  * INSERT IGNORE would otherwise truncate a long value silently).
  */

@@ -31,7 +31,7 @@ export const MIGRATIONS: readonly Migration[] = [
       // Counters are signed on purpose: records of different shards may be applied in another order
       // than they happened (a refund can land before its confirm), so a term can dip below zero for
       // a moment. Once the ledger has caught up every term is >= 0 and
-      // on_hand = base + pool + reserved + committed.
+      // on_hand = base + pool + reserved + committed (+ shortfall on the left since migration 6).
       `CREATE TABLE IF NOT EXISTS skus (
         sku_id VARCHAR(128) ${ID} NOT NULL PRIMARY KEY,
         on_hand BIGINT NOT NULL DEFAULT 0,
@@ -175,6 +175,18 @@ export const MIGRATIONS: readonly Migration[] = [
         UNIQUE KEY event_outbox_event (event_id),
         KEY event_outbox_claim (claimed_until)
       ) ${TABLE}`,
+    ],
+  },
+  {
+    version: 6,
+    name: 'a shortfall is physically gone: on_hand without it',
+    statements: [
+      // From this release a loss drops on_hand by the whole loss, and the shortfall (what base and
+      // pool could not cover) keeps on_hand + shortfall = base + pool + reserved + committed.
+      // Shortfalls recorded before kept their units in on_hand: take them out, once (the flag makes
+      // the statement safe to run again after a process died inside this migration).
+      'ALTER TABLE skus ADD COLUMN shortfall_off_hand TINYINT NOT NULL DEFAULT 0',
+      'UPDATE skus SET on_hand = on_hand - shortfall, shortfall_off_hand = 1 WHERE shortfall > 0 AND shortfall_off_hand = 0',
     ],
   },
 ];

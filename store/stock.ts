@@ -1,4 +1,5 @@
 import type { Pool, PoolConnection, RowDataPacket } from 'mysql2/promise';
+import { applyMovement } from './ledger-apply';
 import { insertOutboxEvent } from './outbox';
 
 /** A SKU's quantities as MySQL holds them (the ledger's view). */
@@ -70,10 +71,21 @@ export async function setPerUserLimit(conn: PoolConnection, sku: string, limit: 
 }
 
 /**
- * Records units a loss could not take from base or pool, and its `stock.shortfall` event (id
- * `eventId`, data `{units, ...detail}`) in the same transaction, for the publisher (docs/events.md).
+ * Records a shortfall in the caller's transaction: `units` of a loss that base and pool could not
+ * cover, units orders hold that are physically gone. on_hand drops by them and the shortfall grows
+ * (the ledger movement missing -> outside, under `movementId`), so on_hand stays what is physically
+ * there and on_hand + shortfall = base + pool + reserved + committed. The stock.shortfall event
+ * (id `eventId`, data `{units, ...detail}`) goes to the outbox in the same transaction, for the
+ * publisher (docs/events.md).
  */
-export async function addShortfall(conn: PoolConnection, sku: string, units: number, eventId: string, detail: Record<string, unknown> = {}): Promise<void> {
-  await conn.query('UPDATE skus SET shortfall = shortfall + ?, version = version + 1 WHERE sku_id = ?', [units, sku]);
+export async function addShortfall(
+  conn: PoolConnection,
+  sku: string,
+  units: number,
+  movementId: string,
+  eventId: string,
+  detail: Record<string, unknown> = {},
+): Promise<void> {
+  await applyMovement(conn, { eventId: movementId, kind: 'shortfall', sku, qty: units, from: 'missing', to: 'outside', reason: 'units held by orders are gone', source: 'admin' });
   await insertOutboxEvent(conn, { id: eventId, type: 'stock.shortfall', sku, occurredAt: new Date().toISOString(), data: { units, ...detail } });
 }

@@ -36,7 +36,7 @@ describe('stock messages applied to the stock', function () {
   async function stock(sku: string) {
     await inv.services.ledger.drain(20_000);
     const row = (await inv.services.operator.stock([sku])).get(sku)!;
-    assert.equal(row.onHand, row.base + row.pool + row.reserved + row.committed, `conservation: ${JSON.stringify(row)}`);
+    assert.equal(row.onHand + row.shortfall, row.base + row.pool + row.reserved + row.committed, `conservation: ${JSON.stringify(row)}`);
     return row;
   }
 
@@ -88,17 +88,25 @@ describe('stock messages applied to the stock', function () {
     await assertReconciled('msg-loss');
 
     // Buyers hold 300; a loss of 100 finds 80 in the pool. The other 20 are held by orders: a
-    // shortfall, raised, and kept in on_hand (the books still owe them to buyers) until an operator
-    // releases orders or counts the stock; nothing of them can be sold.
+    // shortfall, raised; on_hand drops by the whole loss (it is what is physically there), and
+    // on_hand + shortfall = base + pool + reserved + committed.
     for (let i = 0; i < 30; i++) assert.equal((await inv.reserve(`loss-buyer-${i}`, [['msg-loss', 10]])).outcome, ReserveOutcome.RESERVE_OUTCOME_RESERVED);
     assert.equal((await applier.apply(message('LOSS', 'msg-loss', 100))).kind, 'applied');
     row = await stock('msg-loss');
-    assert.deepEqual([row.onHand, row.base, row.pool, row.reserved, row.shortfall], [300, 0, 0, 300, 20]);
+    assert.deepEqual([row.onHand, row.base, row.pool, row.reserved, row.shortfall], [280, 0, 0, 300, 20]);
     assert.equal(await livePool('msg-loss'), 0);
     // Nothing left to sell: what was lost is not sold again.
     assert.equal((await inv.reserve('loss-late', [['msg-loss', 1]])).outcome, ReserveOutcome.RESERVE_OUTCOME_REJECTED);
     const found = (await inv.services.reconciler.reconcile(['msg-loss'], false, '')).discrepancies;
     assert.deepEqual(found.map((d) => [d.kind, d.actual]), [['SHORTFALL', 20]]);
+
+    // The buyers cancel: the 20 units that are gone pay the shortfall off instead of going back on
+    // sale; only the 280 that are there can be sold again.
+    for (let i = 0; i < 30; i++) await inv.release(`loss-buyer-${i}`, ReleaseReason.RELEASE_REASON_CANCEL_BEFORE_PAYMENT);
+    row = await stock('msg-loss');
+    // (The partitions were found empty and retired meanwhile: what comes back goes to base.)
+    assert.deepEqual([row.onHand, row.base + row.pool, row.reserved, row.shortfall], [280, 280, 0, 0]);
+    await assertReconciled('msg-loss');
   });
 
   it('takes the same path for a loss through AdjustStock', async () => {
