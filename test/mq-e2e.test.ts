@@ -132,6 +132,32 @@ describe('warehouse messages end to end', function () {
     }
   });
 
+  it('two consumers on one queue apply each message once', async () => {
+    const config = configWith(names('two'));
+    const topology = stockConsumerOptions(config);
+    topologies.push(topology);
+    await inv.services.operator.setStock('e2e-e-set', 'e2e-e', 0, 'count');
+    const { mysql, operator, gateway, shards, registry } = inv.services;
+    const consumers = [1, 2].map(
+      () => new StockConsumer(topology, new StockMessageApplier({ pool: mysql, operator, gateway, shards, registry, logger: createLogger('silent') }), createLogger('silent')),
+    );
+    for (const c of consumers) await c.start();
+    try {
+      // 300 messages, each published twice (a warehouse retrying): the two consumers race on the copies.
+      for (let i = 0; i < 300; i++) {
+        for (let copy = 0; copy < 2; copy++) channel.publish(topology.exchange, 'stock.receipt', receipt('e2e-e', `${name}-e-${i}`), { contentType: 'application/json' });
+      }
+      await channel.waitForConfirms();
+      const settled = () => consumers.reduce((n, c) => n + c.stats().applied + c.stats().duplicates, 0);
+      await waitFor(() => settled() === 600, 60_000, 'every copy settled');
+      assert.ok(consumers.every((c) => c.stats().applied > 0), 'both consumers took part');
+      assert.equal(consumers.reduce((n, c) => n + c.stats().applied, 0), 300);
+      assert.equal(await onHand('e2e-e'), 300);
+    } finally {
+      for (const c of consumers) await c.stop();
+    }
+  });
+
   it('changes nothing when a consumer SIGKILLed between the MySQL commit and the ack gets the message again', async () => {
     const env = names('kill');
     const topology = stockConsumerOptions(configWith(env));
