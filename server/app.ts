@@ -9,7 +9,7 @@ import { unauthenticated, unimplemented } from './errors';
 import { Logger, createLogger } from '../kernel/logger';
 import { Metrics, startMetricsServer } from './metrics';
 import { reflectionFor } from './reflection';
-import { BindOptions, Handlers, UnaryMethodDefinition, bindService } from './transport';
+import { BindOptions, Handlers, UnaryMethodDefinition, bindService, decodingSafely } from './transport';
 
 export const INVENTORY_SERVICE = 'inventory.v1.InventoryService';
 export const ADMIN_SERVICE = 'inventory.v1.AdminService';
@@ -99,7 +99,7 @@ class GrpcPort {
 
   /** Adds the API service; methods without a handler answer UNIMPLEMENTED. */
   serve<D extends Record<string, UnaryMethodDefinition<any, any>>>(definition: D, handlers: Partial<Handlers<D>> | undefined, options: BindOptions): void {
-    this.server.addService(definition, bindService(definition, withUnimplemented(definition, options.serviceName, handlers), options));
+    this.server.addService(decodingSafely(definition), bindService(definition, withUnimplemented(definition, options.serviceName, handlers), options));
   }
 
   /** Binds the port, with TLS when certificate and key files are given. */

@@ -6,7 +6,7 @@ import {
   status,
 } from '@grpc/grpc-js';
 import { Logger } from '../kernel/logger';
-import { toStatus } from './errors';
+import { ServiceError, toStatus } from './errors';
 import { Metrics } from './metrics';
 
 /**
@@ -46,6 +46,35 @@ export interface BindOptions {
   readonly metrics: Metrics;
   /** Runs before every handler; throw a ServiceError to refuse the call (authentication). */
   readonly authorize?: (metadata: Metadata) => void;
+}
+
+/** What requestDeserialize answers for a body it cannot decode (see decodingSafely). */
+class Undecodable {
+  constructor(readonly why: string) {}
+}
+
+/**
+ * A service definition whose requests never fail to decode inside grpc-js: a body that is not the
+ * message (random bytes, an int64 beyond what a JavaScript number holds) becomes an Undecodable,
+ * which the handler's adapter answers INVALID_ARGUMENT with reason UNDECODABLE_REQUEST. grpc-js
+ * itself would answer INTERNAL ("Error deserializing request"), blaming the server for the
+ * caller's bytes.
+ */
+export function decodingSafely<D extends Record<string, UnaryMethodDefinition<any, any>>>(definition: D): D {
+  const safe: Record<string, UnaryMethodDefinition<unknown, unknown>> = {};
+  for (const [name, method] of Object.entries(definition)) {
+    safe[name] = {
+      ...method,
+      requestDeserialize(value: Buffer) {
+        try {
+          return method.requestDeserialize(value);
+        } catch (err) {
+          return new Undecodable(err instanceof Error ? err.message : String(err));
+        }
+      },
+    };
+  }
+  return safe as D;
 }
 
 /**
@@ -95,6 +124,9 @@ function adaptUnary(method: string, handler: UnaryHandler<unknown, unknown>, opt
     };
     try {
       authorize?.(call.metadata);
+      if (call.request instanceof Undecodable) {
+        throw new ServiceError(status.INVALID_ARGUMENT, 'UNDECODABLE_REQUEST', `the request is not a valid ${serviceName}/${method} message: ${call.request.why}`);
+      }
       handler(call.request, ctx).then((response) => {
         ctx.answered = true;
         count(status.OK);

@@ -50,6 +50,26 @@ describe('gRPC server', () => {
     await expectCode(unary(server.admin, 'listPartitions', ListPartitionsRequest.fromPartial({}), md), grpc.status.UNAUTHENTICATED);
   });
 
+  it('answers a request it cannot decode INVALID_ARGUMENT (UNDECODABLE_REQUEST), not INTERNAL', async () => {
+    const raw = (address: string, path: string, body: Buffer, metadata = new grpc.Metadata()) => {
+      const client = new grpc.Client(address, grpc.credentials.createInsecure());
+      return new Promise<unknown>((resolve, reject) =>
+        client.makeUnaryRequest(path, (b: Buffer) => b, (b: Buffer) => b, body, metadata, (err, res) => {
+          client.close();
+          return err ? reject(err) : resolve(res);
+        }),
+      );
+    };
+    // Bytes that are no protobuf message at all.
+    const garbage = await expectCode(raw(server.inventoryAddress, '/inventory.v1.InventoryService/Reserve', Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f, 0x07])), grpc.status.INVALID_ARGUMENT);
+    assert.equal(garbage.metadata.get(REASON_KEY)[0], 'UNDECODABLE_REQUEST');
+    // AdjustStock with delta = 2^63 - 1: an int64 no JavaScript number holds exactly.
+    const int64Max = Buffer.from([0x0a, 0x01, 0x72, 0x12, 0x01, 0x73, 0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]);
+    const huge = await expectCode(raw(server.adminAddress, '/inventory.v1.AdminService/AdjustStock', int64Max, server.adminAuth()), grpc.status.INVALID_ARGUMENT);
+    assert.equal(huge.metadata.get(REASON_KEY)[0], 'UNDECODABLE_REQUEST');
+    assert.match(huge.details, /adjustStock message: Value is larger than Number.MAX_SAFE_INTEGER/);
+  });
+
   it('serves Prometheus metrics that count answered calls', async () => {
     const res = await fetch(`http://127.0.0.1:${server.app.metricsPort}/metrics`);
     const text = await res.text();
