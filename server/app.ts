@@ -10,12 +10,19 @@ import { Logger, createLogger } from '../kernel/logger';
 import { Metrics, startMetricsServer } from './metrics';
 import { reflectionFor } from './reflection';
 import { BindOptions, Handlers, UnaryMethodDefinition, bindService, decodingSafely } from './transport';
+import { HealthReport, ServingStatus } from './health';
 
 export const INVENTORY_SERVICE = 'inventory.v1.InventoryService';
 export const ADMIN_SERVICE = 'inventory.v1.AdminService';
 
 export type InventoryHandlers = Handlers<typeof InventoryServiceService>;
 export type AdminHandlers = Handlers<typeof AdminServiceService>;
+
+/** What the server can do now: a report, and news when it changes (HealthMonitor). */
+export interface HealthSource {
+  report(): HealthReport;
+  on(event: 'change', listener: (report: HealthReport) => void): unknown;
+}
 
 export interface AppOptions {
   readonly config: Config;
@@ -25,6 +32,8 @@ export interface AppOptions {
   /** Handlers to serve; a method left out answers UNIMPLEMENTED. */
   readonly inventory?: Partial<InventoryHandlers>;
   readonly admin?: Partial<AdminHandlers>;
+  /** What the dependencies allow (server/health.ts): sets both ports' health and /healthz; always SERVING without it. */
+  readonly health?: HealthSource;
   /** Closed, in order, after the servers have drained (clients of Redis, etcd, MySQL, ...). */
   readonly closers?: Array<() => Promise<void> | void>;
 }
@@ -60,12 +69,21 @@ export async function startApp(options: AppOptions): Promise<App> {
   });
 
   const closers: Array<() => Promise<void> | void> = [];
+  const health = options.health;
+  if (health) {
+    const apply = (report: HealthReport) => {
+      inventory.setServing(report.inventory);
+      admin.setServing(report.admin);
+    };
+    apply(health.report());
+    health.on('change', apply);
+  }
   try {
     const inventoryPort = await inventory.listen(config.host, config.inventoryPort, config.inventoryTls);
     closers.push(() => inventory.close(config.shutdownGraceMs));
     const adminPort = await admin.listen(config.host, config.adminPort, config.adminTls);
     closers.push(() => admin.close(config.shutdownGraceMs));
-    const metricsServer = await startMetricsServer(metrics, config.host, config.metricsPort);
+    const metricsServer = await startMetricsServer(metrics, config.host, config.metricsPort, health);
     closers.push(() => new Promise<void>((resolve) => metricsServer.close(() => resolve())));
     closers.push(...(options.closers ?? []));
 
@@ -90,6 +108,7 @@ export async function startApp(options: AppOptions): Promise<App> {
 class GrpcPort {
   readonly server = new Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024 });
   private readonly health: HealthImplementation;
+  private closing = false;
 
   constructor(private readonly serviceName: string, private readonly logger: Logger) {
     this.health = new HealthImplementation({ '': 'SERVING', [serviceName]: 'SERVING' });
@@ -114,10 +133,18 @@ class GrpcPort {
     });
   }
 
+  /** The service's health as the dependencies allow it; NOT_SERVING for good once closing. */
+  setServing(status: ServingStatus): void {
+    if (this.closing) return;
+    this.health.setStatus('', status);
+    this.health.setStatus(this.serviceName, status);
+  }
+
   /** Stops accepting calls, lets in-flight ones finish, and cuts them after graceMs. */
   close(graceMs: number): Promise<void> {
     this.health.setStatus('', 'NOT_SERVING');
     this.health.setStatus(this.serviceName, 'NOT_SERVING');
+    this.closing = true;
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.logger.warn({ service: this.serviceName, graceMs }, 'grace period over: cutting in-flight calls');

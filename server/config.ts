@@ -128,6 +128,8 @@ export interface Config {
   readonly mqPrefetch: number;
   /** Messages of different SKUs the consumer applies at once (one SKU's always in order). MQ_CONCURRENCY, default 16. */
   readonly mqConcurrency: number;
+  /** How often health probes Redis, MySQL and etcd (grpc.health.v1, /healthz, /readyz). HEALTH_INTERVAL_MS, default 1000. */
+  readonly healthIntervalMs: number;
   /** The topic exchange the inventory's events go to (docs/events.md). MQ_EVENTS_EXCHANGE, default "inventory.events". */
   readonly mqEventsExchange: string;
   /** How often an idle event publisher looks at the outboxes. MQ_EVENTS_POLL_MS, default 250. */
@@ -198,6 +200,7 @@ export function loadConfig(env: Env = process.env): Config {
     mqDeadLetterQueue: read.matching('MQ_DEAD_LETTER_QUEUE', 'inventory.stock-updates.dead', AMQP_NAME, AMQP_NAME_RULE),
     mqPrefetch: read.int('MQ_PREFETCH', 64, 1, 65535),
     mqConcurrency: read.int('MQ_CONCURRENCY', 16, 1, 1024),
+    healthIntervalMs: read.int('HEALTH_INTERVAL_MS', 1000, 100, 60_000),
     mqEventsExchange: read.matching('MQ_EVENTS_EXCHANGE', 'inventory.events', AMQP_NAME, AMQP_NAME_RULE),
     mqEventsPollMs: read.int('MQ_EVENTS_POLL_MS', 250, 10, 60_000),
     stockLowThreshold: read.int('STOCK_LOW_THRESHOLD', 10, 0, 1_000_000_000),

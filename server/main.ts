@@ -77,7 +77,7 @@ async function main(config: Config): Promise<void> {
   const metrics = new Metrics();
   const services = await createServices(config, logger, metrics);
   if (config.demoData) await seedDemo(services, logger);
-  const app = await startApp({ config, logger, metrics, inventory: services.inventory, admin: services.admin, closers: services.closers });
+  const app = await startApp({ config, logger, metrics, inventory: services.inventory, admin: services.admin, health: services.health, closers: services.closers });
   // Under a cluster primary the workers run no writer and no consumer (LEDGER_WRITER=off,
   // MQ_CONSUMER=off): the primary runs them. MQ_CONSUMER=inline runs in the services.
   const ledger = startLedgerProcess(config, logger);

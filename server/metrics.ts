@@ -1,4 +1,5 @@
 import http from 'node:http';
+import type { HealthReport } from './health';
 import { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { StockConsumerStats } from '../mq/consumer';
@@ -158,16 +159,34 @@ export class Metrics {
   }
 }
 
-/** Serves GET /metrics (Prometheus text format) and GET /healthz. */
-export async function startMetricsServer(metrics: Metrics, host: string, port: number): Promise<http.Server & { port: number }> {
+/**
+ * Serves GET /metrics (Prometheus text format) and the probes load balancers and Kubernetes use:
+ * /livez (the process answers), /readyz (InventoryService can do its job: 200, or 503), /healthz
+ * (the whole report as JSON: status SERVING, DEGRADED or NOT_SERVING, per service, what is
+ * degraded and each dependency; 503 when InventoryService cannot serve). Without a health source
+ * every probe answers as if all is well.
+ */
+export async function startMetricsServer(
+  metrics: Metrics,
+  host: string,
+  port: number,
+  health?: { report(): HealthReport },
+): Promise<http.Server & { port: number }> {
   const server = http.createServer((req, res) => {
+    const report = health?.report();
+    const ready = !report || report.inventory === 'SERVING';
     if (req.method === 'GET' && req.url === '/metrics') {
       metrics.registry.metrics().then(
         (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
         (err: Error) => res.writeHead(500).end(err.message),
       );
-    } else if (req.method === 'GET' && req.url === '/healthz') {
+    } else if (req.method === 'GET' && req.url === '/livez') {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+    } else if (req.method === 'GET' && req.url === '/readyz') {
+      res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(ready ? 'ok\n' : 'not serving\n');
+    } else if (req.method === 'GET' && req.url === '/healthz') {
+      const status = !ready ? 'NOT_SERVING' : report && (report.degraded.length > 0 || report.admin !== 'SERVING') ? 'DEGRADED' : 'SERVING';
+      res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' }).end(`${JSON.stringify({ status, ...(report ?? {}) })}\n`);
     } else {
       res.writeHead(404).end();
     }

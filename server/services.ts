@@ -19,6 +19,7 @@ import { adminHandlers } from './admin-service';
 import { AdminHandlers, InventoryHandlers } from './app';
 import { buildOperatorGraph } from './operator-graph';
 import { openStores } from './clients';
+import { HealthMonitor } from './health';
 import { eventPublisherOptions, stockConsumerOptions } from './mq-options';
 import { StockConsumer } from '../mq/consumer';
 import { EventPublisher } from '../mq/events';
@@ -52,6 +53,8 @@ export interface Services {
   readonly sweeper: Sweeper;
   readonly inventory: InventoryHandlers;
   readonly admin: AdminHandlers;
+  /** What the server can do now, from its dependencies (server/health.ts). */
+  readonly health: HealthMonitor;
   /** Stops the background work and closes every client, in order. */
   readonly closers: Array<() => Promise<void>>;
 }
@@ -109,6 +112,12 @@ export async function createServices(config: Config, logger: Logger, metrics: Me
     metrics.observeRecovery(sweeper);
     // MQ_CONSUMER=inline: the warehouses' messages and the events out, in this process (process: main.ts runs them in a child).
     const mq = config.mqConsumer === 'inline' ? await startInlineMq(config, logger, metrics, { mysql, shards, operator, gateway, registry }) : undefined;
+    const health = new HealthMonitor(
+      { redis: shards.clients.map((client, i) => ({ node: config.redisNodes[i], client })), mysql, etcd },
+      config.healthIntervalMs,
+      logger,
+    );
+    await health.start();
     const workers = [
       every('sweeper', config.sweepIntervalMs, () => sweeper.sweep(), logger),
       every('intents', Math.max(1000, config.intentRecoveryMs / 3), () => operator.recoverIntents(config.intentRecoveryMs), logger),
@@ -129,11 +138,12 @@ export async function createServices(config: Config, logger: Logger, metrics: Me
       reconciler,
       ledger,
       sweeper,
+      health,
       inventory: inventoryHandlers(reservations, config, metrics, (skus) => readStock(mysql, skus)),
       admin: adminHandlers(operator, reconciler),
       closers: [
         async () => {
-          await Promise.all(workers.map((w) => w.stop()));
+          await Promise.all([...workers.map((w) => w.stop()), health.stop()]);
         },
         async () => {
           await Promise.all([mq?.consumer.stop(), mq?.events.stop()]);

@@ -40,7 +40,7 @@ export async function startInventory(tag: string, overrides: Record<string, stri
   const logger = createLogger(config.logLevel);
   const metrics = new Metrics();
   const services = await createServices(config, logger, metrics);
-  const server = await startTestServer({ config, logger, metrics, inventory: services.inventory, admin: services.admin, closers: services.closers });
+  const server = await startTestServer({ config, logger, metrics, inventory: services.inventory, admin: services.admin, health: services.health, closers: services.closers });
   const call = <T>(method: string, request: unknown) => unary<T>(server.inventory, method, request);
   const lineItems = (items: Array<[string, number]>) => items.map(([skuId, quantity]) => ({ skuId, quantity }));
   return {

@@ -1,0 +1,132 @@
+import { EventEmitter } from 'node:events';
+import type { Etcd3 } from 'etcd3';
+import type Redis from 'ioredis';
+import type { Pool } from 'mysql2/promise';
+import { Logger } from '../kernel/logger';
+
+/**
+ * What the server can do now, from its dependencies, for health checks and load balancers
+ * (grpc.health.v1 on both ports, /healthz, /readyz):
+ *   - InventoryService needs Redis: NOT_SERVING when no Redis node answers. A node down, MySQL down
+ *     (reservations go on, the ledger waits, totals are stale) or etcd down (the registry snapshot
+ *     serves) leave it SERVING, degraded, and say which.
+ *   - AdminService needs MySQL (the record) and Redis: NOT_SERVING without them; etcd down
+ *     degrades it (registry writes queue).
+ * Each dependency is probed every `intervalMs` with a short timeout; a change is logged once and
+ * emitted ('change').
+ */
+export type ServingStatus = 'SERVING' | 'NOT_SERVING';
+
+export interface HealthReport {
+  readonly inventory: ServingStatus;
+  readonly admin: ServingStatus;
+  /** What works less well than it should, in words; empty when all is well. */
+  readonly degraded: readonly string[];
+  /** Each dependency: whether it answered the last probe, and since when (ms since 1970). */
+  readonly checks: Readonly<Record<string, { readonly up: boolean; readonly since: number }>>;
+}
+
+export interface HealthDependencies {
+  /** One client per Redis node, with the node's address. */
+  readonly redis: ReadonlyArray<{ readonly node: string; readonly client: Redis }>;
+  readonly mysql: Pool;
+  readonly etcd: Etcd3;
+}
+
+/** How long a probe may take before the dependency counts as down. */
+const PROBE_TIMEOUT_MS = 1000;
+
+export class HealthMonitor extends EventEmitter<{ change: [report: HealthReport] }> {
+  private current: HealthReport;
+  private timer: NodeJS.Timeout | undefined;
+  private probing: Promise<void> | undefined;
+
+  constructor(
+    private readonly deps: HealthDependencies,
+    private readonly intervalMs: number,
+    private readonly logger: Logger,
+  ) {
+    super();
+    const now = Date.now();
+    const checks: Record<string, { up: boolean; since: number }> = { mysql: { up: true, since: now }, etcd: { up: true, since: now } };
+    for (const { node } of deps.redis) checks[`redis ${node}`] = { up: true, since: now };
+    this.current = judge(checks);
+  }
+
+  report(): HealthReport {
+    return this.current;
+  }
+
+  /** Probes now, then every interval. */
+  async start(): Promise<void> {
+    await this.probe();
+    this.timer = setInterval(() => void this.probe(), this.intervalMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.probing;
+  }
+
+  /** One round of probes; a change of the report is logged and emitted. */
+  probe(): Promise<void> {
+    this.probing ??= this.round().finally(() => (this.probing = undefined));
+    return this.probing;
+  }
+
+  private async round(): Promise<void> {
+    const { redis, mysql, etcd } = this.deps;
+    const names = [...redis.map(({ node }) => `redis ${node}`), 'mysql', 'etcd'];
+    const results = await Promise.all([
+      ...redis.map(({ client }) => answers(() => client.ping())),
+      answers(() => mysql.query('SELECT 1')),
+      answers(() => etcd.maintenance.status()),
+    ]);
+    const now = Date.now();
+    const checks: Record<string, { up: boolean; since: number }> = {};
+    names.forEach((name, i) => {
+      const before = this.current.checks[name];
+      checks[name] = before && before.up === results[i] ? before : { up: results[i], since: now };
+    });
+    const next = judge(checks);
+    const changed = names.some((name) => checks[name] !== this.current.checks[name]);
+    this.current = next;
+    if (!changed) return;
+    const log = { inventory: next.inventory, admin: next.admin, degraded: next.degraded };
+    if (next.inventory === 'NOT_SERVING' || next.admin === 'NOT_SERVING') this.logger.error(log, 'health: a service cannot do its job');
+    else if (next.degraded.length > 0) this.logger.warn(log, 'health: degraded');
+    else this.logger.info(log, 'health: all dependencies answer');
+    this.emit('change', next);
+  }
+}
+
+/** What the dependencies' states mean for each service. */
+export function judge(checks: Record<string, { up: boolean; since: number }>): HealthReport {
+  const redisNodes = Object.keys(checks).filter((name) => name.startsWith('redis '));
+  const redisDown = redisNodes.filter((name) => !checks[name].up);
+  const anyRedis = redisDown.length < redisNodes.length;
+  const mysqlUp = checks.mysql?.up ?? true;
+  const etcdUp = checks.etcd?.up ?? true;
+  const degraded: string[] = [];
+  if (!anyRedis) degraded.push('no Redis node answers: nothing can be reserved');
+  else if (redisDown.length > 0) degraded.push(`${redisDown.map((n) => n.slice(6)).join(', ')} down: orders and partitions on ${redisDown.length === 1 ? 'it' : 'them'} fail`);
+  if (!mysqlUp) degraded.push('MySQL down: reservations go on, the ledger waits in Redis, totals in GetStock are stale, admin calls fail');
+  if (!etcdUp) degraded.push('etcd down: routing from the last registry snapshot, registry writes queue');
+  return {
+    inventory: anyRedis ? 'SERVING' : 'NOT_SERVING',
+    admin: anyRedis && mysqlUp ? 'SERVING' : 'NOT_SERVING',
+    degraded,
+    checks,
+  };
+}
+
+async function answers(probe: () => Promise<unknown>): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), PROBE_TIMEOUT_MS)));
+  try {
+    return await Promise.race([probe().then(() => true, () => false), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
