@@ -18,6 +18,7 @@ export interface StockMessageApplierDeps {
   readonly gateway: RedisGateway;
   readonly shards: RedisShards;
   readonly registry: Pick<OperatorRegistry, 'putSku' | 'getSku'>;
+  /** Says when a redelivery finishes what an earlier one began. */
   readonly logger: Logger;
 }
 
@@ -72,7 +73,8 @@ export class StockMessageApplier implements StockApplier {
       if (claim.outcome === 'applied') return { outcome: { kind: 'skipped', why: 'duplicate' } };
       if (claim.outcome === 'stale') return { outcome: { kind: 'skipped', why: 'stale' } };
       if (claim.outcome === 'dead') return { outcome: { kind: 'dead', reason: claim.detail } };
-      // Begun by an earlier delivery: finish its Redis half.
+      // Begun by an earlier delivery (its process died, or Redis failed, half way): finish its Redis half.
+      this.deps.logger.info({ messageId: u.messageId, sku: u.sku, kind: u.kind }, 'stock message: finishing what an earlier delivery began');
       return { redis: u.kind === 'SHIPMENT' ? 'ship' : 'shrink' };
     }
     const row = await this.lockSku(conn, u);
