@@ -28,6 +28,7 @@ import { stockConsumerOptions } from '../server/mq-options';
 import { readStock } from '../store/stock';
 import { createMysqlPool, dropDatabase } from '../store/mysql';
 import { Histogram } from './hist';
+import { renderTable } from './report';
 import { dropInventory } from './seed';
 
 const { values: args } = parseArgs({
@@ -235,7 +236,8 @@ async function main(): Promise<void> {
       (latency.quantile(0.99) / 1000).toFixed(1),
     ]);
     await consumer.stop();
-    printTable(['run', 'messages', 'seconds', 'messages/s', 'vs ceiling', 'p50 ms', 'p99 ms'], rows);
+    const header = ['run', 'messages', 'seconds', 'messages/s', 'vs ceiling', 'p50 ms', 'p99 ms'];
+    process.stdout.write(`${renderTable([header, ...rows], header.map((_, i) => i > 0)).join('\n')}\n`);
     process.stdout.write(
       `\nthroughput run: applied ${stats.applied}, stale ${stats.stale}, duplicates ${stats.duplicates}, dead-lettered ${stats.deadLettered.malformed + stats.deadLettered.rejected}` +
         ` (losses beyond base and pool are shortfalls, not dead letters)\n`,
@@ -252,11 +254,6 @@ async function main(): Promise<void> {
 }
 
 
-function printTable(header: string[], rows: string[][]): void {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]) => `  ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ')}\n`;
-  process.stdout.write(line(header) + line(widths.map((w) => '-'.repeat(w))) + rows.map(line).join(''));
-}
 
 main().catch((err) => {
   process.stderr.write(`bench:mq failed: ${err instanceof Error ? err.stack : String(err)}\n`);

@@ -226,7 +226,8 @@ export function writeJson(bench: Bench): string {
   return file;
 }
 
-function renderTable(rows: string[][], rightAlign: boolean[]): string[] {
+/** Rows (the first is the header) as aligned text lines, with a rule under the header. */
+export function renderTable(rows: string[][], rightAlign: boolean[]): string[] {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
   const line = (r: string[]) => `  ${r.map((cell, c) => (rightAlign[c] ? cell.padStart(widths[c]) : cell.padEnd(widths[c]))).join('  ')}`.trimEnd();
   return [line(rows[0]), `  ${widths.map((w) => '-'.repeat(w)).join('  ')}`, ...rows.slice(1).map(line)];

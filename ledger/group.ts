@@ -1,69 +1,40 @@
-import { pairs } from './record';
+import { GroupReader, ackAndDelete, claimIdle, createGroups, pairs, readGroup } from '../allocator/stream-group';
 import { NodeLoop, StreamEntry } from './types';
 
 /**
- * The writer's side of the consumer group shared by every ledger writer: create it, read this
- * consumer's records (its pending ones first), take over records of consumers that stopped, find
- * records left with no consumer, and acknowledge (XACK and XDEL) what MySQL has committed.
+ * The writer's side of the consumer group shared by every ledger writer (the stream reading itself
+ * is allocator/stream-group.ts): create it, read this consumer's records (its pending ones first),
+ * take over records of consumers that stopped, find records left with no consumer, and acknowledge
+ * (XACK and XDEL) what MySQL has committed.
  */
 export class ConsumerGroup {
+  private readonly reader: GroupReader;
+
   constructor(
     readonly group: string,
     readonly consumer: string,
-    private readonly batchSize: number,
+    batchSize: number,
     private readonly blockMs: number,
-    private readonly claimIdleMs: number,
-    private readonly forgetConsumersAfterMs: number,
-  ) {}
+    claimIdleMs: number,
+    forgetConsumersAfterMs: number,
+  ) {
+    this.reader = { group, consumer, batchSize, claimIdleMs, forgetConsumersAfterMs };
+  }
 
   /** Creates the group on every stream of the node (an existing one is left as it is). */
   async ensure(loop: NodeLoop): Promise<void> {
-    for (const stream of loop.streams) {
-      try {
-        await loop.conn.xgroup('CREATE', stream, this.group, '0', 'MKSTREAM');
-      } catch (err) {
-        if (!(err instanceof Error && err.message.startsWith('BUSYGROUP'))) throw err;
-      }
-    }
+    await createGroups(loop.conn, loop.streams, this.group);
     loop.groupsReady = true;
   }
 
   /**
    * Takes over records other consumers have held unacknowledged for claimIdleMs (their process
-   * died, or lost them in a reconnect); the history read then applies them. Returns how many. Also forgets consumers
-   * long idle with nothing pending, so the group does not collect one per process ever started.
+   * died, or lost them in a reconnect); the history read then applies them. Returns how many. A
+   * consumer removed while it read leaves its records pending with no one: recoverOrphans applies them.
    */
   async claim(loop: NodeLoop): Promise<number> {
-    let claimed = 0;
-    for (const stream of loop.streams) {
-      let cursor = '0-0';
-      for (let round = 0; round < 10; round++) {
-        const reply = (await loop.conn.call(
-          'XAUTOCLAIM',
-          stream,
-          this.group,
-          this.consumer,
-          this.claimIdleMs,
-          cursor,
-          'COUNT',
-          this.batchSize,
-          'JUSTID',
-        )) as [string, string[], string[]?];
-        claimed += reply[1].length;
-        cursor = reply[0];
-        if (cursor === '0-0') break;
-      }
-      const consumers = (await loop.conn.call('XINFO', 'CONSUMERS', stream, this.group)) as unknown[][];
-      for (const flat of consumers) {
-        const info = pairs(flat);
-        if (info.name !== this.consumer && Number(info.pending) === 0 && Number(info.idle) > this.forgetConsumersAfterMs) {
-          const dropped = Number(await loop.conn.xgroup('DELCONSUMER', stream, this.group, String(info.name)));
-          // It read records between XINFO and DELCONSUMER (back after an hour's sleep): they left the
-          // pending list with it and would never be delivered again.
-          if (dropped > 0) loop.orphaned.add(stream);
-        }
-      }
-    }
+    const { claimed, dropped } = await claimIdle(loop.conn, loop.streams, this.reader);
+    for (const stream of dropped) loop.orphaned.add(stream);
     if (claimed > 0) loop.history = true;
     return claimed;
   }
@@ -89,29 +60,13 @@ export class ConsumerGroup {
   async read(loop: NodeLoop, stopping: boolean): Promise<StreamEntry[]> {
     const history = loop.history;
     if (!history && stopping) return [];
-    const args: Array<string | number> = ['GROUP', this.group, this.consumer, 'COUNT', this.batchSize];
-    if (!history) args.push('BLOCK', this.blockMs);
-    args.push('STREAMS', ...loop.streams, ...loop.streams.map(() => (history ? '0' : '>')));
-    const reply = (await loop.conn.call('XREADGROUP', ...args)) as Array<[string, Array<[string, string[] | null]>]> | null;
-    const entries: StreamEntry[] = [];
-    for (const [stream, records] of reply ?? []) {
-      const shard = loop.shards[loop.streams.indexOf(stream)];
-      for (const [id, fields] of records) entries.push({ stream, shard, id, fields });
-    }
-    if (history && entries.length === 0) loop.history = false;
-    return entries;
+    const read = await readGroup(loop.conn, loop.streams, this.reader, history ? 'pending' : 'new', this.blockMs);
+    if (history && read.length === 0) loop.history = false;
+    return read.map((e) => ({ ...e, shard: loop.shards[loop.streams.indexOf(e.stream)] }));
   }
 
-  /** XACK and XDEL per stream, atomically (MULTI on one key, so it also holds on Redis Cluster). */
-  async ack(loop: NodeLoop, entries: readonly StreamEntry[]): Promise<void> {
-    const byStream = new Map<string, string[]>();
-    for (const e of entries) byStream.set(e.stream, [...(byStream.get(e.stream) ?? []), e.id]);
-    await Promise.all(
-      [...byStream].map(async ([stream, ids]) => {
-        const replies = await loop.conn.multi().xack(stream, this.group, ...ids).xdel(stream, ...ids).exec();
-        if (!replies) throw new Error(`ledger writer: XACK/XDEL on ${stream} was aborted`);
-        for (const [err] of replies) if (err) throw err;
-      }),
-    );
+  /** XACK and XDEL per stream, atomically. */
+  ack(loop: NodeLoop, entries: readonly StreamEntry[]): Promise<void> {
+    return ackAndDelete(loop.conn, this.group, entries);
   }
 }

@@ -1,3 +1,5 @@
+import { pairs } from '../allocator/stream-group';
+
 /**
  * The fields of one ledger stream record (see allocator/lua/includes/ledger.lua). The scripts write
  * one stream field, `m`, holding a JSON object of strings; a record written by hand (or by an older
@@ -24,14 +26,4 @@ export function recordFields(flat: readonly unknown[]): RecordFields {
   const fields = pairs(flat);
   for (const key in fields) fields[key] = String(fields[key]);
   return { fields: fields as Record<string, string> };
-}
-
-/** [k1, v1, k2, v2, ...] → { k1: v1, ... } (the first value of a repeated key wins). */
-export function pairs(flat: readonly unknown[]): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (let i = 0; i + 1 < flat.length; i += 2) {
-    const key = String(flat[i]);
-    if (!(key in out)) out[key] = flat[i + 1];
-  }
-  return out;
 }

@@ -9,6 +9,7 @@ import { applyBatch } from './batch';
 import { ledgerLag } from './lag';
 import { ConsumerGroup } from './group';
 import { LedgerBatch, LedgerLag, LedgerWriterEvents, LedgerWriterOptions, LedgerWriterStats, NodeLoop, StreamEntry } from './types';
+import { emitSafely } from '../kernel/emit';
 
 export type { DeadLetter, LedgerBatch, LedgerLag, LedgerWriterEvents, LedgerWriterOptions, LedgerWriterStats } from './types';
 
@@ -322,12 +323,8 @@ export class LedgerWriter extends EventEmitter<LedgerWriterEvents> {
     return this.sleeper.sleep(ms);
   }
 
-  private notify<K extends keyof LedgerWriterEvents>(event: K, ...args: LedgerWriterEvents[K]): void {
-    try {
-      (this as EventEmitter).emit(event, ...args);
-    } catch (err) {
-      this.logger.error({ err, event }, 'ledger writer: event listener threw');
-    }
+  private notify<K extends keyof LedgerWriterEvents & string>(event: K, ...args: LedgerWriterEvents[K]): void {
+    emitSafely(this, this.logger, 'ledger writer', event, args);
   }
 }
 

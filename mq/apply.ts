@@ -1,7 +1,6 @@
 import type { Pool, PoolConnection, RowDataPacket } from 'mysql2/promise';
 import { ShipCode } from '../allocator/codes';
 import { RedisGateway } from '../allocator/gateway';
-import { RedisShards } from '../allocator/shards';
 import { StockOperator } from '../admin/operator';
 import { LossPayload, applyOnHandChange } from '../admin/stock-changes';
 import { OperatorRegistry } from '../admin/types';
@@ -16,7 +15,6 @@ export interface StockMessageApplierDeps {
   readonly pool: Pool;
   readonly operator: StockOperator;
   readonly gateway: RedisGateway;
-  readonly shards: RedisShards;
   readonly registry: Pick<OperatorRegistry, 'putSku' | 'getSku'>;
   /** Says when a redelivery finishes what an earlier one began. */
   readonly logger: Logger;
@@ -60,7 +58,7 @@ export class StockMessageApplier implements StockApplier {
   async ready(): Promise<boolean> {
     try {
       await this.deps.pool.query('SELECT 1');
-      await Promise.all(this.deps.shards.clients.map((c) => c.ping()));
+      await Promise.all(this.deps.gateway.shards.clients.map((c) => c.ping()));
       return true;
     } catch {
       return false;

@@ -5,6 +5,7 @@ import { AmqpLink, Delivery, keepLinked } from './link';
 import { ParsedMessage, parseStockMessage } from './message';
 import { StockTopology, declareTopology } from './topology';
 import { ApplyOutcome, StockApplier, StockUpdate } from './types';
+import { emitSafely } from '../kernel/emit';
 
 /**
  * The options of a StockConsumer: where RabbitMQ is, the topology (mq/topology.ts), and timings
@@ -447,11 +448,7 @@ export class StockConsumer extends EventEmitter<StockConsumerEvents> {
     return this.sleeper.sleep(ms);
   }
 
-  private notify<K extends keyof StockConsumerEvents>(event: K, ...args: StockConsumerEvents[K]): void {
-    try {
-      (this as EventEmitter).emit(event, ...args);
-    } catch (err) {
-      this.logger.error({ err, event }, 'stock consumer: event listener threw');
-    }
+  private notify<K extends keyof StockConsumerEvents & string>(event: K, ...args: StockConsumerEvents[K]): void {
+    emitSafely(this, this.logger, 'stock consumer', event, args);
   }
 }

@@ -10,6 +10,7 @@ import type { Logger } from '../kernel/logger';
 import { outboxBacklog } from '../store/outbox';
 import { AmqpLink, keepLinked } from './link';
 import { OutboxBatch, OutboxSource, StreamOutbox, TableOutbox } from './outbox-sources';
+import { emitSafely } from '../kernel/emit';
 
 /** The options of an EventPublisher; every one but `url` has a default that suits production. */
 export interface EventPublisherOptions {
@@ -373,12 +374,8 @@ export class EventPublisher extends EventEmitter<EventPublisherEvents> {
     this.notify('disconnected', err);
   }
 
-  private notify<K extends keyof EventPublisherEvents>(event: K, ...args: EventPublisherEvents[K]): void {
-    try {
-      (this as EventEmitter).emit(event, ...args);
-    } catch (err) {
-      this.logger.error({ err, event }, 'event publisher: event listener threw');
-    }
+  private notify<K extends keyof EventPublisherEvents & string>(event: K, ...args: EventPublisherEvents[K]): void {
+    emitSafely(this, this.logger, 'event publisher', event, args);
   }
 }
 

@@ -1,5 +1,6 @@
 import type Redis from 'ioredis';
 import type { Pool } from 'mysql2/promise';
+import { GroupEntry, GroupReader, ackAndDelete, claimIdle, createGroups, readGroup } from '../allocator/stream-group';
 import { InventoryEvent, parseOutboxEvent } from '../kernel/events';
 import type { Logger } from '../kernel/logger';
 import { deleteOutboxEvents, leaseOutboxEvents } from '../store/outbox';
@@ -25,19 +26,13 @@ export interface OutboxBatch {
   ack(): Promise<void>;
 }
 
-export interface StreamSourceOptions {
-  readonly group: string;
-  readonly consumer: string;
-  readonly batchSize: number;
-  /** Entries another consumer has held unacknowledged this long are taken over (XAUTOCLAIM). */
-  readonly claimIdleMs: number;
-  /** Consumers idle this long with nothing pending are removed from the group. */
-  readonly forgetConsumersAfterMs: number;
-}
+/** The consumer group the outbox streams are read through (allocator/stream-group.ts). */
+export type StreamSourceOptions = GroupReader;
 
 /**
  * The outbox streams of one Redis node's shards, read through a consumer group shared by every
- * publisher (the ledger writer's way, ledger/group.ts): each entry goes to one publisher; entries
+ * publisher (allocator/stream-group.ts, as the ledger writer reads its streams): each entry goes to
+ * one publisher; entries
  * a publisher read and never acknowledged (it died, or lost its link) are taken over after
  * `claimIdleMs`; an acknowledged entry is deleted (XACK and XDEL), so a stream holds exactly the
  * events not yet confirmed by the broker.
@@ -95,95 +90,40 @@ export class StreamOutbox implements OutboxSource {
   }
 
   private async ensureGroups(): Promise<void> {
-    for (const stream of this.streams) {
-      try {
-        // From the start of the stream: events written before any publisher ran are published too.
-        await this.conn.xgroup('CREATE', stream, this.options.group, '0', 'MKSTREAM');
-      } catch (err) {
-        if (!(err instanceof Error && err.message.startsWith('BUSYGROUP'))) throw err;
-      }
-    }
+    await createGroups(this.conn, this.streams, this.options.group);
     this.groupsReady = true;
   }
 
-  private async read(): Promise<StreamEntry[]> {
-    const { group, consumer, batchSize } = this.options;
-    const reply = (await this.conn.call(
-      'XREADGROUP',
-      'GROUP',
-      group,
-      consumer,
-      'COUNT',
-      batchSize,
-      'STREAMS',
-      ...this.streams,
-      ...this.streams.map(() => (this.history ? '0' : '>')),
-    )) as Array<[string, Array<[string, string[] | null]>]> | null;
-    const entries: StreamEntry[] = [];
-    for (const [stream, records] of reply ?? []) for (const [id, fields] of records) entries.push({ stream, id, fields });
-    return entries;
+  private read(): Promise<GroupEntry[]> {
+    return readGroup(this.conn, this.streams, this.options, this.history ? 'pending' : 'new');
   }
 
   /**
    * Takes over entries idle past claimIdleMs (their publisher died before its ack) and removes
-   * consumers long idle with nothing pending, so the group does not keep one per process ever
-   * started. Should such a consumer read in between (DELCONSUMER then drops what it read), the
-   * group is set back to the start of the stream: the stream holds only unconfirmed events, so
-   * that delivers again what may have been lost, duplicates at worst.
+   * consumers long idle with nothing pending. Should such a consumer read in between (DELCONSUMER
+   * then drops what it read), the group is set back to the start of the stream: the stream holds
+   * only unconfirmed events, so that delivers again what may have been lost, duplicates at worst.
    */
   private async claim(): Promise<void> {
-    const { group, consumer, batchSize, claimIdleMs, forgetConsumersAfterMs } = this.options;
-    for (const stream of this.streams) {
-      let cursor = '0-0';
-      for (let round = 0; round < 10; round++) {
-        const reply = (await this.conn.call('XAUTOCLAIM', stream, group, consumer, claimIdleMs, cursor, 'COUNT', batchSize, 'JUSTID')) as [string, string[]];
-        if (reply[1].length > 0) {
-          this.claimed += reply[1].length;
-          this.history = true;
-        }
-        cursor = reply[0];
-        if (cursor === '0-0') break;
-      }
-      const consumers = (await this.conn.call('XINFO', 'CONSUMERS', stream, group)) as unknown[][];
-      for (const flat of consumers) {
-        const info = pairs(flat);
-        if (info.name === consumer || Number(info.pending) !== 0 || Number(info.idle) <= forgetConsumersAfterMs) continue;
-        const dropped = Number(await this.conn.xgroup('DELCONSUMER', stream, group, String(info.name)));
-        if (dropped > 0) {
-          this.logger.warn({ stream, consumer: info.name, dropped }, 'event publisher: a consumer read while being removed; delivering the stream again');
-          await this.conn.xgroup('SETID', stream, group, '0');
-        }
-      }
+    const { claimed, dropped } = await claimIdle(this.conn, this.streams, this.options);
+    if (claimed > 0) {
+      this.claimed += claimed;
+      this.history = true;
+    }
+    for (const stream of dropped) {
+      this.logger.warn({ stream }, 'event publisher: a consumer read while being removed; delivering the stream again');
+      await this.conn.xgroup('SETID', stream, this.options.group, '0');
     }
   }
 
-  /** XACK and XDEL per stream, atomically (MULTI on one key, so it also holds on Redis Cluster). */
-  private async ack(entries: readonly StreamEntry[]): Promise<void> {
-    const byStream = new Map<string, string[]>();
-    for (const e of entries) byStream.set(e.stream, [...(byStream.get(e.stream) ?? []), e.id]);
-    for (const [stream, ids] of byStream) {
-      const replies = await this.conn.multi().xack(stream, this.options.group, ...ids).xdel(stream, ...ids).exec();
-      if (!replies) throw new Error(`event publisher: XACK/XDEL on ${stream} was aborted`);
-      for (const [err] of replies) if (err) throw err;
-    }
+  private ack(entries: readonly GroupEntry[]): Promise<void> {
+    return ackAndDelete(this.conn, this.options.group, entries);
   }
-}
-
-interface StreamEntry {
-  readonly stream: string;
-  readonly id: string;
-  readonly fields: string[] | null;
 }
 
 function fieldOf(fields: readonly string[], name: string): string | undefined {
   for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
   return undefined;
-}
-
-function pairs(flat: readonly unknown[]): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (let i = 0; i + 1 < flat.length; i += 2) out[String(flat[i])] = flat[i + 1];
-  return out;
 }
 
 /**

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { emitSafely } from '../kernel/emit';
 import { Logger } from '../kernel/logger';
 
 /** Turns `{ name: (a: A) => void }` into the `{ name: [A] }` map Node's typed EventEmitter takes. */
@@ -21,10 +22,6 @@ export class RegistryEmitter<E extends { [K in keyof E]: (...args: any[]) => voi
       this.logger.error({ err: args[0] }, 'registry error (no error listener)');
       return;
     }
-    try {
-      emitter.emit(event, ...args);
-    } catch (err) {
-      this.logger.error({ err, event }, 'registry event listener threw');
-    }
+    emitSafely(emitter, this.logger, 'registry', event, args);
   }
 }

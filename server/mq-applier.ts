@@ -20,7 +20,6 @@ export async function createStockApplier(config: Config, logger: Logger): Promis
     pool: stores.mysql,
     operator: graph.operator,
     gateway: graph.gateway,
-    shards: stores.shards,
     registry: graph.operatorRegistry,
     logger,
   });

@@ -1,3 +1,6 @@
+import type { Pool } from 'mysql2/promise';
+import { RedisShards } from '../allocator/shards';
+import { StockApplier } from '../mq/types';
 import { Config } from './config';
 import { Logger } from '../kernel/logger';
 import { StockConsumer } from '../mq/consumer';
@@ -13,8 +16,27 @@ import { eventPublisherOptions, stockConsumerOptions } from './mq-options';
  * caller exits, or retries); RabbitMQ being down is not a failure: both connect when they can, the
  * messages wait in the queue and the events in their outboxes.
  */
-export async function startStockConsumer(config: Config, logger: Logger): Promise<{ consumer: StockConsumer; events: EventPublisher; stop(): Promise<void> }> {
+export async function startStockConsumer(config: Config, logger: Logger): Promise<MqWorkers> {
   const { applier, stores, close } = await createStockApplier(config, logger);
+  const workers = await startMqWorkers(config, logger, applier, stores);
+  return {
+    ...workers,
+    async stop() {
+      await workers.stop();
+      await close();
+    },
+  };
+}
+
+/** The stock consumer and the event publisher, running. */
+export interface MqWorkers {
+  readonly consumer: StockConsumer;
+  readonly events: EventPublisher;
+  stop(): Promise<void>;
+}
+
+/** Starts the stock consumer with `applier`, and the event publisher on the given stores (its own process's, or the server's: MQ_CONSUMER=inline). */
+export async function startMqWorkers(config: Config, logger: Logger, applier: StockApplier, stores: { shards: RedisShards; mysql: Pool }): Promise<MqWorkers> {
   const consumer = new StockConsumer(stockConsumerOptions(config), applier, logger);
   const events = new EventPublisher(eventPublisherOptions(config), stores.shards, stores.mysql, logger);
   await consumer.start();
@@ -24,7 +46,6 @@ export async function startStockConsumer(config: Config, logger: Logger): Promis
     events,
     async stop() {
       await Promise.all([consumer.stop(), events.stop()]);
-      await close();
     },
   };
 }

@@ -20,9 +20,7 @@ import { AdminHandlers, InventoryHandlers } from './app';
 import { buildOperatorGraph } from './operator-graph';
 import { openStores } from './clients';
 import { HealthMonitor } from './health';
-import { eventPublisherOptions, stockConsumerOptions } from './mq-options';
-import { StockConsumer } from '../mq/consumer';
-import { EventPublisher } from '../mq/events';
+import { MqWorkers, startMqWorkers } from './mq-runner';
 import { StockMessageApplier } from '../mq/apply';
 import { Config } from './config';
 import { inventoryHandlers } from './inventory-service';
@@ -146,7 +144,7 @@ export async function createServices(config: Config, logger: Logger, metrics: Me
           await Promise.all([...workers.map((w) => w.stop()), health.stop()]);
         },
         async () => {
-          await Promise.all([mq?.consumer.stop(), mq?.events.stop()]);
+          await mq?.stop();
         },
         () => ledger.stop(),
         () => registryWrites.drain().catch((err) => logger.warn({ err }, 'registry writes left queued at shutdown')),
@@ -167,13 +165,9 @@ async function startInlineMq(
   logger: Logger,
   metrics: Metrics,
   graph: { mysql: Pool; shards: RedisShards; operator: StockOperator; gateway: RedisGateway; registry: Registry },
-): Promise<{ consumer: StockConsumer; events: EventPublisher }> {
+): Promise<MqWorkers> {
   const { mysql, shards, operator, gateway, registry } = graph;
-  const applier = new StockMessageApplier({ pool: mysql, operator, gateway, shards, registry, logger });
-  const consumer = new StockConsumer(stockConsumerOptions(config), applier, logger);
-  const events = new EventPublisher(eventPublisherOptions(config), shards, mysql, logger);
-  metrics.observeStockConsumer(consumer);
-  await consumer.start();
-  await events.start();
-  return { consumer, events };
+  const workers = await startMqWorkers(config, logger, new StockMessageApplier({ pool: mysql, operator, gateway, registry, logger }), { shards, mysql });
+  metrics.observeStockConsumer(workers.consumer);
+  return workers;
 }

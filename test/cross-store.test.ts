@@ -1,10 +1,8 @@
 import assert from 'node:assert/strict';
 import { Discrepancy } from '../admin/discrepancy';
-import { createLogger } from '../kernel/logger';
-import { StockMessageApplier } from '../mq/apply';
 import { StockUpdate } from '../mq/types';
 import { abandonPreallocate } from './helpers/intents';
-import { InventoryFixture, startInventory, waitFor } from './helpers/inventory';
+import { InventoryFixture, startInventory, stockApplierOf, waitFor } from './helpers/inventory';
 import { SaleOptions, checkSale, repeatWhile, runSale } from './helpers/sale';
 
 /**
@@ -130,8 +128,7 @@ describe('operations across stores during a flash sale', function () {
 
   it('warehouse messages during the sale: receipts sell, losses shrink the pool, nothing sells twice', async () => {
     await flashSku('x-msg');
-    const { mysql, operator, gateway, shards, registry } = inv.services;
-    const applier = new StockMessageApplier({ pool: mysql, operator, gateway, shards, registry, logger: createLogger('silent') });
+    const applier = stockApplierOf(inv);
     let m = 0;
     const send = (kind: StockUpdate['kind'], quantity: number) =>
       applier.apply({ messageId: `x-msg-${++m}`, sku: 'x-msg', kind, quantity, occurredAt: new Date(), sequence: m });
@@ -147,7 +144,7 @@ describe('operations across stores during a flash sale', function () {
     });
     const { stock, holding } = await checkSale(inv, 'x-msg', outcome);
     assert.equal(holding, outcome.won.length);
-    const [[applied]] = await mysql.query<any[]>("SELECT COUNT(*) AS n FROM stock_messages WHERE sku_id = 'x-msg' AND outcome = 'applied'");
+    const [[applied]] = await inv.services.mysql.query<any[]>("SELECT COUNT(*) AS n FROM stock_messages WHERE sku_id = 'x-msg' AND outcome = 'applied'");
     assert.equal(Number(applied.n), m, 'every message applied once');
     // Losses the base and pool could not cover (all sold) are shortfalls, raised; nothing else differs.
     const found = (await reconcile('x-msg')).discrepancies;

@@ -6,14 +6,13 @@ import amqp from 'amqplib';
 import type { RowDataPacket } from 'mysql2/promise';
 import { StockMessage, StockMessageKind } from '../gen/inventory/v1/stock_message.pb';
 import { createLogger } from '../kernel/logger';
-import { StockMessageApplier } from '../mq/apply';
 import { StockConsumer } from '../mq/consumer';
 import { StockTopology } from '../mq/topology';
 import { Config, loadConfig } from '../server/config';
 import { createStockApplier } from '../server/mq-applier';
 import { stockConsumerOptions } from '../server/mq-options';
 import { uniqueName } from './helpers/config';
-import { InventoryFixture, startInventory, waitFor } from './helpers/inventory';
+import { InventoryFixture, startInventory, stockApplierOf, waitFor } from './helpers/inventory';
 import { TcpProxy } from './helpers/tcp-proxy';
 
 /**
@@ -99,10 +98,9 @@ describe('warehouse messages end to end', function () {
     const topology = stockConsumerOptions(config);
     topologies.push(topology);
     await inv.services.operator.setStock('e2e-b-set', 'e2e-b', 0, 'count');
-    const { mysql, operator, gateway, shards, registry } = inv.services;
     const consumer = new StockConsumer(
       stockConsumerOptions(config),
-      new StockMessageApplier({ pool: mysql, operator, gateway, shards, registry, logger: createLogger('silent') }),
+      stockApplierOf(inv),
       createLogger('silent'),
     );
     await consumer.start();
@@ -137,9 +135,8 @@ describe('warehouse messages end to end', function () {
     const topology = stockConsumerOptions(config);
     topologies.push(topology);
     await inv.services.operator.setStock('e2e-e-set', 'e2e-e', 0, 'count');
-    const { mysql, operator, gateway, shards, registry } = inv.services;
     const consumers = [1, 2].map(
-      () => new StockConsumer(topology, new StockMessageApplier({ pool: mysql, operator, gateway, shards, registry, logger: createLogger('silent') }), createLogger('silent')),
+      () => new StockConsumer(topology, stockApplierOf(inv), createLogger('silent')),
     );
     for (const c of consumers) await c.start();
     try {
@@ -177,9 +174,7 @@ describe('warehouse messages end to end', function () {
     child.kill('SIGKILL');
     await new Promise((resolve) => child.once('exit', resolve));
     assert.equal(await onHand('e2e-c'), 17, 'applied once, not acknowledged');
-
-    const { mysql, operator, gateway, shards, registry } = inv.services;
-    const again = new StockConsumer(topology, new StockMessageApplier({ pool: mysql, operator, gateway, shards, registry, logger: createLogger('silent') }), createLogger('silent'));
+    const again = new StockConsumer(topology, stockApplierOf(inv), createLogger('silent'));
     await again.start();
     try {
       await waitFor(() => again.stats().duplicates === 1, 30_000, 'the redelivery');

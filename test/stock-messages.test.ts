@@ -2,8 +2,7 @@ import assert from 'node:assert/strict';
 import { ReleaseReason, ReserveOutcome } from '../gen/inventory/v1/inventory.pb';
 import { StockMessageApplier } from '../mq/apply';
 import { StockUpdate } from '../mq/types';
-import { createLogger } from '../kernel/logger';
-import { InventoryFixture, startInventory, waitFor } from './helpers/inventory';
+import { InventoryFixture, startInventory, stockApplierOf, waitFor } from './helpers/inventory';
 
 /**
  * What a warehouse's stock message does to the stock (mq/apply.ts), against the real Redis, etcd
@@ -19,8 +18,7 @@ describe('stock messages applied to the stock', function () {
 
   before(async () => {
     inv = await startInventory('stockmsg', { TOPUP_ENABLED: 'false' });
-    const { mysql, operator, gateway, shards, registry } = inv.services;
-    applier = new StockMessageApplier({ pool: mysql, operator, gateway, shards, registry, logger: createLogger('silent') });
+    applier = stockApplierOf(inv);
   });
   after(() => inv.close());
 

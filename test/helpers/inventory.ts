@@ -10,6 +10,7 @@ import {
   GetStockResponse,
 } from '../../gen/inventory/v1/inventory.pb';
 import { CreatedPartition } from '../../allocator/partitions';
+import { StockMessageApplier } from '../../mq/apply';
 import { Config } from '../../server/config';
 import { createLogger } from '../../kernel/logger';
 import { Metrics } from '../../server/metrics';
@@ -95,6 +96,12 @@ export async function dropNamespace(config: Config): Promise<void> {
   const conn = await mysql.createConnection(url.toString());
   await conn.query(`DROP DATABASE IF EXISTS \`${database}\``);
   await conn.end();
+}
+
+/** The real stock-message applier (mq/apply.ts) on a fixture's own stores. */
+export function stockApplierOf(inv: InventoryFixture): StockMessageApplier {
+  const { mysql, operator, gateway, registry } = inv.services;
+  return new StockMessageApplier({ pool: mysql, operator, gateway, registry, logger: createLogger('silent') });
 }
 
 /** Polls until `check` holds (a watch round trip, a sweep) or fails after `timeoutMs`. */
