@@ -1,5 +1,7 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
+import { DependencyTimeout, DependencyUnavailable } from '../kernel/dependency';
+import { redisFailure } from './redis-edge';
 import { LuaScript } from './scripts';
 import { RedisReplyError, RespReader, RespValue, RespWriter } from './resp';
 
@@ -45,7 +47,8 @@ interface Call {
  *   call that ran but whose reply was lost changes nothing when it runs again.
  * - A call unanswered after `commandTimeoutMs` fails with "Command timed out", and a connection
  *   whose oldest call has waited that long is cut: a stuck server must not hold calls forever.
- * Errors whose messages the service maps to UNAVAILABLE: "Connection is closed", "Command timed out".
+ * Failures are typed (kernel/dependency.ts): DependencyUnavailable when the connection is lost or
+ * the node refuses the work (OOM, LOADING...), DependencyTimeout when a call went unanswered.
  * A connection lost other than by close() is reported by a 'disconnected' event (for the logs).
  */
 export class ScriptPipe extends EventEmitter<{ disconnected: [err: Error | undefined] }> {
@@ -66,9 +69,14 @@ export class ScriptPipe extends EventEmitter<{ disconnected: [err: Error | undef
   /** connect() callers waiting for the connection attempt under way. */
   private connectWaiters: Array<{ resolve(): void; reject(err: Error): void }> = [];
   private lastError: Error | undefined;
+  /** A connection was lost or refused since the last one was up. */
+  private lost = false;
+  /** host:port, as failures name the node. */
+  readonly node: string;
 
   constructor(private readonly options: ScriptPipeOptions) {
     super();
+    this.node = `${options.host}:${options.port}`;
     this.scripts = [...options.scripts];
     this.reconnectMs = options.reconnectMinMs ?? 50;
     this.sweeper = setInterval(() => this.sweep(), Math.max(10, Math.min(250, options.commandTimeoutMs / 4)));
@@ -77,7 +85,7 @@ export class ScriptPipe extends EventEmitter<{ disconnected: [err: Error | undef
 
   /** Connects now (otherwise the first call does); resolves once up, rejects if this attempt fails. */
   connect(): Promise<void> {
-    if (this.state === 'closed') return Promise.reject(closedError());
+    if (this.state === 'closed') return Promise.reject(this.closedError());
     if (this.state === 'ready') return Promise.resolve();
     return new Promise((resolve, reject) => {
       this.connectWaiters.push({ resolve, reject });
@@ -93,7 +101,7 @@ export class ScriptPipe extends EventEmitter<{ disconnected: [err: Error | undef
     if (keys.length !== script.numberOfKeys) {
       return Promise.reject(new Error(`${script.name} takes ${script.numberOfKeys} keys, got ${keys.length}`));
     }
-    if (this.state === 'closed') return Promise.reject(closedError());
+    if (this.state === 'closed') return Promise.reject(this.closedError());
     return new Promise<T>((resolve, reject) => {
       const call: Call = { script, keys, args, since: Date.now(), resolve: resolve as (v: unknown) => void, reject, resent: false };
       if (this.state === 'ready') this.send(call);
@@ -102,6 +110,14 @@ export class ScriptPipe extends EventEmitter<{ disconnected: [err: Error | undef
         if (this.state === 'idle' && this.reconnectTimer === undefined) this.open();
       }
     });
+  }
+
+  /**
+   * The node is known to be unreachable: the connection was lost or could not be made, and no new
+   * one is up yet. (Not before a first attempt: a pipe nobody used yet is not down.)
+   */
+  get down(): boolean {
+    return this.lost && this.state !== 'ready';
   }
 
   /** Calls sent or waiting, not yet answered. */
@@ -115,10 +131,10 @@ export class ScriptPipe extends EventEmitter<{ disconnected: [err: Error | undef
     const until = Date.now() + this.options.commandTimeoutMs;
     while (this.pending > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
     this.state = 'closed';
-    for (const waiter of this.connectWaiters.splice(0)) waiter.reject(closedError());
+    for (const waiter of this.connectWaiters.splice(0)) waiter.reject(this.closedError());
     clearInterval(this.sweeper);
     clearTimeout(this.reconnectTimer);
-    this.failAll(closedError());
+    this.failAll(this.closedError());
     this.socket?.end();
     this.socket?.destroy();
     this.socket = undefined;
@@ -142,6 +158,7 @@ export class ScriptPipe extends EventEmitter<{ disconnected: [err: Error | undef
     if (socket !== this.socket) return;
     socket.setTimeout(0);
     this.state = 'ready';
+    this.lost = false;
     this.reconnectMs = this.options.reconnectMinMs ?? 50;
     // Replies to these come first; the calls that waited queue up behind them.
     const setup = (parts: Array<string | number>) => this.send(internalCall(parts));
@@ -198,7 +215,7 @@ export class ScriptPipe extends EventEmitter<{ disconnected: [err: Error | undef
         this.send(call);
         return;
       }
-      call.reject(value);
+      call.reject(redisFailure(value, this.node) as Error);
       return;
     }
     call.resolve(value);
@@ -211,9 +228,10 @@ export class ScriptPipe extends EventEmitter<{ disconnected: [err: Error | undef
     this.writer.reset();
     this.flushScheduled = false;
     if (this.state === 'closed') return;
+    this.lost = true;
     const waiters = this.connectWaiters;
     this.connectWaiters = [];
-    const why = new Error(`Connection is closed. (${this.lastError?.message ?? 'closed by the server'})`);
+    const why = new DependencyUnavailable('redis', this.node, `connection is closed (${this.lastError?.message ?? 'closed by the server'})`, this.lastError);
     for (const waiter of waiters) waiter.reject(why);
     this.emit('disconnected', this.lastError);
     this.lastError = undefined;
@@ -227,7 +245,7 @@ export class ScriptPipe extends EventEmitter<{ disconnected: [err: Error | undef
       if (call.script && !call.resent) {
         call.resent = true;
         again.push(call);
-      } else call.reject(closedError());
+      } else call.reject(this.closedError());
     }
     this.waiting = [...again, ...this.waiting];
     this.state = 'idle';
@@ -243,7 +261,8 @@ export class ScriptPipe extends EventEmitter<{ disconnected: [err: Error | undef
     if (this.waiting.length > 0 && this.waiting[0].since <= expired) {
       const keep: Call[] = [];
       for (const call of this.waiting) {
-        if (call.since <= expired) call.reject(timeoutError());
+        // Never sent: the node was not reachable all that time.
+        if (call.since <= expired) call.reject(new DependencyUnavailable('redis', this.node, `not connected for ${this.options.commandTimeoutMs} ms`));
         else keep.push(call);
       }
       this.waiting = keep;
@@ -253,9 +272,17 @@ export class ScriptPipe extends EventEmitter<{ disconnected: [err: Error | undef
       const calls = this.inFlight.slice(this.head);
       this.inFlight = [];
       this.head = 0;
-      for (const call of calls) call?.reject(timeoutError());
+      for (const call of calls) call?.reject(this.timeoutError());
       this.socket.destroy();
     }
+  }
+
+  private closedError(): DependencyUnavailable {
+    return new DependencyUnavailable('redis', this.node, 'connection is closed');
+  }
+
+  private timeoutError(): DependencyTimeout {
+    return new DependencyTimeout('redis', this.node, `no answer within ${this.options.commandTimeoutMs} ms`);
   }
 
   private failAll(err: Error): void {
@@ -272,10 +299,3 @@ function internalCall(parts: Array<string | number>, onError?: (err: Error) => v
   return { script: undefined, keys: [], args: parts, since: Date.now(), resolve: () => undefined, reject: onError ?? (() => undefined), resent: true };
 }
 
-function closedError(): Error {
-  return new Error('Connection is closed.');
-}
-
-function timeoutError(): Error {
-  return new Error('Command timed out');
-}

@@ -1,5 +1,7 @@
 import Redis from 'ioredis';
+import { Breakers, DependencyBreaker } from '../kernel/breaker';
 import { Keys } from './keys';
+import { guardRedisClient } from './redis-edge';
 import { ScriptPipe } from './script-pipe';
 import { LuaScript, loadScripts } from './scripts';
 
@@ -10,6 +12,8 @@ export interface ShardOptions {
   readonly commandTimeoutMs: number;
   /** One socket write per tick for all concurrent commands (see REDIS_AUTO_PIPELINE). */
   readonly autoPipeline?: boolean;
+  /** The process's breakers (one per node is taken from it); a board of its own by default. */
+  readonly breakers?: Breakers;
 }
 
 /**
@@ -20,18 +24,25 @@ export interface ShardOptions {
  * - `client(shard)`, ioredis, for plain reads and commands off the hot path, auto-pipelined by
  *   default: the flash-sale benchmark measured +35-45% calls/s with it. Plain ioredis, not the
  *   cluster client, so its slot-grouping bugs with EVALSHA do not apply.
+ * Both go through the node's circuit breaker and fail typed (kernel/dependency.ts): a node that is
+ * down costs its callers nothing once the breaker is open, and `reachable(shard)` lets the hot path
+ * route around it.
  */
 export class RedisShards {
   readonly keys: Keys;
   readonly scripts: Map<string, LuaScript>;
   readonly clients: readonly Redis[];
   readonly pipes: readonly ScriptPipe[];
+  /** One per node, in the order of `options.nodes`. */
+  readonly breakers: readonly DependencyBreaker[];
   private readonly nodeIndexOfShard: readonly number[];
 
   constructor(readonly options: ShardOptions) {
     this.keys = new Keys(options.prefix, options.shardCount);
     this.scripts = loadScripts();
-    this.clients = options.nodes.map((node) => {
+    const board = options.breakers ?? new Breakers();
+    this.breakers = options.nodes.map((node) => board.for('redis', node));
+    this.clients = options.nodes.map((node, i) => {
       const [host, port] = splitHostPort(node);
       const client = new Redis({
         host,
@@ -44,7 +55,7 @@ export class RedisShards {
         maxRetriesPerRequest: 2,
         connectionName: `inventory-core:${process.pid}`,
       });
-      return client;
+      return guardRedisClient(client, node, this.breakers[i]);
     });
     this.pipes = options.nodes.map((node) => {
       const [host, port] = splitHostPort(node);
@@ -73,7 +84,28 @@ export class RedisShards {
 
   /** Runs a Lua script on the node of a shard: keys first, then arguments, as its header lists them. */
   run<T = unknown>(shard: number, script: LuaScript, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<T> {
-    return this.pipes[this.nodeIndexOfShard[shard]].run<T>(script, keys, args);
+    const node = this.nodeIndexOfShard[shard];
+    const pipe = this.pipes[node];
+    return this.breakers[node].run(() => pipe.run<T>(script, keys, args));
+  }
+
+  /**
+   * Whether the shard's node takes calls now: its script connection is up and its breaker not open
+   * (half-open lets the trial call through).
+   * A node just lost reads false at once (the connection is gone), before any call has failed.
+   */
+  reachable(shard: number): boolean {
+    const node = this.nodeIndexOfShard[shard];
+    return !this.pipes[node].down && this.breakers[node].state !== 'open';
+  }
+
+  /**
+   * The nodes taking calls now (see reachable), for placing new partitions; every node when all
+   * are down (then nothing is ruled out).
+   */
+  reachableNodes(): readonly string[] {
+    const up = this.options.nodes.filter((_, i) => !this.pipes[i].down && this.breakers[i].state !== 'open');
+    return up.length > 0 ? up : this.options.nodes;
   }
 
   node(shard: number): string {

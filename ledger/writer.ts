@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import os from 'node:os';
 import type { Pool } from 'mysql2/promise';
 import type { RedisShards } from '../allocator/shards';
+import { DependencyUnavailable } from '../kernel/dependency';
 import type { Logger } from '../kernel/logger';
 import { isMysqlUnavailable } from '../store/mysql';
 import { Sleeper, backoffMs } from '../kernel/backoff';
@@ -256,7 +257,7 @@ export class LedgerWriter extends EventEmitter<LedgerWriterEvents> {
       }
       return;
     }
-    if (stage === 'redis' && !loop.redisDown && isConnectionError(err)) {
+    if (stage === 'redis' && !loop.redisDown && err instanceof DependencyUnavailable) {
       loop.redisDown = true;
       this.logger.warn({ err, node: loop.node }, 'ledger writer: redis node unavailable; retrying');
       this.notify('redis-down', loop.node, err);
@@ -326,17 +327,6 @@ export class LedgerWriter extends EventEmitter<LedgerWriterEvents> {
   private notify<K extends keyof LedgerWriterEvents & string>(event: K, ...args: LedgerWriterEvents[K]): void {
     emitSafely(this, this.logger, 'ledger writer', event, args);
   }
-}
-
-function isConnectionError(err: unknown): boolean {
-  const e = err as { code?: unknown; message?: unknown; name?: unknown } | null;
-  const code = typeof e?.code === 'string' ? e.code : '';
-  const message = typeof e?.message === 'string' ? e.message : '';
-  return (
-    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND'].includes(code) ||
-    e?.name === 'MaxRetriesPerRequestError' ||
-    /Connection is closed|Command timed out|Stream isn't writeable|LOADING|MASTERDOWN|READONLY/.test(message)
-  );
 }
 
 function delay(ms: number): Promise<void> {

@@ -1,7 +1,8 @@
 import { EventEmitter } from 'node:events';
+import type { Breakers } from '../kernel/breaker';
 import { Sleeper, backoffMs } from '../kernel/backoff';
 import type { Logger } from '../kernel/logger';
-import { AmqpLink, Delivery, keepLinked } from './link';
+import { AmqpLink, Delivery, LinkOptions, keepLinked } from './link';
 import { ParsedMessage, parseStockMessage } from './message';
 import { StockTopology, declareTopology } from './topology';
 import { ApplyOutcome, StockApplier, StockUpdate } from './types';
@@ -33,6 +34,8 @@ export interface StockConsumerOptions extends StockTopology {
   readonly heartbeatSeconds?: number;
   /** TCP connect and AMQP handshake timeout. Default 10000 ms. */
   readonly connectTimeoutMs?: number;
+  /** The process's breakers: connection attempts go through its `rabbitmq` one. Default: none. */
+  readonly breakers?: Breakers;
 }
 
 /** Why a message went to the dead-letter queue: it could not be read, or the applier refused it. */
@@ -121,7 +124,7 @@ export class StockConsumer extends EventEmitter<StockConsumerEvents> {
   private readonly backoffMaxMs: number;
   private readonly confirmTimeoutMs: number;
   private readonly readyTimeoutMs: number;
-  private readonly linkOptions: { heartbeatSeconds: number; connectTimeoutMs: number };
+  private readonly linkOptions: LinkOptions;
   private readonly counts = { delivered: 0, applied: 0, duplicates: 0, stale: 0, applyFailures: 0, outages: 0, connections: 0 };
   private readonly deadLettered: Record<DeadLetterClass, number> = { malformed: 0, rejected: 0 };
   private readonly sleeper = new Sleeper();
@@ -147,7 +150,11 @@ export class StockConsumer extends EventEmitter<StockConsumerEvents> {
     this.backoffMaxMs = options.backoffMaxMs ?? 5000;
     this.confirmTimeoutMs = options.confirmTimeoutMs ?? 30_000;
     this.readyTimeoutMs = options.readyTimeoutMs ?? 10_000;
-    this.linkOptions = { heartbeatSeconds: options.heartbeatSeconds ?? 15, connectTimeoutMs: options.connectTimeoutMs ?? 10_000 };
+    this.linkOptions = {
+      heartbeatSeconds: options.heartbeatSeconds ?? 15,
+      connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
+      breaker: options.breakers?.for('rabbitmq', new URL(options.url).host),
+    };
   }
 
   /**
@@ -363,7 +370,7 @@ export class StockConsumer extends EventEmitter<StockConsumerEvents> {
       'x-inventory-original-routing-key': fields.routingKey,
     };
     try {
-      await delivery.link.republish(delivery, this.options.deadLetterExchange, headers, this.confirmTimeoutMs);
+      await delivery.link.republish(delivery, this.options.deadLetterExchange, headers, this.confirmTimeoutMs, this.linkOptions.breaker);
     } catch (err) {
       throw new Error(`could not dead-letter a message (${reason}): ${err instanceof Error ? err.message : String(err)}`);
     }

@@ -4,11 +4,12 @@ import type Redis from 'ioredis';
 import type { Options } from 'amqplib';
 import type { Pool } from 'mysql2/promise';
 import type { RedisShards } from '../allocator/shards';
+import type { Breakers } from '../kernel/breaker';
 import { Sleeper, backoffMs } from '../kernel/backoff';
 import type { InventoryEvent } from '../kernel/events';
 import type { Logger } from '../kernel/logger';
 import { outboxBacklog } from '../store/outbox';
-import { AmqpLink, keepLinked } from './link';
+import { AmqpLink, LinkOptions, keepLinked } from './link';
 import { OutboxBatch, OutboxSource, StreamOutbox, TableOutbox } from './outbox-sources';
 import { emitSafely } from '../kernel/emit';
 
@@ -44,6 +45,8 @@ export interface EventPublisherOptions {
   readonly heartbeatSeconds?: number;
   /** TCP connect and AMQP handshake timeout. Default 10000 ms. */
   readonly connectTimeoutMs?: number;
+  /** The process's breakers: connection attempts go through its `rabbitmq` one. Default: none. */
+  readonly breakers?: Breakers;
   /**
    * Called after the broker confirmed a batch and before it is removed from the outbox; a throw
    * leaves the batch in the outbox (tests use it to die in exactly that gap). Default none.
@@ -114,7 +117,7 @@ export class EventPublisher extends EventEmitter<EventPublisherEvents> {
   private readonly confirmTimeoutMs: number;
   private readonly backoffMinMs: number;
   private readonly backoffMaxMs: number;
-  private readonly linkOptions: { heartbeatSeconds: number; connectTimeoutMs: number };
+  private readonly linkOptions: LinkOptions;
   private readonly conns: Redis[] = [];
   private readonly streams: StreamOutbox[] = [];
   private readonly sources: SourceState[] = [];
@@ -140,7 +143,11 @@ export class EventPublisher extends EventEmitter<EventPublisherEvents> {
     this.confirmTimeoutMs = options.confirmTimeoutMs ?? 30_000;
     this.backoffMinMs = options.backoffMinMs ?? 100;
     this.backoffMaxMs = options.backoffMaxMs ?? 5000;
-    this.linkOptions = { heartbeatSeconds: options.heartbeatSeconds ?? 15, connectTimeoutMs: options.connectTimeoutMs ?? 10_000 };
+    this.linkOptions = {
+      heartbeatSeconds: options.heartbeatSeconds ?? 15,
+      connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
+      breaker: options.breakers?.for('rabbitmq', new URL(options.url).host),
+    };
     const batchSize = options.batchSize ?? 100;
     const claimIdleMs = options.claimIdleMs ?? 30_000;
     const streamOptions = {

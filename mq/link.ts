@@ -1,6 +1,17 @@
 import os from 'node:os';
 import amqp, { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Options } from 'amqplib';
+import type { DependencyBreaker } from '../kernel/breaker';
+import { DependencyUnavailable } from '../kernel/dependency';
 import type { Logger } from '../kernel/logger';
+
+/** How a link connects: heartbeat, connect timeout, its name in RabbitMQ, the broker's breaker. */
+export interface LinkOptions {
+  readonly heartbeatSeconds: number;
+  readonly connectTimeoutMs: number;
+  readonly name?: string;
+  /** Connection attempts and dead-letter publishes go through it (the process's `rabbitmq` breaker). */
+  readonly breaker?: DependencyBreaker;
+}
 
 /**
  * One AMQP connection of the stock consumer and its two channels: `channel` consumes (manual
@@ -53,7 +64,13 @@ export class AmqpLink {
    * named `<name>:<host>:<pid>` in RabbitMQ (`rabbitmqctl list_connections client_properties`);
    * `name` defaults to `inventory-stock-consumer`.
    */
-  static async open(url: string, options: { heartbeatSeconds: number; connectTimeoutMs: number; name?: string }, logger: Logger): Promise<AmqpLink> {
+  static open(url: string, options: LinkOptions, logger: Logger): Promise<AmqpLink> {
+    const node = new URL(url).host;
+    const attempt = () => AmqpLink.connect(url, options, logger).then(undefined, (err: unknown) => Promise.reject(amqpFailure(err, node)));
+    return options.breaker ? options.breaker.run(attempt) : attempt();
+  }
+
+  private static async connect(url: string, options: LinkOptions, logger: Logger): Promise<AmqpLink> {
     const target = new URL(url);
     if (!target.searchParams.has('heartbeat')) target.searchParams.set('heartbeat', String(options.heartbeatSeconds));
     const connection = await amqp.connect(target.toString(), {
@@ -166,7 +183,12 @@ export class AmqpLink {
    * route it (the dead-letter queue is gone), the channel closes, or no confirm comes within
    * `timeoutMs`: the original must then not be acked.
    */
-  async republish(delivery: Delivery, exchange: string, headers: Record<string, unknown>, timeoutMs: number): Promise<void> {
+  async republish(delivery: Delivery, exchange: string, headers: Record<string, unknown>, timeoutMs: number, breaker?: DependencyBreaker): Promise<void> {
+    const publish = () => this.publishConfirmed(delivery, exchange, headers, timeoutMs);
+    return breaker ? breaker.run(publish) : publish();
+  }
+
+  private async publishConfirmed(delivery: Delivery, exchange: string, headers: Record<string, unknown>, timeoutMs: number): Promise<void> {
     const { message } = delivery;
     const p = message.properties;
     // Not userId (the broker checks it against this connection's user) and not expiration (a dead
@@ -189,7 +211,7 @@ export class AmqpLink {
     let timer: NodeJS.Timeout | undefined;
     try {
       await new Promise<void>((resolve, reject) => {
-        timer = setTimeout(() => reject(new Error(`no publisher confirm within ${timeoutMs} ms`)), timeoutMs);
+        timer = setTimeout(() => reject(new DependencyUnavailable('rabbitmq', undefined, `no publisher confirm within ${timeoutMs} ms`)), timeoutMs);
         try {
           this.confirm.publish(exchange, message.fields.routingKey, message.content, options, (err) => (err ? reject(err) : resolve()));
         } catch (err) {
@@ -260,4 +282,20 @@ export interface Delivery {
   readonly message: ConsumeMessage;
   readonly link: AmqpLink;
   settled: boolean;
+}
+
+const SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+
+/**
+ * The RabbitMQ edge's one decision: a connection that could not be made or was lost (socket errors,
+ * a connect timeout, the broker closing the connection) is DependencyUnavailable; anything else
+ * (a refused login, a missing vhost) stays as it is, a configuration error to fix, not to wait out.
+ */
+export function amqpFailure(err: unknown, node: string): unknown {
+  if (err instanceof DependencyUnavailable || !(err instanceof Error)) return err;
+  const code = (err as { code?: unknown }).code;
+  const lost =
+    (typeof code === 'string' && SOCKET_CODES.has(code)) ||
+    /^connect ETIMEDOUT|Socket closed abruptly|Connection closed|Unexpected close|CONNECTION_FORCED|operation timeout/i.test(err.message);
+  return lost ? new DependencyUnavailable('rabbitmq', node, err.message, err) : err;
 }

@@ -1,5 +1,5 @@
-import { BrokenCircuitError } from 'cockatiel';
 import { ClientClosedError, EtcdWatchStreamEnded, isRecoverableError } from 'etcd3';
+import { BreakerOpen, DependencyUnavailable } from '../kernel/dependency';
 
 /** A registration older than the one stored: its epoch is fenced off, so it must not replace it. */
 export class StaleEpochError extends Error {
@@ -35,23 +35,27 @@ export class RegistryConflictError extends Error {
  *
  * etcd3 marks UNAVAILABLE, DEADLINE_EXCEEDED, CANCELLED, UNKNOWN, INTERNAL, RESOURCE_EXHAUSTED and
  * ABORTED as "recoverable", and by default retries every call (writes included) 3 more times on them,
- * with no delay. After 3 consecutive recoverable failures its per-host circuit breaker opens and every
- * call fails with cockatiel's BrokenCircuitError, without reaching etcd, until it half-opens.
+ * with no delay (we do not retry DEADLINE_EXCEEDED: registry/etcd.ts). Each endpoint's breaker
+ * (kernel/breaker.ts) counts them; once open, calls fail with BreakerOpen without reaching etcd until
+ * it half-opens. Above the registry, failures are typed: etcdFailure().
  */
 
 /** etcd cannot be reached now; the same call may well succeed later (queue it, retry it). */
 export function isEtcdUnavailable(err: unknown): boolean {
-  return (
-    err instanceof Error &&
-    !(err instanceof ClientClosedError) &&
-    (isRecoverableError(err) || err instanceof BrokenCircuitError || err instanceof EtcdWatchStreamEnded)
-  );
+  if (err instanceof DependencyUnavailable) return err.dependency === 'etcd';
+  return err instanceof Error && !(err instanceof ClientClosedError) && (isRecoverableError(err) || err instanceof EtcdWatchStreamEnded);
+}
+
+/** The typed failure an etcd error stands for (DependencyUnavailable when etcd is unreachable), or the error itself. */
+export function etcdFailure(err: unknown): unknown {
+  if (err instanceof DependencyUnavailable || !isEtcdUnavailable(err)) return err;
+  return new DependencyUnavailable('etcd', undefined, (err as Error).message, err);
 }
 
 /**
  * A write failed in a way that says nothing about whether etcd applied it: the request may have been
- * sent and its answer lost. Only a re-read tells. (A BrokenCircuitError never left the process.)
+ * sent and its answer lost. Only a re-read tells. (A BreakerOpen never left the process.)
  */
 export function mayHaveApplied(err: unknown): boolean {
-  return err instanceof Error && isRecoverableError(err);
+  return err instanceof Error && !(err instanceof BreakerOpen) && isRecoverableError(err);
 }

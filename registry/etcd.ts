@@ -1,5 +1,6 @@
-import { ConsecutiveBreaker, ExponentialBackoff, IBackoff, circuitBreaker, handleWhen, noop, retry } from 'cockatiel';
+import { ExponentialBackoff, IBackoff, IPolicy, handleWhen, noop, retry } from 'cockatiel';
 import { Etcd3, GRPCDeadlineExceededError, isRecoverableError } from 'etcd3';
+import { Breakers, DependencyBreaker } from '../kernel/breaker';
 
 /** How the service's etcd client behaves when etcd is slow or gone; every default written down. */
 export interface EtcdClientOptions {
@@ -17,11 +18,11 @@ export interface EtcdClientOptions {
    */
   readonly retries?: number;
   /**
-   * How long etcd3's per-host circuit breaker stays open after 3 consecutive transient failures, ms;
-   * 0 disables it. Default 1000 (etcd3: 5000). With one endpoint the breaker only delays recovery: an
-   * open breaker fails every call without trying etcd.
+   * The process's breakers: each endpoint gets the `etcd <endpoint>` one, in place of etcd3's own
+   * cockatiel breaker, so that etcd opens, half-opens and is reported like every other dependency.
+   * Transient failures count (etcd3's "recoverable" errors). A board of its own by default.
    */
-  readonly breakerOpenMs?: number;
+  readonly breakers?: Breakers;
   /** Upper bound of gRPC's reconnect backoff, ms. Default 5000 (grpc-js: 120000, which can leave a recovered etcd unused for minutes). */
   readonly reconnectBackoffMaxMs?: number;
   /**
@@ -38,12 +39,11 @@ export function createEtcdClient(endpoints: readonly string[], options: EtcdClie
   const {
     callTimeoutMs = 5000,
     retries = 3,
-    breakerOpenMs = 1000,
+    breakers = new Breakers(),
     reconnectBackoffMaxMs = 5000,
     keepaliveMs = 10_000,
     watchBackoffMaxMs = 5000,
   } = options;
-  const transient = handleWhen(isRecoverableError);
   const retryable = handleWhen((err) => isRecoverableError(err) && !(err instanceof GRPCDeadlineExceededError));
   return new Etcd3({
     hosts: [...endpoints],
@@ -59,9 +59,20 @@ export function createEtcdClient(endpoints: readonly string[], options: EtcdClie
     },
     faultHandling: {
       global: retries > 0 ? retry(retryable, { maxAttempts: retries }) : noop,
-      host: () => (breakerOpenMs > 0 ? circuitBreaker(transient, { halfOpenAfter: breakerOpenMs, breaker: new ConsecutiveBreaker(3) }) : noop),
+      host: (host) => breakerPolicy(breakers.for('etcd', host, (err) => err instanceof Error && isRecoverableError(err))),
       // etcd3 types this an IBackoff but calls next() on it first, as on a factory (its own default is `new ExponentialBackoff()`).
       watchBackoff: new ExponentialBackoff({ maxDelay: watchBackoffMaxMs }) as unknown as IBackoff<unknown>,
     },
   });
+}
+
+/**
+ * An opossum breaker in the shape of the cockatiel policy etcd3 runs each call to a host through:
+ * etcd3 only calls execute(). Errors pass through untouched (etcd3 decides on them: retries, host
+ * resets); a refusal is BreakerOpen, which etcd3 hands on as it is.
+ */
+function breakerPolicy(breaker: DependencyBreaker): IPolicy {
+  return {
+    execute: <T>(fn: () => PromiseLike<T> | T) => breaker.run(() => Promise.resolve().then(fn)),
+  } as unknown as IPolicy;
 }

@@ -12,7 +12,7 @@ import {
   skuKey,
   skuPartitionsPrefix,
 } from './codec';
-import { RegistryConflictError, StaleEpochError, mayHaveApplied } from './errors';
+import { RegistryConflictError, StaleEpochError, etcdFailure, mayHaveApplied } from './errors';
 import { NewPartition, PartitionEntry, RemoveResult, SkuEntry } from './types';
 
 export interface RegistryOptions {
@@ -43,7 +43,7 @@ export class Registry {
 
   /** Creates or replaces a SKU entry. */
   async putSku(sku: string, value: { perUserLimit: number }): Promise<void> {
-    await this.kv.put(skuKey(sku)).value(encodeSku(sku, value.perUserLimit)).options(this.call()).exec();
+    await this.kv.put(skuKey(sku)).value(encodeSku(sku, value.perUserLimit)).options(this.call()).exec().catch(rethrowTyped);
   }
 
   async getSku(sku: string): Promise<SkuEntry | undefined> {
@@ -134,20 +134,20 @@ export class Registry {
         if (res.succeeded) return decision.result;
         current = res.responses[0]?.response_range?.kvs[0];
       } catch (err) {
-        if (!mayHaveApplied(err)) throw err;
+        if (!mayHaveApplied(err)) throw etcdFailure(err);
         this.logger.warn({ err, key }, 'registry: write outcome unknown, re-reading the key');
-        current = await this.read(key).catch(() => Promise.reject(err));
+        current = await this.read(key).catch(() => Promise.reject(etcdFailure(err)));
       }
     }
   }
 
   private async read(key: string): Promise<IKeyValue | undefined> {
-    const res = await this.kv.get(key).options(this.call()).exec();
+    const res = await this.kv.get(key).options(this.call()).exec().catch(rethrowTyped);
     return res.kvs[0];
   }
 
   private async list(prefix: string): Promise<IKeyValue[]> {
-    const res = await this.kv.getAll().prefix(prefix).options(this.call()).exec();
+    const res = await this.kv.getAll().prefix(prefix).options(this.call()).exec().catch(rethrowTyped);
     return res.kvs;
   }
 
@@ -164,4 +164,9 @@ export class Registry {
   private call(): { deadline: number } {
     return { deadline: Date.now() + this.callTimeoutMs };
   }
+}
+
+/** etcd's errors leave the registry typed (kernel/dependency.ts). */
+function rethrowTyped(err: unknown): never {
+  throw etcdFailure(err);
 }

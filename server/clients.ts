@@ -1,6 +1,7 @@
 import type { Etcd3 } from 'etcd3';
 import type { Pool } from 'mysql2/promise';
 import { RedisShards, ShardOptions } from '../allocator/shards';
+import { BreakerState, Breakers, DependencyBreaker } from '../kernel/breaker';
 import { Logger } from '../kernel/logger';
 import { createEtcdClient } from '../registry/etcd';
 import { migrate } from '../store/migrations';
@@ -27,6 +28,8 @@ export function shardsFromConfig(config: Config, overrides: Partial<ShardOptions
 
 /** The stores a process talks to, connected, with MySQL migrated. */
 export interface Stores {
+  /** One circuit breaker per dependency node, shared by every client of this process. */
+  readonly breakers: Breakers;
   readonly shards: RedisShards;
   readonly mysql: Pool;
   /** Only when asked for (the ledger writer needs no etcd). */
@@ -40,13 +43,16 @@ export interface Stores {
  * when one cannot be reached: the caller exits and its supervisor tries again.
  */
 export async function openStores(config: Config, logger: Logger, options: { etcd: boolean; scripts: boolean }): Promise<Stores> {
-  const shards = shardsFromConfig(config);
-  const etcd = options.etcd ? createEtcdClient(config.etcdEndpoints) : undefined;
+  const breakers = new Breakers(config.breakers);
+  breakers.on('change', (breaker, state) => logBreaker(logger, breaker, state));
+  const shards = shardsFromConfig(config, { breakers });
+  const etcd = options.etcd ? createEtcdClient(config.etcdEndpoints, { breakers }) : undefined;
   let mysql: Pool | undefined;
   const close = async () => {
     await shards.close();
     etcd?.close();
     await mysql?.end();
+    breakers.shutdown();
   };
   try {
     // ioredis reconnects by itself; without a listener each failure prints an unhandled-error line.
@@ -58,11 +64,19 @@ export async function openStores(config: Config, logger: Logger, options: { etcd
     );
     await shards.connect({ scripts: options.scripts });
     await ensureDatabase(config.mysqlUrl);
-    mysql = createMysqlPool(config.mysqlUrl);
+    mysql = createMysqlPool(config.mysqlUrl, { breaker: breakers.for('mysql') });
     await migrate(mysql, logger);
-    return { shards, mysql, etcd, close };
+    return { breakers, shards, mysql, etcd, close };
   } catch (err) {
     await close();
     throw err;
   }
+}
+
+/** One line per breaker change: open is an error (calls to it now fail fast), the rest news. */
+export function logBreaker(logger: Logger, breaker: DependencyBreaker, state: BreakerState): void {
+  const fields = { dependency: breaker.dependency, node: breaker.node, state };
+  if (state === 'open') logger.error(fields, `circuit breaker open: calls to ${breaker.dependency} fail fast until a trial call succeeds`);
+  else if (state === 'half-open') logger.warn(fields, 'circuit breaker half-open: one trial call decides');
+  else logger.info(fields, 'circuit breaker closed: the dependency answers again');
 }

@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import type { BreakerSettings } from '../kernel/breaker';
 import { stackDefaults } from './stack-defaults';
 
 /**
@@ -136,6 +137,13 @@ export interface Config {
   readonly mqEventsPollMs: number;
   /** A SKU whose sellable units (base + live pool) fall below this gets a stock.low event; 0: never. STOCK_LOW_THRESHOLD, default 10. */
   readonly stockLowThreshold: number;
+  /**
+   * The circuit breaker of every dependency node (kernel/breaker.ts): BREAKER_VOLUME_THRESHOLD
+   * (calls in the window before it may open, default 20), BREAKER_ERROR_PERCENTAGE (failed share
+   * that opens it, default 50), BREAKER_RESET_MS (open time before one trial call, default 2000),
+   * BREAKER_WINDOW_MS (the rolling window, default 10000).
+   */
+  readonly breakers: BreakerSettings;
 }
 
 export interface TlsFiles {
@@ -204,6 +212,12 @@ export function loadConfig(env: Env = process.env): Config {
     mqEventsExchange: read.matching('MQ_EVENTS_EXCHANGE', 'inventory.events', AMQP_NAME, AMQP_NAME_RULE),
     mqEventsPollMs: read.int('MQ_EVENTS_POLL_MS', 250, 10, 60_000),
     stockLowThreshold: read.int('STOCK_LOW_THRESHOLD', 10, 0, 1_000_000_000),
+    breakers: {
+      volumeThreshold: read.int('BREAKER_VOLUME_THRESHOLD', 20, 1, 1_000_000),
+      errorThresholdPercentage: read.int('BREAKER_ERROR_PERCENTAGE', 50, 1, 100),
+      resetTimeoutMs: read.int('BREAKER_RESET_MS', 2000, 10, 600_000),
+      rollingWindowMs: read.int('BREAKER_WINDOW_MS', 10_000, 100, 3_600_000),
+    },
   };
   if (config.defaultTtlSeconds > config.maxTtlSeconds) {
     throw new ConfigError('DEFAULT_TTL_SECONDS', `must not exceed MAX_TTL_SECONDS (${config.maxTtlSeconds})`);

@@ -1,9 +1,13 @@
 import { status } from '@grpc/grpc-js';
+import { BreakerOpen, DependencyTimeout, DependencyUnavailable, Overloaded } from '../kernel/dependency';
 import { DomainError, DomainErrorKind } from '../kernel/errors';
 import { ServiceError, unavailable } from './errors';
 
-/** The one mapping from domain outcomes (DomainError kinds) to gRPC statuses. */
-const ERROR_STATUS: Record<DomainErrorKind, status> = {
+/**
+ * The one mapping from what the rooms below throw to what clients see: domain outcomes by kind,
+ * dependency failures by type (kernel/dependency.ts). Anything else is a bug: INTERNAL, logged.
+ */
+export const ERROR_STATUS: Record<DomainErrorKind, status> = {
   UNKNOWN_SKU: status.NOT_FOUND,
   RESERVATION_NOT_FOUND: status.NOT_FOUND,
   IDEMPOTENCY_KEY_REUSED: status.INVALID_ARGUMENT,
@@ -20,14 +24,12 @@ const ERROR_STATUS: Record<DomainErrorKind, status> = {
   UNKNOWN_NODE: status.INVALID_ARGUMENT,
 };
 
-const ERROR_FIELD: Partial<Record<DomainErrorKind, string>> = {
+export const ERROR_FIELD: Partial<Record<DomainErrorKind, string>> = {
   IDEMPOTENCY_KEY_REUSED: 'order_id',
   UNKNOWN_ITEM: 'items',
   UNKNOWN_NODE: 'redis_nodes',
 };
 
-/** Errors of a dependency that is down or slow: the call is safe to retry, so UNAVAILABLE. */
-const DEPENDENCY_DOWN = /Connection is closed|Command timed out|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|MaxRetriesPerRequest|Stream isn't writeable|ended/;
 
 /**
  * Runs domain work and turns its failures into the statuses clients see. A plain promise chain,
@@ -47,12 +49,26 @@ function rethrowAsServiceError(err: unknown): never {
   throw toServiceError(err);
 }
 
-function toServiceError(err: unknown): unknown {
+/**
+ * A dependency failure is UNAVAILABLE, naming the dependency, and safe to retry with the same ids
+ * (every call is idempotent). Not logged per call: the clients log their connection errors and the
+ * breakers their changes, which a storm of failing calls would otherwise bury.
+ */
+export function toServiceError(err: unknown): unknown {
   if (err instanceof DomainError) {
     return new ServiceError(ERROR_STATUS[err.kind], err.kind, err.message, ERROR_FIELD[err.kind]);
   }
-  if (err instanceof Error && DEPENDENCY_DOWN.test(`${err.name} ${err.message}`)) {
-    return unavailable('DEPENDENCY_UNAVAILABLE', 'a storage dependency is unavailable; the call is safe to retry', err);
+  if (err instanceof BreakerOpen) {
+    return unavailable('DEPENDENCY_UNAVAILABLE', `${err.where} is unavailable (circuit breaker open); the call was not tried, retry it later`);
+  }
+  if (err instanceof DependencyTimeout) {
+    return unavailable('DEPENDENCY_TIMEOUT', `${err.where} did not answer in time; the call may have been applied, and its retry with the same ids is safe`);
+  }
+  if (err instanceof DependencyUnavailable) {
+    return unavailable('DEPENDENCY_UNAVAILABLE', `${err.where} is unavailable; the call is safe to retry`);
+  }
+  if (err instanceof Overloaded) {
+    return new ServiceError(status.RESOURCE_EXHAUSTED, 'OVERLOADED', err.message);
   }
   return err;
 }

@@ -2,6 +2,7 @@ import http from 'node:http';
 import type { HealthReport } from './health';
 import { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { BreakerState } from '../kernel/breaker';
 import type { StockConsumerStats } from '../mq/consumer';
 
 /**
@@ -91,6 +92,23 @@ export class Metrics {
         const shards = Array.from({ length: sweeper.shardCount }, (_, shard) => shard);
         const ages = await Promise.all(shards.map((shard) => sweeper.oldestPendingAgeMs(shard).catch(() => -1000)));
         ages.forEach((ms, shard) => this.labels(String(shard)).set(ms / 1000));
+      },
+    });
+  }
+
+  /**
+   * `inventory_breaker_state{dependency,node}`: 0 closed, 1 half-open, 2 open, for every breaker
+   * of the process, read at scrape time (a breaker is made on first use of its node).
+   */
+  observeBreakers(breakers: { all(): ReadonlyArray<{ dependency: string; node: string | undefined; state: BreakerState }> }): void {
+    new Gauge({
+      name: 'inventory_breaker_state',
+      help: 'Circuit breaker of each dependency node: 0 closed, 1 half-open (one trial call), 2 open (calls fail fast)',
+      labelNames: ['dependency', 'node'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const b of breakers.all()) this.labels(b.dependency, b.node ?? '').set(BREAKER_GAUGE[b.state]);
       },
     });
   }
@@ -197,3 +215,5 @@ export async function startMetricsServer(
   });
   return Object.assign(server, { port: (server.address() as AddressInfo).port });
 }
+
+const BREAKER_GAUGE: Record<BreakerState, number> = { closed: 0, 'half-open': 1, open: 2 };

@@ -2,6 +2,7 @@ import type { Pool } from 'mysql2/promise';
 import { RedisShards } from '../allocator/shards';
 import { StockApplier } from '../mq/types';
 import { Config } from './config';
+import type { Breakers } from '../kernel/breaker';
 import { Logger } from '../kernel/logger';
 import { StockConsumer } from '../mq/consumer';
 import { EventPublisher } from '../mq/events';
@@ -36,9 +37,14 @@ export interface MqWorkers {
 }
 
 /** Starts the stock consumer with `applier`, and the event publisher on the given stores (its own process's, or the server's: MQ_CONSUMER=inline). */
-export async function startMqWorkers(config: Config, logger: Logger, applier: StockApplier, stores: { shards: RedisShards; mysql: Pool }): Promise<MqWorkers> {
-  const consumer = new StockConsumer(stockConsumerOptions(config), applier, logger);
-  const events = new EventPublisher(eventPublisherOptions(config), stores.shards, stores.mysql, logger);
+export async function startMqWorkers(
+  config: Config,
+  logger: Logger,
+  applier: StockApplier,
+  stores: { shards: RedisShards; mysql: Pool; breakers: Breakers },
+): Promise<MqWorkers> {
+  const consumer = new StockConsumer({ ...stockConsumerOptions(config), breakers: stores.breakers }, applier, logger);
+  const events = new EventPublisher({ ...eventPublisherOptions(config), breakers: stores.breakers }, stores.shards, stores.mysql, logger);
   await consumer.start();
   await events.start();
   return {

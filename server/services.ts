@@ -24,6 +24,7 @@ import { MqWorkers, startMqWorkers } from './mq-runner';
 import { StockMessageApplier } from '../mq/apply';
 import { Config } from './config';
 import { inventoryHandlers } from './inventory-service';
+import type { Breakers } from '../kernel/breaker';
 import { Logger } from '../kernel/logger';
 import { Metrics } from './metrics';
 import { every } from './periodic';
@@ -67,6 +68,7 @@ export async function createServices(config: Config, logger: Logger, metrics: Me
     cache.on('error', (err) => logger.warn({ err }, 'registry cache: watch failed; re-listing'));
     await cache.start();
     metrics.observeRegistry(cache);
+    metrics.observeBreakers(stores.breakers);
     const ledger = new LedgerWriter(shards, mysql, logger);
     // LEDGER_WRITER=process: main.ts runs the writer in a child; here it only reports the lag.
     if (config.ledgerWriter === 'inline') await ledger.start();
@@ -109,7 +111,7 @@ export async function createServices(config: Config, logger: Logger, metrics: Me
     );
     metrics.observeRecovery(sweeper);
     // MQ_CONSUMER=inline: the warehouses' messages and the events out, in this process (process: main.ts runs them in a child).
-    const mq = config.mqConsumer === 'inline' ? await startInlineMq(config, logger, metrics, { mysql, shards, operator, gateway, registry }) : undefined;
+    const mq = config.mqConsumer === 'inline' ? await startInlineMq(config, logger, metrics, { mysql, shards, operator, gateway, registry, breakers: stores.breakers }) : undefined;
     const health = new HealthMonitor(
       { redis: shards.clients.map((client, i) => ({ node: config.redisNodes[i], client })), mysql, etcd },
       config.healthIntervalMs,
@@ -164,10 +166,10 @@ async function startInlineMq(
   config: Config,
   logger: Logger,
   metrics: Metrics,
-  graph: { mysql: Pool; shards: RedisShards; operator: StockOperator; gateway: RedisGateway; registry: Registry },
+  graph: { mysql: Pool; shards: RedisShards; operator: StockOperator; gateway: RedisGateway; registry: Registry; breakers: Breakers },
 ): Promise<MqWorkers> {
-  const { mysql, shards, operator, gateway, registry } = graph;
-  const workers = await startMqWorkers(config, logger, new StockMessageApplier({ pool: mysql, operator, gateway, registry, logger }), { shards, mysql });
+  const { mysql, shards, operator, gateway, registry, breakers } = graph;
+  const workers = await startMqWorkers(config, logger, new StockMessageApplier({ pool: mysql, operator, gateway, registry, logger }), { shards, mysql, breakers });
   metrics.observeStockConsumer(workers.consumer);
   return workers;
 }

@@ -1,4 +1,6 @@
 import mysql, { Pool, PoolConnection } from 'mysql2/promise';
+import { Breakers, DependencyBreaker } from '../kernel/breaker';
+import { DependencyTimeout, DependencyUnavailable } from '../kernel/dependency';
 
 export { applyMovement, applyMovements, AppliedMovements, Bucket, BUCKETS, Movement, MovementError, movementProblem } from './ledger-apply';
 
@@ -14,6 +16,8 @@ export interface MysqlPoolOptions {
   readonly connectTimeoutMs?: number;
   /** Close connections idle this long. Default 60000 ms. */
   readonly idleTimeoutMs?: number;
+  /** The pool's circuit breaker (the process's, from its Breakers); one of its own by default. */
+  readonly breaker?: DependencyBreaker;
 }
 
 /** Host, port, credentials and database of a `mysql://user:password@host:port/database` URL. */
@@ -45,7 +49,8 @@ export function parseMysqlUrl(url: string): MysqlAddress {
  * safe integers (`supportBigNumbers`, `bigNumberStrings: false`: strings only beyond 2^53), and
  * times are UTC on both sides: the driver formats and parses dates as UTC (`timezone: 'Z'`) and
  * every connection sets its session time zone to UTC, so TIMESTAMP columns read back what was written
- * whatever the server's own zone is.
+ * whatever the server's own zone is. Queries and transactions go through the pool's circuit breaker
+ * and fail typed when MySQL is down (guardPool, transaction).
  */
 export function createMysqlPool(url: string, options: MysqlPoolOptions = {}): Pool {
   const address = parseMysqlUrl(url);
@@ -77,7 +82,46 @@ export function createMysqlPool(url: string, options: MysqlPoolOptions = {}): Po
   pool.pool.on('connection', (conn: { query(sql: string, cb: (err: unknown) => void): unknown }) => {
     conn.query("SET time_zone = '+00:00'", () => {});
   });
-  return pool;
+  return guardPool(pool, options.breaker ?? new Breakers().for('mysql'));
+}
+
+const rawPools = new WeakMap<Pool, { raw: Pool; breaker: DependencyBreaker }>();
+
+/**
+ * The pool with query, execute and getConnection run through `breaker` and their failures typed
+ * (mysqlFailure). A connection taken with getConnection is the caller's; transaction() guards its
+ * whole run instead.
+ */
+function guardPool(pool: Pool, breaker: DependencyBreaker): Pool {
+  const guarded = new Map<string | symbol, unknown>();
+  const proxy = new Proxy(pool, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target) as unknown;
+      if (typeof value !== 'function') return value;
+      let wrapped = guarded.get(prop);
+      if (wrapped === undefined) {
+        const fn = value as (...args: unknown[]) => Promise<unknown>;
+        wrapped = prop === 'query' || prop === 'execute' || prop === 'getConnection'
+          ? (...args: unknown[]) => breaker.run(() => fn.apply(target, args).then(undefined, rethrowTyped))
+          : fn.bind(target);
+        guarded.set(prop, wrapped);
+      }
+      return wrapped;
+    },
+  });
+  rawPools.set(proxy, { raw: pool, breaker });
+  return proxy;
+}
+
+function rethrowTyped(err: unknown): never {
+  throw mysqlFailure(err);
+}
+
+/** The typed failure a MySQL error stands for (DependencyUnavailable when MySQL is down), or the error itself. */
+export function mysqlFailure(err: unknown): unknown {
+  if (err instanceof DependencyUnavailable || !isMysqlUnavailable(err)) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new DependencyUnavailable('mysql', undefined, message, err);
 }
 
 /** Creates the URL's database when missing (utf8mb4); each test file works in a fresh one. */
@@ -125,11 +169,11 @@ export interface TransactionOptions {
 }
 
 /** A transaction run that took longer than its `timeoutMs`; its outcome is unknown only if it was committing. */
-export class MysqlTimeoutError extends Error {
+export class MysqlTimeoutError extends DependencyTimeout {
   readonly code = 'ETRANSACTIONTIMEOUT';
+  override name = 'MysqlTimeoutError';
   constructor(readonly timeoutMs: number) {
-    super(`MySQL transaction took longer than ${timeoutMs} ms; its connection was cut`);
-    this.name = 'MysqlTimeoutError';
+    super('mysql', undefined, `transaction took longer than ${timeoutMs} ms; its connection was cut`);
   }
 }
 
@@ -143,11 +187,13 @@ export class MysqlTimeoutError extends Error {
  */
 export async function transaction<T>(pool: Pool, fn: (conn: PoolConnection) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
   const attempts = Math.max(1, options.attempts ?? 5);
+  const guard = rawPools.get(pool);
+  const run = guard ? () => guard.breaker.run(() => runOnce(guard.raw, fn, options).then(undefined, rethrowTyped)) : () => runOnce(pool, fn, options);
   for (let attempt = 1; ; attempt++) {
     try {
-      return await runOnce(pool, fn, options);
+      return await run();
     } catch (err) {
-      if (attempt >= attempts || !isRetryableTransactionError(err)) throw err;
+      if (attempt >= attempts || !isRetryableTransactionError(err)) throw mysqlFailure(err);
       options.onRetry?.(err, attempt);
       const backoff = Math.min(1000, (options.backoffMs ?? 20) * 2 ** (attempt - 1)) * (0.5 + Math.random());
       await new Promise((resolve) => setTimeout(resolve, backoff));
@@ -277,7 +323,7 @@ const UNAVAILABLE_ERRNOS = new Set([
  * writer's back-off).
  */
 export function isMysqlUnavailable(err: unknown): boolean {
-  if (err instanceof MysqlTimeoutError) return true;
+  if (err instanceof DependencyUnavailable) return err.dependency === 'mysql';
   const e = err as { code?: unknown; errno?: unknown; fatal?: unknown; message?: unknown } | null;
   if (!e || typeof e !== 'object') return false;
   if (typeof e.code === 'string' && UNAVAILABLE_CODES.has(e.code)) return true;

@@ -1,3 +1,4 @@
+import { Breakers, DEFAULT_BREAKER_SETTINGS } from '../kernel/breaker';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -14,7 +15,7 @@ const config = testConfig(uniqueName('regcache'));
 const logger = createLogger((process.env.TEST_LOG_LEVEL as 'silent') ?? 'silent');
 /** Short delays everywhere, so a cut-and-heal test takes well under a second. */
 const fast = { resyncBackoffMs: 20, maxResyncBackoffMs: 100 };
-const fastClient = { breakerOpenMs: 100, reconnectBackoffMaxMs: 100, callTimeoutMs: 1000 };
+const fastClient = { breakers: new Breakers({ ...DEFAULT_BREAKER_SETTINGS, resetTimeoutMs: 100 }), reconnectBackoffMaxMs: 100, callTimeoutMs: 1000 };
 
 function partition(sku: string, partitionId: string, epoch = 1): NewPartition {
   return { sku, partitionId, node: '127.0.0.1:6390', shard: 1, epoch, createdAt: 1_700_000_000_000 };

@@ -99,8 +99,8 @@ describe('Registry', () => {
 
     beforeEach(async () => {
       proxy = await TcpProxy.start(new URL(config.etcdEndpoints[0]).host);
-      // No circuit breaker: the re-read must reach etcd right after the failed delete.
-      cut = createEtcdClient([`http://${proxy.address}`], { breakerOpenMs: 0 });
+      // The breaker needs 20 calls in its window before it may open: the re-read reaches etcd.
+      cut = createEtcdClient([`http://${proxy.address}`], {});
       cutRegistry = new Registry(cut, ns, logger, { callTimeoutMs: 300 });
       await registry.registerPartition(partition('a', 'p1', 3));
     });
