@@ -25,9 +25,10 @@ export class PartitionViews {
     return [...rows, ...registered.map((e) => ({ ...e, capacity: 0 }))];
   }
 
-  /** The partitions with their Redis state; those Redis does not have ('missing') only when asked. */
-  async list(sku: string | undefined, withMissing: boolean): Promise<PartitionView[]> {
-    const known = await this.known(sku);
+  /** The partitions (or `only` those) with their Redis state; those Redis does not have ('missing') only when asked. */
+  async list(sku: string | undefined, withMissing: boolean, only?: ReadonlySet<string>): Promise<PartitionView[]> {
+    const all = await this.known(sku);
+    const known = only ? all.filter((p) => only.has(p.partitionId)) : all;
     const states = await this.inspector.partitionStates(known);
     const views = known.map((p, i): PartitionView => {
       const live = states[i];
@@ -45,9 +46,12 @@ export class PartitionViews {
     return withMissing ? views : views.filter((v) => v.state !== 'missing');
   }
 
-  /** The views of the given partitions of a SKU, in that order. */
+  /**
+   * The views of the given partitions of a SKU, in that order. Reads only those in Redis: the SKU's
+   * others may be on a node that is down (a top-up carving around it).
+   */
   async of(sku: string, ids: readonly string[]): Promise<PartitionView[]> {
-    const views = await this.list(sku, true);
+    const views = await this.list(sku, true, new Set(ids));
     return ids.map((id) => views.find((v) => v.partitionId === id)).filter((v): v is PartitionView => v !== undefined);
   }
 }

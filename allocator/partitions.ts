@@ -34,7 +34,8 @@ export class PartitionCreator {
 
   /** Splits `units` as evenly as possible over `count` new partitions, spread over `nodes`. */
   plan(sku: string, units: number, count: number, nodes?: readonly string[]): CreatedPartition[] {
-    const targets = nodes && nodes.length > 0 ? nodes : this.gateway.shards.options.nodes;
+    // Unless the caller names nodes, new stock goes where it can sell now: not onto a node that is down.
+    const targets = nodes && nodes.length > 0 ? nodes : this.gateway.shards.reachableNodes();
     const planned: CreatedPartition[] = [];
     for (let i = 0; i < count; i++) {
       const node = targets[(this.cursor + i) % targets.length];

@@ -1,3 +1,4 @@
+import { DependencyUnavailable } from '../kernel/dependency';
 import { Logger } from '../kernel/logger';
 import { DomainError } from '../kernel/errors';
 import { HoldCode, RetireCode, TakeCode } from './codes';
@@ -18,6 +19,8 @@ export const ABORT_RELEASE = '#abort';
 interface ItemTake {
   readonly pieces: DocPiece[];
   readonly short: number;
+  /** Partitions of the SKU left untried because their node is down: a shortage is then not real. */
+  readonly unreachable?: number;
 }
 
 /**
@@ -34,6 +37,12 @@ interface ItemTake {
  *
  * A process that dies in between leaves a PENDING order with its plan; the recovery worker gives
  * back the plan after the grace period, and tombstones stop a late take of the dead attempt.
+ *
+ * A Redis node that is down (RedisShards.reachable) is routed around: partitions on the other nodes
+ * are chosen, a top-up carves new ones there from base, and an order whose own record lives on the
+ * dead node fails fast with UNAVAILABLE (its record cannot be elsewhere: retries must find it). A
+ * shortage while some of the SKU's partitions could not be asked is not a shortage: UNAVAILABLE,
+ * never a remembered REJECTED.
  */
 export class Reserver {
   private readonly removing = new Set<string>();
@@ -78,8 +87,9 @@ export class Reserver {
       const sku = this.directory.sku(item.sku);
       if (sku && !(input.userId && sku.perUserLimit > 0)) {
         const orderShard = this.gateway.shards.keys.orderShard(input.orderId);
-        const first = pickPartition(this.directory.partitions(item.sku), orderShard);
+        const first = pickPartition(this.directory.partitions(item.sku), orderShard, this.reachable);
         if (first === undefined) return this.rejectSoldOut(input, fp, ttlSeconds, giveUpAt);
+        if (!this.reachable(first)) return this.reserveAroundDownNodes(input, fp, ttlSeconds, giveUpAt, first);
         if (first.shard === orderShard) return this.reserveHere(input, fp, ttlSeconds, first, giveUpAt);
         return this.reserveGeneral(input, fp, ttlSeconds, giveUpAt, first);
       }
@@ -126,6 +136,17 @@ export class Reserver {
     return this.answerExisting(orderId, rejected, giveUpAt);
   }
 
+  /**
+   * Every partition of a one-item order's SKU is on a node that is down: a top-up carves new ones
+   * from base onto nodes that answer and the general path sells from them; with nothing to carve
+   * the units on the dead node are not sold out, only out of reach: UNAVAILABLE, nothing recorded.
+   */
+  private async reserveAroundDownNodes(input: ReserveInput, fp: string, ttlSeconds: number, giveUpAt: number, first: DirectoryPartition): Promise<ReserveResult> {
+    const sku = input.items[0].sku;
+    if (await this.topUp?.request(sku, giveUpAt, true)) return this.reserveGeneral(input, fp, ttlSeconds, giveUpAt);
+    throw unreachableStock(sku, this.gateway.shards.node(first.shard));
+  }
+
   /** A Reserve of an order id that exists: its replay, if it asks the same. */
   private answerExisting(orderId: string, existing: Extract<BeginResult, { kind: 'exists' }>, giveUpAt: number): Promise<ReserveResult> {
     if (!existing.sameRequest) {
@@ -159,7 +180,7 @@ export class Reserver {
       const sku = this.directory.sku(item.sku);
       if (!sku) throw new DomainError('UNKNOWN_SKU', `sku ${item.sku} is not known to the inventory`, item.sku);
       if (userId && sku.perUserLimit > 0) limits[item.sku] = sku.perUserLimit;
-      const first = i === 0 && preferred ? preferred : pickPartition(this.directory.partitions(item.sku), orderShard);
+      const first = i === 0 && preferred ? preferred : pickPartition(this.directory.partitions(item.sku), orderShard, this.reachable);
       firsts.push(first);
       if (first) plan.push([item.sku, first.partitionId, first.shard, first.epoch, item.quantity]);
     });
@@ -186,9 +207,13 @@ export class Reserver {
           results.map(async (result, i) => {
             if (result.short === 0 || !this.topUp || !(await this.topUp.request(items[i].sku, giveUpAt, true))) return;
             const more = await this.takeItem(orderId, { sku: items[i].sku, quantity: result.short }, undefined, giveUpAt, emptied, used);
-            results[i] = { pieces: [...result.pieces, ...more.pieces], short: more.short };
+            results[i] = { pieces: [...result.pieces, ...more.pieces], short: more.short, unreachable: (result.unreachable ?? 0) + (more.unreachable ?? 0) };
           }),
         );
+        // Short while partitions were out of reach: not a shortage (the catch below gives back).
+        results.forEach((result, i) => {
+          if (result.short > 0 && result.unreachable) throw unreachableStock(items[i].sku);
+        });
         results.forEach((result, i) => {
           for (const piece of result.pieces) {
             taken.push({ ref: { sku: items[i].sku, partitionId: piece.p, shard: piece.s, epoch: piece.e }, units: piece.q });
@@ -255,6 +280,9 @@ export class Reserver {
   ): Promise<ItemTake> {
     const pieces: DocPiece[] = [];
     let need = item.quantity;
+    let unreachable = 0;
+    // Down: counted with the untried below, as it is not marked used.
+    if (first && !this.reachable(first)) first = undefined;
     if (first) {
       used.add(first.partitionId);
       need -= await this.takeFrom(orderId, first, need, pieces, emptied);
@@ -263,9 +291,11 @@ export class Reserver {
 
     // A partition this order already took from is never asked again: its take would answer the
     // earlier units (idempotency), not new ones.
-    const others = this.directory.partitions(item.sku).filter((p) => !used.has(p.partitionId));
+    const untried = this.directory.partitions(item.sku).filter((p) => !used.has(p.partitionId));
+    const others = untried.filter(this.reachable);
+    unreachable += untried.length - others.length;
     for (const p of others) used.add(p.partitionId);
-    if (others.length === 0) return { pieces, short: need };
+    if (others.length === 0) return { pieces, short: need, unreachable };
     const added = await this.gateway.extendPlan(
       orderId,
       others.map((p): PieceTuple => [item.sku, p.partitionId, p.shard, p.epoch, item.quantity]),
@@ -278,8 +308,11 @@ export class Reserver {
       if (this.removing.has(retireKey(partition)) || !this.directory.partitions(item.sku).includes(partition)) continue;
       need -= await this.takeFrom(orderId, partition, need, pieces, emptied);
     }
-    return { pieces, short: need };
+    return { pieces, short: need, unreachable };
   }
+
+  /** Whether a partition's node takes calls now (not down, breaker not open). */
+  private readonly reachable = (p: PartitionRef): boolean => this.gateway.shards.reachable(p.shard);
 
   /** One take from one partition; returns the units taken and records the piece. */
   private async takeFrom(
@@ -377,14 +410,33 @@ export function fingerprint(items: readonly LineItem[], userId: string, ttlSecon
 /**
  * A random live partition in the order's own shard when the SKU has one (a one-item Reserve is then
  * a single Redis call), otherwise a random one: spreads buyers over partitions, and so over nodes.
+ * Partitions on reachable nodes first; one on a node that is down only when there is no other.
  */
-function pickPartition(partitions: readonly DirectoryPartition[], shard: number): DirectoryPartition | undefined {
+export function pickPartition(
+  partitions: readonly DirectoryPartition[],
+  shard: number,
+  reachable: (p: DirectoryPartition) => boolean,
+): DirectoryPartition | undefined {
   let local = 0;
-  for (let i = 0; i < partitions.length; i++) if (partitions[i].shard === shard) local++;
-  if (local === 0) return partitions.length === 0 ? undefined : partitions[Math.floor(Math.random() * partitions.length)];
-  let k = Math.floor(Math.random() * local);
-  for (let i = 0; i < partitions.length; i++) if (partitions[i].shard === shard && k-- === 0) return partitions[i];
+  let up = 0;
+  for (let i = 0; i < partitions.length; i++) {
+    if (!reachable(partitions[i])) continue;
+    up++;
+    if (partitions[i].shard === shard) local++;
+  }
+  if (up === 0) return partitions.length === 0 ? undefined : partitions[Math.floor(Math.random() * partitions.length)];
+  const inShard = local > 0;
+  let k = Math.floor(Math.random() * (inShard ? local : up));
+  for (let i = 0; i < partitions.length; i++) {
+    const p = partitions[i];
+    if (reachable(p) && (!inShard || p.shard === shard) && k-- === 0) return p;
+  }
   return undefined;
+}
+
+/** A shortage that is not one: the SKU's other units are on a node that is down. */
+function unreachableStock(sku: string, node?: string): DependencyUnavailable {
+  return new DependencyUnavailable('redis', node, `partitions of sku ${sku} are on a node that is down; its units are out of reach, not sold out`);
 }
 
 /** A partition being retired on this server, by epoch. */

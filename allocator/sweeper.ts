@@ -1,3 +1,4 @@
+import { DependencyUnavailable } from '../kernel/dependency';
 import { Logger } from '../kernel/logger';
 import { RedisGateway } from './gateway';
 import { ReservationService, SweepOutcome } from './reservations';
@@ -36,21 +37,34 @@ export class Sweeper {
   async sweep(): Promise<void> {
     const shardCount = this.gateway.shards.keys.shardCount;
     const now = Date.now();
+    let unreachable: DependencyUnavailable | undefined;
     for (let shard = 0; shard < shardCount; shard++) {
-      // A second of slack: the Redis clock may run ahead of ours; the script re-checks anyway.
-      const expired = await this.sweepIndex(shard, 'expiry', now + 1000, (orderId) => this.reservations.expire(orderId));
-      const recovered = await this.sweepIndex(shard, 'pending', now - this.options.recoveryGraceMs + 1000, (orderId) =>
-        this.reservations.recover(orderId),
-      );
-      const reapplied = await this.sweepIndex(shard, 'releasing', now - (this.options.reapplyAfterMs ?? 5000), async (member) => {
-        const [orderId, releaseId] = member.split('\n');
-        await this.reservations.reapplyRelease(orderId, releaseId);
-        return 'done';
-      });
-      if (expired) this.onSwept('expired', expired);
-      if (recovered) this.onSwept('recovered', recovered);
-      if (reapplied) this.onSwept('reapplied', reapplied);
+      if (!this.gateway.shards.reachable(shard)) continue; // its node is down: the others go on
+      try {
+        await this.sweepShard(shard, now);
+      } catch (err) {
+        // A node that is down stops its own shards' sweep, not the others'.
+        if (!(err instanceof DependencyUnavailable)) throw err;
+        unreachable = err;
+      }
     }
+    if (unreachable) this.logger.warn({ err: unreachable }, 'sweep: shards on an unreachable Redis node skipped this round');
+  }
+
+  private async sweepShard(shard: number, now: number): Promise<void> {
+    // A second of slack: the Redis clock may run ahead of ours; the script re-checks anyway.
+    const expired = await this.sweepIndex(shard, 'expiry', now + 1000, (orderId) => this.reservations.expire(orderId));
+    const recovered = await this.sweepIndex(shard, 'pending', now - this.options.recoveryGraceMs + 1000, (orderId) =>
+      this.reservations.recover(orderId),
+    );
+    const reapplied = await this.sweepIndex(shard, 'releasing', now - (this.options.reapplyAfterMs ?? 5000), async (member) => {
+      const [orderId, releaseId] = member.split('\n');
+      await this.reservations.reapplyRelease(orderId, releaseId);
+      return 'done';
+    });
+    if (expired) this.onSwept('expired', expired);
+    if (recovered) this.onSwept('recovered', recovered);
+    if (reapplied) this.onSwept('reapplied', reapplied);
   }
 
   /** The shard count, for a metric per shard. */

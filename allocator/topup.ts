@@ -100,25 +100,32 @@ export class TopUp {
   private async run(sku: string, deadline: number, short: boolean): Promise<boolean> {
     const known = new Set(this.directory.partitions(sku).map((p) => p.partitionId));
     const token = randomBytes(8).toString('hex');
-    if (!(await this.gateway.acquireTopUpLock(sku, token, 15_000))) {
+    // The lease lives on the SKU's shard; with that node down the top-up goes on without it (it is
+    // only an optimisation: the carve is a conditional UPDATE in MySQL), single-flight per process.
+    const leased = this.gateway.shards.reachable(this.gateway.shards.keys.skuShard(sku));
+    if (leased && !(await this.gateway.acquireTopUpLock(sku, token, 15_000))) {
       // Another server is carving: wait for its partitions to reach our cache, or for its verdict.
       return this.waitForNew(sku, known, deadline);
     }
-    let settled = false;
+    let settled = !leased;
     try {
-      const live = this.directory.partitions(sku);
+      // Partitions on a node that is down cannot sell now: the pool is what the others hold, and
+      // the top-up carves onto nodes that answer (PartitionCreator.plan).
+      const all = this.directory.partitions(sku);
+      const live = all.filter((p) => this.gateway.shards.reachable(p.shard));
       const pool = (await this.gateway.avail(live)).reduce((a, b) => a + b, 0);
       const lowUnits = this.options.lowStockUnits ?? 10;
       if (!short && pool >= Math.max(this.options.thresholdUnits, lowUnits)) return pool > 0;
       const base = await this.carver.baseOf(sku);
-      // Never delays the top-up, never fails it: a look that misses one is followed by others.
-      void this.stockEvent(sku, base, pool, lowUnits).catch((err) => this.logger.warn({ err, sku }, 'could not record a stock event; the next look at the SKU tries again'));
+      // Never delays the top-up, never fails it: a look that misses one is followed by others. None
+      // while part of the pool cannot be read: it would say sold out when it is not.
+      if (live.length === all.length) void this.stockEvent(sku, base, pool, lowUnits).catch((err) => this.logger.warn({ err, sku }, 'could not record a stock event; the next look at the SKU tries again'));
       if (!short && pool >= this.options.thresholdUnits) return pool > 0;
       if (base <= 0) {
         this.emptyUntil.set(sku, Date.now() + this.options.emptyBaseCacheMs);
         // Tell the servers waiting on this lock at once, instead of letting them wait out their
         // deadline for partitions that will not come (every buyer of a sold-out sale would).
-        await this.gateway.settleTopUpLock(sku, EMPTY_BASE, this.options.emptyBaseCacheMs);
+        if (leased) await this.gateway.settleTopUpLock(sku, EMPTY_BASE, this.options.emptyBaseCacheMs);
         settled = true;
         return pool > 0;
       }
