@@ -1,3 +1,4 @@
+import { orderOfTaker } from '../allocator/attempts';
 import { PartitionRef } from '../allocator/gateway';
 import { PartitionInspector } from '../allocator/inspector';
 import { SkuCheck } from './discrepancy';
@@ -28,30 +29,32 @@ export async function checkHolders(
   recover: (orderId: string) => Promise<boolean>,
 ): Promise<void> {
   if (partitions.length === 0) return;
+  // Holders are attempts (allocator/attempts.ts): a retry's takes are under '<order>#<n>'.
   const holds = new Map<string, Array<[PartitionRef, number]>>();
   for (const p of partitions) {
-    for (const [order, units] of await inspector.holdersOf(p)) {
-      let list = holds.get(order);
-      if (!list) holds.set(order, (list = []));
+    for (const [taker, units] of await inspector.holdersOf(p)) {
+      let list = holds.get(taker);
+      if (!list) holds.set(taker, (list = []));
       list.push([p, units]);
     }
   }
-  const orders = [...holds.keys()];
-  const states = await inspector.orderStates(orders);
+  const takers = [...holds.keys()];
+  const states = await inspector.orderStates(takers.map(orderOfTaker));
   const now = await inspector.redisTimeMs(partitions[0].shard);
 
   const stuck: Array<[string, number]> = [];
   const orphaned: Array<[string, number, string]> = [];
-  for (let i = 0; i < orders.length; i++) {
-    const orderId = orders[i];
+  for (let i = 0; i < takers.length; i++) {
+    const taker = takers[i];
+    const orderId = orderOfTaker(taker);
     const state = states[i];
     if (state?.state === 'PENDING') {
-      if (now - state.created >= recoveryGraceMs) stuck.push([orderId, await stillHeld(inspector, orderId, holds.get(orderId)!)]);
+      if (now - state.created >= recoveryGraceMs) stuck.push([orderId, await stillHeld(inspector, taker, holds.get(taker)!)]);
       continue;
     }
     if (state && !(ENDED.has(state.state) && now - state.ended >= recoveryGraceMs)) continue;
     if (state && (await inspector.releaseUnfinished(orderId))) continue;
-    const units = await stillHeld(inspector, orderId, holds.get(orderId)!);
+    const units = await stillHeld(inspector, taker, holds.get(taker)!);
     if (units > 0) orphaned.push([orderId, units, state ? `order ${orderId} is ${state.state} yet still holds units` : `order ${orderId} no longer exists yet units are taken in its name`]);
   }
 
@@ -71,10 +74,10 @@ export async function checkHolders(
   reportEach(check, 'ORPHANED_HOLD', orphaned, ([, , detail]) => ({ detail: `${detail}; check it and release by hand`, repaired: false }));
 }
 
-/** Units the order holds of these partitions now (read again after its record). */
-async function stillHeld(inspector: PartitionInspector, orderId: string, holds: Array<[PartitionRef, number]>): Promise<number> {
+/** Units the attempt (`taker`) holds of these partitions now (read again after its record). */
+async function stillHeld(inspector: PartitionInspector, taker: string, holds: Array<[PartitionRef, number]>): Promise<number> {
   let units = 0;
-  for (const [p] of holds) units += Math.max(0, await inspector.heldBy(p, orderId));
+  for (const [p] of holds) units += Math.max(0, await inspector.heldBy(p, taker));
   return units;
 }
 

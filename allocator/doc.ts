@@ -41,6 +41,8 @@ export interface ReleaseRecord {
   at: number;
   pieces: PieceTuple[];
   items: Record<string, number>;
+  /** The attempt's name in the takes and user hashes when it is not the order id (attempts.ts). */
+  t?: string;
 }
 
 /**

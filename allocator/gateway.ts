@@ -12,7 +12,8 @@ export interface PartitionRef {
 }
 
 export type BeginResult =
-  | { readonly kind: 'new'; readonly created: number }
+  /** `attempt`: 1, or the next after a rolled-back one (order-begin). */
+  | { readonly kind: 'new'; readonly created: number; readonly attempt: number }
   | { readonly kind: 'exists'; readonly sameRequest: boolean; readonly fields: OrderFields };
 
 /** What order-reserve did: the whole Reserve at once, nothing (the partition is short: why), or the replay of an order that exists. */
@@ -105,13 +106,17 @@ export class RedisGateway {
     return keys;
   }
 
-  async begin(orderId: string, fingerprint: string, plan: PieceTuple[], doc: string, ttlSeconds: number): Promise<BeginResult> {
+  /**
+   * Opens an attempt of a Reserve (PENDING with its plan), or answers the order that exists. `budgetMs`:
+   * how long the attempt may work; past that a retry may roll it back (order-begin).
+   */
+  async begin(orderId: string, fingerprint: string, plan: PieceTuple[], doc: string, ttlSeconds: number, budgetMs: number): Promise<BeginResult> {
     const shard = this.keys.orderShard(orderId);
     const res = await this.shards.run<Array<number | string>>(
       shard,
       this.s.begin,
-      [this.keys.order(shard, orderId), this.keys.pending(shard)],
-      [orderId, fingerprint, JSON.stringify(plan), doc, ttlSeconds],
+      [this.keys.order(shard, orderId), this.keys.pending(shard), this.keys.releasing(shard)],
+      [orderId, fingerprint, JSON.stringify(plan), doc, ttlSeconds, Math.max(0, Math.floor(budgetMs))],
     );
     return beginResult(res);
   }
@@ -151,23 +156,24 @@ export class RedisGateway {
     return beginResult(res);
   }
 
-  /** Adds pieces to a PENDING order's plan; false when the order is no longer PENDING. */
-  async extendPlan(orderId: string, pieces: PieceTuple[]): Promise<boolean> {
+  /** Adds pieces to a PENDING attempt's plan; false when that attempt is no longer PENDING. */
+  async extendPlan(orderId: string, attempt: number, pieces: PieceTuple[]): Promise<boolean> {
     const shard = this.keys.orderShard(orderId);
     const res = await this.shards.run<number[]>(shard, this.s.plan, [this.keys.order(shard, orderId)], [
       JSON.stringify(pieces),
+      attempt,
     ]);
     return res[0] === PendingCode.Done;
   }
 
-  /** Closes a Reserve; its expiry (ms, 0 when rejected), or undefined when the order is no longer PENDING (rolled back by recovery). */
-  async commit(orderId: string, outcome: 'RESERVED' | 'REJECTED', payload: string, retentionSeconds: number): Promise<number | undefined> {
+  /** Closes a Reserve attempt; its expiry (ms, 0 when rejected), or undefined when that attempt is no longer PENDING (rolled back). */
+  async commit(orderId: string, attempt: number, outcome: 'RESERVED' | 'REJECTED', payload: string, retentionSeconds: number): Promise<number | undefined> {
     const shard = this.keys.orderShard(orderId);
     const res = await this.shards.run<number[]>(
       shard,
       this.s.commit,
       [this.keys.order(shard, orderId), this.keys.pending(shard), this.keys.expiry(shard)],
-      [orderId, outcome, payload, retentionSeconds],
+      [orderId, outcome, payload, retentionSeconds, attempt],
     );
     return res[0] === PendingCode.Done ? res[2] : undefined;
   }
@@ -190,13 +196,15 @@ export class RedisGateway {
     items: Record<string, number> | undefined,
     retentionSeconds: number,
     recoveryGraceMs: number,
+    /** RECOVERY only: '' the recovery worker, 'lapsed' a retry, `<n>` attempt n giving itself up (order-release). */
+    rolledBackBy = '',
   ): Promise<ReleaseScriptResult> {
     const shard = this.keys.orderShard(orderId);
     const res = await this.shards.run<Array<number | string>>(
       shard,
       this.s.release,
       [this.keys.order(shard, orderId), this.keys.expiry(shard), this.keys.releasing(shard), this.keys.pending(shard), this.keys.outbox(shard)],
-      [orderId, releaseId, reason, items ? JSON.stringify(items) : '', retentionSeconds, recoveryGraceMs],
+      [orderId, releaseId, reason, items ? JSON.stringify(items) : '', retentionSeconds, recoveryGraceMs, rolledBackBy],
     );
     const code = res[0] as OrderCode;
     if (code === OrderCode.Done || code === OrderCode.Replayed) return { code, release: String(res[1]), state: String(res[2]) };
@@ -236,13 +244,14 @@ export class RedisGateway {
     await this.shards.client(shard).zrem(this.keys.releasing(shard), `${orderId}\n${releaseId}`);
   }
 
-  async take(p: PartitionRef, orderId: string, wanted: number, minimum: number): Promise<TakeResult> {
+  /** `taker`: the attempt's name in the takes hash (attempts.ts), the order id for a first attempt. */
+  async take(p: PartitionRef, orderId: string, wanted: number, minimum: number, taker = orderId): Promise<TakeResult> {
     const [partitionKey, takesKey] = this.partitionKeys(p);
     const res = await this.shards.run<number[]>(
       p.shard,
       this.s.take,
       [partitionKey, takesKey, this.keys.ledger(p.shard)],
-      [orderId, wanted, minimum, p.epoch, p.sku, p.partitionId],
+      [orderId, wanted, minimum, p.epoch, p.sku, p.partitionId, taker],
     );
     return { code: res[0] as TakeCode, units: res[1], availAfter: res[2] };
   }
@@ -254,30 +263,32 @@ export class RedisGateway {
     releaseId: string,
     from: 'reserved' | 'committed',
     reason: string,
+    taker = orderId,
   ): Promise<UntakeResult> {
     const res = await this.shards.run<[UntakeCode, number, string]>(
       p.shard,
       this.s.untake,
       [this.keys.partition(p.shard, p.sku, p.partitionId), this.keys.takes(p.shard, p.sku, p.partitionId), this.keys.ledger(p.shard)],
-      [orderId, units, releaseId, from, reason, p.sku, p.partitionId],
+      [orderId, units, releaseId, from, reason, p.sku, p.partitionId, taker],
     );
     return { code: res[0] as UntakeCode, units: res[1], to: res[2] as UntakeResult['to'] };
   }
 
-  async hold(userId: string, sku: string, orderId: string, units: number, limit: number): Promise<{ code: HoldCode; units: number }> {
+  /** `taker` (user-hold's order id): the attempt's name, as for take. */
+  async hold(userId: string, sku: string, taker: string, units: number, limit: number): Promise<{ code: HoldCode; units: number }> {
     const shard = this.keys.userShard(userId);
     const res = await this.shards.run<number[]>(shard, this.s.hold, [this.keys.user(shard, sku, userId)], [
-      orderId,
+      taker,
       units,
       limit,
     ]);
     return { code: res[0] as HoldCode, units: res[1] };
   }
 
-  async unhold(userId: string, sku: string, orderId: string, units: number, releaseId: string): Promise<number> {
+  async unhold(userId: string, sku: string, taker: string, units: number, releaseId: string): Promise<number> {
     const shard = this.keys.userShard(userId);
     const res = await this.shards.run<number[]>(shard, this.s.unhold, [this.keys.user(shard, sku, userId)], [
-      orderId,
+      taker,
       units,
       releaseId,
     ]);
@@ -403,6 +414,6 @@ export class RedisGateway {
 }
 
 function beginResult(res: Array<number | string>): BeginResult {
-  if (res[0] === BeginCode.New) return { kind: 'new', created: Number(res[1]) };
+  if (res[0] === BeginCode.New) return { kind: 'new', created: Number(res[1]), attempt: Number(res[2] ?? 1) };
   return { kind: 'exists', sameRequest: res[1] === 1, fields: fieldsFromPairs(res as string[], 2) };
 }

@@ -94,7 +94,7 @@ export class PartitionInspector {
     return res[0] === RepairCode.Repaired ? { kind: 'repaired', units: res[1], seq: res[2] } : { kind: 'changed' };
   }
 
-  /** Orders that hold units of a partition now (taken minus released > 0), read with HSCAN. */
+  /** Attempts (takers, attempts.ts) that hold units of a partition now (taken minus released > 0), read with HSCAN. */
   async holdersOf(p: PartitionRef): Promise<Map<string, number>> {
     const client = this.shards.client(p.shard);
     const key = this.keys.takes(p.shard, p.sku, p.partitionId);
@@ -118,9 +118,9 @@ export class PartitionInspector {
     return holders;
   }
 
-  /** Units one order still holds of one partition (taken minus released). */
-  async heldBy(p: PartitionRef, orderId: string): Promise<number> {
-    const [taken, released] = await this.shards.client(p.shard).hmget(this.keys.takes(p.shard, p.sku, p.partitionId), `t:${orderId}`, `r:${orderId}`);
+  /** Units one attempt of an order (its taker, attempts.ts) still holds of one partition (taken minus released). */
+  async heldBy(p: PartitionRef, taker: string): Promise<number> {
+    const [taken, released] = await this.shards.client(p.shard).hmget(this.keys.takes(p.shard, p.sku, p.partitionId), `t:${taker}`, `r:${taker}`);
     return Number(taken ?? 0) - Number(released ?? 0);
   }
 

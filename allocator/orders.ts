@@ -1,3 +1,4 @@
+import { Caller, NO_CALLER, pause, stayForCaller } from '../kernel/caller';
 import { DomainError } from '../kernel/errors';
 import { OrderCode } from './codes';
 import { PartitionDirectory } from './directory';
@@ -21,9 +22,10 @@ export class OrderReader {
     return toReservation(orderId, await this.requireOrder(orderId));
   }
 
-  async getReservation(orderId: string, deadline = Infinity): Promise<Reservation> {
+  async getReservation(orderId: string, caller: Caller = NO_CALLER): Promise<Reservation> {
+    stayForCaller(caller, `GetReservation of order ${orderId}`);
     let fields = await this.requireOrder(orderId);
-    if (fields.state === 'PENDING') fields = await this.settled(orderId, Math.min(deadline, Date.now() + this.reserveTimeoutMs));
+    if (fields.state === 'PENDING') fields = await this.settled(orderId, Date.now() + this.reserveTimeoutMs, caller);
     if (fields.state === 'REJECTED') {
       throw new DomainError('RESERVATION_REJECTED', `order ${orderId} was rejected; it holds nothing`);
     }
@@ -39,15 +41,19 @@ export class OrderReader {
     return { pool: avail.reduce((a, b) => a + b, 0), partitions: partitions.length, perUserLimit: entry.perUserLimit };
   }
 
-  /** Waits for a Reserve in progress elsewhere (a concurrent duplicate) to answer. */
-  async settled(orderId: string, giveUpAt: number): Promise<OrderFields> {
+  /**
+   * Waits for a Reserve in progress elsewhere (a concurrent duplicate) to answer, until `giveUpAt`
+   * (then IN_PROGRESS) or while the caller is there (then DEADLINE_EXCEEDED or CANCELLED).
+   */
+  async settled(orderId: string, giveUpAt: number, caller: Caller = NO_CALLER): Promise<OrderFields> {
     for (let wait = 2; ; wait = Math.min(wait * 2, 50)) {
       const fields = await this.requireOrder(orderId);
       if (fields.state !== 'PENDING') return fields;
+      stayForCaller(caller, `order ${orderId} is still being reserved by another call; retry with the same order id`);
       if (Date.now() + wait > giveUpAt) {
         throw new DomainError('IN_PROGRESS', `order ${orderId} is still being reserved by another call; retry`);
       }
-      await new Promise((resolve) => setTimeout(resolve, wait));
+      await pause(wait, caller);
     }
   }
 
@@ -58,10 +64,15 @@ export class OrderReader {
   }
 }
 
+/**
+ * This attempt of the Reserve was rolled back underneath it (it passed its give-up time and a retry
+ * or the recovery worker rolled it back): it holds nothing, and a retry with the same order id
+ * starts over.
+ */
 export function rolledBack(orderId: string): DomainError {
   return new DomainError(
     'ROLLED_BACK',
-    `the reservation of order ${orderId} was rolled back by the recovery worker after taking too long; use a new order id`,
+    `this attempt to reserve order ${orderId} took too long and was rolled back; it holds nothing; retry with the same order id`,
   );
 }
 

@@ -1,3 +1,4 @@
+import { Caller, NO_CALLER, stayForCaller } from '../kernel/caller';
 import { OrderCode } from './codes';
 import { OrderDoc, ReleaseRecord, parseDoc, parseRelease, toReservation } from './doc';
 import { RedisGateway } from './gateway';
@@ -28,10 +29,13 @@ export class Releases {
     private readonly options: ReservationOptions,
   ) {}
 
-  async confirm(orderId: string, deadline = Infinity): Promise<{ reservation: Reservation; replayed: boolean }> {
+  async confirm(orderId: string, caller: Caller = NO_CALLER): Promise<{ reservation: Reservation; replayed: boolean }> {
+    const what = `Confirm of order ${orderId}`;
+    stayForCaller(caller, what);
     let code = await this.gateway.confirm(orderId);
     if (code === OrderCode.InProgress) {
-      await this.orders.settled(orderId, Math.min(deadline, Date.now() + this.options.reserveTimeoutMs));
+      await this.orders.settled(orderId, Date.now() + this.options.reserveTimeoutMs, caller);
+      stayForCaller(caller, what);
       code = await this.gateway.confirm(orderId);
     }
     if (code !== OrderCode.Done && code !== OrderCode.Replayed) throw orderError(code, orderId);
@@ -43,16 +47,20 @@ export class Releases {
     reason: ReleaseReason,
     items: readonly LineItem[] | undefined,
     releaseId: string,
-    deadline = Infinity,
+    caller: Caller = NO_CALLER,
   ): Promise<ReleaseResult> {
+    const what = `Release of order ${orderId}`;
     const wanted = items && items.length > 0 ? Object.fromEntries(items.map((i) => [i.sku, i.quantity])) : undefined;
     const run = () =>
       this.gateway.release(orderId, releaseId, reason, wanted, this.options.orderRetentionSeconds, this.options.recoveryGraceMs);
+    stayForCaller(caller, what);
     let res = await run();
     if (res.code === OrderCode.InProgress) {
-      await this.orders.settled(orderId, Math.min(deadline, Date.now() + this.options.reserveTimeoutMs));
+      await this.orders.settled(orderId, Date.now() + this.options.reserveTimeoutMs, caller);
+      stayForCaller(caller, what);
       res = await run();
     }
+    // Recorded: what follows applies it (as the sweeper would), whether or not the caller is still there.
     if (res.code !== OrderCode.Done && res.code !== OrderCode.Replayed) throw orderError(res.code, orderId, 'sku' in res ? res.sku : undefined);
     const record = parseRelease(res.release);
     const fields = await this.orders.requireOrder(orderId);
@@ -70,12 +78,14 @@ export class Releases {
    * recovery workers re-drive it after a crash.
    */
   async applyRelease(orderId: string, releaseId: string, record: ReleaseRecord, doc: OrderDoc): Promise<void> {
+    // Under the name of the attempt that took the units (attempts.ts).
+    const taker = record.t ?? orderId;
     const work: Array<Promise<unknown>> = record.pieces.map(([sku, partitionId, shard, epoch, units]) =>
-      this.gateway.untake({ sku, partitionId, shard, epoch }, orderId, units, releaseId, record.from, record.reason),
+      this.gateway.untake({ sku, partitionId, shard, epoch }, orderId, units, releaseId, record.from, record.reason, taker),
     );
     if (doc.user) {
       for (const [sku, units] of Object.entries(record.items)) {
-        if (doc.limits[sku]) work.push(this.gateway.unhold(doc.user, sku, orderId, units, releaseId));
+        if (doc.limits[sku]) work.push(this.gateway.unhold(doc.user, sku, taker, units, releaseId));
       }
     }
     await Promise.all(work);
@@ -92,6 +102,16 @@ export class Releases {
     return this.systemRelease(orderId, RECOVERY_RELEASE, 'RECOVERY');
   }
 
+  /**
+   * Rolls back a PENDING Reserve attempt on the spot, as the recovery worker does (same release,
+   * same tombstones): `'lapsed'`, a retry's, once the attempt's give-up time has passed;
+   * `attempt`, that attempt's own when it failed or ran out of time (refused once it is not the
+   * order's attempt any more). `done` when this call rolled it back, `kept` when not due yet.
+   */
+  async rollBack(orderId: string, by: 'lapsed' | number): Promise<SweepOutcome> {
+    return this.systemRelease(orderId, RECOVERY_RELEASE, 'RECOVERY', String(by));
+  }
+
   /** Finishes a release a dead process recorded but did not apply. */
   async reapplyRelease(orderId: string, releaseId: string): Promise<void> {
     const fields = await this.gateway.order(orderId);
@@ -104,7 +124,7 @@ export class Releases {
     await this.applyRelease(orderId, releaseId, parseRelease(JSON.stringify(record)), doc);
   }
 
-  private async systemRelease(orderId: string, releaseId: string, reason: ReleaseReason): Promise<SweepOutcome> {
+  private async systemRelease(orderId: string, releaseId: string, reason: ReleaseReason, by = ''): Promise<SweepOutcome> {
     const res = await this.gateway.release(
       orderId,
       releaseId,
@@ -112,6 +132,7 @@ export class Releases {
       undefined,
       this.options.orderRetentionSeconds,
       this.options.recoveryGraceMs,
+      by,
     );
     if (res.code === OrderCode.NotDue) return 'kept';
     if (res.code !== OrderCode.Done && res.code !== OrderCode.Replayed) return 'gone';

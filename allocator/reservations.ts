@@ -1,3 +1,4 @@
+import { Caller, NO_CALLER } from '../kernel/caller';
 import { Logger } from '../kernel/logger';
 import { PartitionDeregistrar, PartitionDirectory } from './directory';
 import { OrderDoc, ReleaseRecord } from './doc';
@@ -23,8 +24,8 @@ export class ReservationService {
 
   constructor(gateway: RedisGateway, directory: PartitionDirectory, deregistrar: PartitionDeregistrar, options: ReservationOptions, logger: Logger) {
     this.orders = new OrderReader(gateway, directory, options.reserveTimeoutMs);
-    this.reserver = new Reserver(gateway, directory, deregistrar, this.orders, options, logger);
     this.releases = new Releases(gateway, this.orders, options);
+    this.reserver = new Reserver(gateway, directory, deregistrar, this.orders, this.releases, options, logger);
   }
 
   /** Lets Reserve wait for a top-up from base instead of answering out of stock (set once at wiring). */
@@ -32,16 +33,17 @@ export class ReservationService {
     this.reserver.useTopUp(topUp);
   }
 
-  reserve(input: ReserveInput, deadline = Infinity): Promise<ReserveResult> {
-    return this.reserver.reserve(input, deadline);
+  /** `caller`: whose deadline and cancellation the work honours (kernel/caller.ts). */
+  reserve(input: ReserveInput, caller: Caller = NO_CALLER): Promise<ReserveResult> {
+    return this.reserver.reserve(input, caller);
   }
 
-  confirm(orderId: string, deadline = Infinity): Promise<{ reservation: Reservation; replayed: boolean }> {
-    return this.releases.confirm(orderId, deadline);
+  confirm(orderId: string, caller: Caller = NO_CALLER): Promise<{ reservation: Reservation; replayed: boolean }> {
+    return this.releases.confirm(orderId, caller);
   }
 
-  release(orderId: string, reason: ReleaseReason, items: readonly LineItem[] | undefined, releaseId: string, deadline = Infinity): Promise<ReleaseResult> {
-    return this.releases.release(orderId, reason, items, releaseId, deadline);
+  release(orderId: string, reason: ReleaseReason, items: readonly LineItem[] | undefined, releaseId: string, caller: Caller = NO_CALLER): Promise<ReleaseResult> {
+    return this.releases.release(orderId, reason, items, releaseId, caller);
   }
 
   applyRelease(orderId: string, releaseId: string, record: ReleaseRecord, doc: OrderDoc): Promise<void> {
@@ -67,8 +69,8 @@ export class ReservationService {
     return this.orders.reservation(orderId);
   }
 
-  getReservation(orderId: string, deadline = Infinity): Promise<Reservation> {
-    return this.orders.getReservation(orderId, deadline);
+  getReservation(orderId: string, caller: Caller = NO_CALLER): Promise<Reservation> {
+    return this.orders.getReservation(orderId, caller);
   }
 
   /** Live pool of a SKU from its partitions. */

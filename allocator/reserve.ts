@@ -1,12 +1,15 @@
+import { Caller, NO_CALLER, callerGone, isCut, pause, stayForCaller } from '../kernel/caller';
 import { DependencyUnavailable } from '../kernel/dependency';
 import { Logger } from '../kernel/logger';
 import { DomainError } from '../kernel/errors';
+import { takerOf } from './attempts';
 import { HoldCode, RetireCode, TakeCode } from './codes';
 import { Coalescer } from './coalesce';
 import { DirectoryPartition, PartitionDeregistrar, PartitionDirectory } from './directory';
 import { DocPiece, OrderDoc, OrderFields, PieceTuple, oneItemDoc, oneItemReservation, storedShortages, toReservation } from './doc';
 import { BeginResult, PartitionRef, RedisGateway } from './gateway';
 import { OrderReader, rolledBack } from './orders';
+import { RECOVERY_RELEASE, Releases } from './releases';
 import { LineItem, ReservationOptions, ReserveInput, ReserveResult, Shortage, TopUpRequester } from './types';
 
 /**
@@ -15,13 +18,34 @@ import { LineItem, ReservationOptions, ReserveInput, ReserveResult, Shortage, To
  */
 export const ABORT_RELEASE = '#abort';
 
-/** What one item got from its partitions during a Reserve. */
+/** What one item got from its partitions during a Reserve; `cut`: time ran out with partitions left untried. */
 interface ItemTake {
   readonly pieces: DocPiece[];
   readonly short: number;
+  readonly cut: boolean;
   /** Partitions of the SKU left untried because their node is down: a shortage is then not real. */
   readonly unreachable?: number;
 }
+
+/**
+ * One call's run of Reserve: the order id, the caller, and the give-up time, min(the caller's
+ * deadline, now + RESERVE_TIMEOUT_MS). An attempt sends no script after it, which is what lets a
+ * retry roll the attempt back once it has passed (its `until` in Redis).
+ */
+interface Run {
+  readonly orderId: string;
+  readonly caller: Caller;
+  readonly giveUpAt: number;
+}
+
+/** A run with the attempt it opened: its number and its name in the takes and user hashes. */
+interface Attempt extends Run {
+  readonly number: number;
+  readonly taker: string;
+}
+
+/** How many times one call starts an order over after finding its earlier attempt rolled back. */
+const MAX_RESTARTS = 3;
 
 /**
  * Reserve on Redis partitions. Redis is the gate (one atomic Lua call per partition take,
@@ -35,8 +59,13 @@ interface ItemTake {
  * all of that in one script (order-reserve), and only falls back to the steps above when that
  * partition cannot give the whole quantity.
  *
- * A process that dies in between leaves a PENDING order with its plan; the recovery worker gives
- * back the plan after the grace period, and tombstones stop a late take of the dead attempt.
+ * An attempt that fails half way (a dependency) or runs out of time rolls itself back at once (the
+ * recovery worker's rollback: its plan given back, tombstones that stop its own late takes) and
+ * answers UNAVAILABLE or DEADLINE_EXCEEDED; a shortage is only remembered (REJECTED) when every
+ * partition was tried and base had nothing. A retry with the same order id then starts over as the
+ * order's next attempt (attempts.ts). A process that dies in between leaves a PENDING attempt with
+ * its plan and its give-up time: a retry waits for it until then at most and then rolls it back on
+ * the spot; without a retry, the recovery worker does after the grace period.
  *
  * A Redis node that is down (RedisShards.reachable) is routed around: partitions on the other nodes
  * are chosen, a top-up carves new ones there from base, and an order whose own record lives on the
@@ -54,6 +83,7 @@ export class Reserver {
     private readonly directory: PartitionDirectory,
     private readonly deregistrar: PartitionDeregistrar,
     private readonly orders: OrderReader,
+    private readonly releases: Releases,
     private readonly options: ReservationOptions,
     private readonly logger: Logger,
   ) {}
@@ -67,19 +97,22 @@ export class Reserver {
    * Duplicates of a Reserve in flight in this process (same order id and request) share one: a
    * client retrying in a loop, or a storm of double clicks, costs one Redis call per round trip
    * instead of one per call. Exactly one of them is answered as the original, the rest as replays.
+   * Duplicates that join one run share its caller (the first of them): its deadline and cancellation.
    */
-  reserve(input: ReserveInput, deadline = Infinity): Promise<ReserveResult> {
+  reserve(input: ReserveInput, caller: Caller = NO_CALLER): Promise<ReserveResult> {
     const ttlSeconds = input.ttlSeconds || this.options.defaultTtlSeconds;
     const fp = fingerprint(input.items, input.userId, ttlSeconds);
     return this.duplicates.run(
       `${input.orderId}\n${fp}`,
-      () => this.reserveOnce(input, fp, ttlSeconds, deadline),
+      () => this.reserveOnce(input, fp, ttlSeconds, caller),
       asReplay,
     );
   }
 
-  private reserveOnce(input: ReserveInput, fp: string, ttlSeconds: number, deadline: number): Promise<ReserveResult> {
-    const giveUpAt = Math.min(deadline, Date.now() + this.options.reserveTimeoutMs);
+  private reserveOnce(input: ReserveInput, fp: string, ttlSeconds: number, caller: Caller): Promise<ReserveResult> {
+    const run: Run = { orderId: input.orderId, caller, giveUpAt: Math.min(caller.deadline, Date.now() + this.options.reserveTimeoutMs) };
+    const gone = callerGone(caller, reserveOf(input.orderId));
+    if (gone) return Promise.reject(gone);
     if (input.items.length === 1) {
       // The flash-sale order: one item, no per-user limit. One script when the SKU has a partition
       // in the order's own shard (reserveHere) or has sold out (rejectSoldOut).
@@ -88,13 +121,13 @@ export class Reserver {
       if (sku && !(input.userId && sku.perUserLimit > 0)) {
         const orderShard = this.gateway.shards.keys.orderShard(input.orderId);
         const first = pickPartition(this.directory.partitions(item.sku), orderShard, this.reachable);
-        if (first === undefined) return this.rejectSoldOut(input, fp, ttlSeconds, giveUpAt);
-        if (!this.reachable(first)) return this.reserveAroundDownNodes(input, fp, ttlSeconds, giveUpAt, first);
-        if (first.shard === orderShard) return this.reserveHere(input, fp, ttlSeconds, first, giveUpAt);
-        return this.reserveGeneral(input, fp, ttlSeconds, giveUpAt, first);
+        if (first === undefined) return this.rejectSoldOut(input, fp, ttlSeconds, run);
+        if (!this.reachable(first)) return this.reserveAroundDownNodes(input, fp, ttlSeconds, run, first);
+        if (first.shard === orderShard) return this.reserveHere(input, fp, ttlSeconds, first, run);
+        return this.reserveGeneral(input, fp, ttlSeconds, run, 0, first);
       }
     }
-    return this.reserveGeneral(input, fp, ttlSeconds, giveUpAt);
+    return this.reserveGeneral(input, fp, ttlSeconds, run, 0);
   }
 
   /**
@@ -107,7 +140,7 @@ export class Reserver {
     fp: string,
     ttlSeconds: number,
     first: DirectoryPartition,
-    giveUpAt: number,
+    run: Run,
   ): Promise<ReserveResult> {
     const { orderId, userId } = input;
     const item = input.items[0];
@@ -117,8 +150,8 @@ export class Reserver {
       if (here.availAfter === 0) this.retire(first);
       return { outcome: 'RESERVED', reservation: oneItemReservation(orderId, item, userId, first, here.created, here.expires), replayed: false };
     }
-    if (here.kind === 'exists') return this.answerExisting(orderId, here, giveUpAt);
-    return this.reserveGeneral(input, fp, ttlSeconds, giveUpAt, first);
+    if (here.kind === 'exists') return this.answerExisting(input, fp, ttlSeconds, here, run, 0);
+    return this.reserveGeneral(input, fp, ttlSeconds, run, 0, first);
   }
 
   /**
@@ -126,14 +159,16 @@ export class Reserver {
    * them), the SKU is sold out, and the gate and the REJECTED record are one call, with nothing
    * PENDING in between since nothing is taken.
    */
-  private async rejectSoldOut(input: ReserveInput, fp: string, ttlSeconds: number, giveUpAt: number): Promise<ReserveResult> {
+  private async rejectSoldOut(input: ReserveInput, fp: string, ttlSeconds: number, run: Run): Promise<ReserveResult> {
     const { orderId } = input;
     const item = input.items[0];
-    if (await this.topUp?.request(item.sku, giveUpAt, true)) return this.reserveGeneral(input, fp, ttlSeconds, giveUpAt);
+    if (await this.topUp?.request(item.sku, run.giveUpAt, true, run.caller)) return this.reserveGeneral(input, fp, ttlSeconds, run, 0);
+    // A top-up wait that ran out of time found no shortage: nothing is written, nothing remembered.
+    stayForCaller(run.caller, reserveOf(orderId), run.giveUpAt);
     const shortages: Shortage[] = [{ sku: item.sku, reason: 'OUT_OF_STOCK', requested: item.quantity, available: 0 }];
     const rejected = await this.gateway.reject(orderId, fp, JSON.stringify(shortages), this.options.orderRetentionSeconds);
     if (rejected.kind === 'new') return { outcome: 'REJECTED', shortages, replayed: false };
-    return this.answerExisting(orderId, rejected, giveUpAt);
+    return this.answerExisting(input, fp, ttlSeconds, rejected, run, 0);
   }
 
   /**
@@ -141,21 +176,62 @@ export class Reserver {
    * from base onto nodes that answer and the general path sells from them; with nothing to carve
    * the units on the dead node are not sold out, only out of reach: UNAVAILABLE, nothing recorded.
    */
-  private async reserveAroundDownNodes(input: ReserveInput, fp: string, ttlSeconds: number, giveUpAt: number, first: DirectoryPartition): Promise<ReserveResult> {
+  private async reserveAroundDownNodes(input: ReserveInput, fp: string, ttlSeconds: number, run: Run, first: DirectoryPartition): Promise<ReserveResult> {
     const sku = input.items[0].sku;
-    if (await this.topUp?.request(sku, giveUpAt, true)) return this.reserveGeneral(input, fp, ttlSeconds, giveUpAt);
+    if (await this.topUp?.request(sku, run.giveUpAt, true, run.caller)) return this.reserveGeneral(input, fp, ttlSeconds, run, 0);
+    stayForCaller(run.caller, reserveOf(input.orderId), run.giveUpAt);
     throw unreachableStock(sku, this.gateway.shards.node(first.shard));
   }
 
-  /** A Reserve of an order id that exists: its replay, if it asks the same. */
-  private answerExisting(orderId: string, existing: Extract<BeginResult, { kind: 'exists' }>, giveUpAt: number): Promise<ReserveResult> {
+  /**
+   * A Reserve of an order id that exists: if it asks the same, its replay, after waiting for an
+   * attempt still in flight (and rolling it back once past its give-up time); an attempt that was
+   * rolled back is started over (`restarts` so far in this call).
+   */
+  private async answerExisting(
+    input: ReserveInput,
+    fp: string,
+    ttlSeconds: number,
+    existing: Extract<BeginResult, { kind: 'exists' }>,
+    run: Run,
+    restarts: number,
+  ): Promise<ReserveResult> {
+    const { orderId } = input;
     if (!existing.sameRequest) {
       throw new DomainError(
         'IDEMPOTENCY_KEY_REUSED',
         `order ${orderId} was already reserved with different items, user or ttl; use a new order id`,
       );
     }
-    return this.replayReserve(orderId, existing.fields, giveUpAt);
+    let fields = existing.fields;
+    if (fields.state === 'PENDING') fields = await this.settledOrRolledBack(run);
+    if (fields.state === 'REJECTED' && storedShortages(fields) === 'RECOVERED') {
+      if (restarts >= MAX_RESTARTS) throw new DomainError('IN_PROGRESS', `order ${orderId} keeps being rolled back by other calls; retry`);
+      // Its rollback must be applied everywhere before the next attempt opens (order-begin); a
+      // process that recorded it may have died before applying it: finish it (idempotent).
+      await this.releases.reapplyRelease(orderId, RECOVERY_RELEASE);
+      return this.reserveGeneral(input, fp, ttlSeconds, run, restarts + 1);
+    }
+    return this.replayOf(orderId, fields);
+  }
+
+  /**
+   * Waits for the order's attempt in flight (on this or another server) to settle, within this
+   * call's own time; rolls it back on the spot once its give-up time has passed (it sends nothing
+   * after that, and its late scripts meet tombstones). Answers the settled (or rolled-back) order.
+   */
+  private async settledOrRolledBack(run: Run): Promise<OrderFields> {
+    const { orderId, caller, giveUpAt } = run;
+    for (let wait = 2; ; wait = Math.min(wait * 2, 50)) {
+      const fields = await this.orders.requireOrder(orderId);
+      if (fields.state !== 'PENDING') return fields;
+      // `until` is on the Redis clock; the script judges, this only saves calls that cannot be due.
+      if (fields.until !== undefined && Number(fields.until) <= Date.now()) {
+        if ((await this.releases.rollBack(orderId, 'lapsed')) !== 'kept') continue;
+      }
+      stayForCaller(caller, `order ${orderId} is still being reserved by an earlier call; retry with the same order id`, giveUpAt);
+      await pause(Math.min(wait, giveUpAt - Date.now()), caller);
+    }
   }
 
   /**
@@ -167,7 +243,8 @@ export class Reserver {
     input: ReserveInput,
     fp: string,
     ttlSeconds: number,
-    giveUpAt: number,
+    run: Run,
+    restarts: number,
     preferred?: DirectoryPartition,
   ): Promise<ReserveResult> {
     const { orderId, items, userId } = input;
@@ -191,23 +268,30 @@ export class Reserver {
       limits,
       releases: {},
     };
-    const begun = await this.gateway.begin(orderId, fp, plan, JSON.stringify(doc), ttlSeconds);
-    if (begun.kind === 'exists') return this.answerExisting(orderId, begun, giveUpAt);
+    stayForCaller(run.caller, reserveOf(orderId), run.giveUpAt);
+    const begun = await this.gateway.begin(orderId, fp, plan, JSON.stringify(doc), ttlSeconds, run.giveUpAt - Date.now());
+    if (begun.kind === 'exists') return this.answerExisting(input, fp, ttlSeconds, begun, run, restarts);
+    const attempt = { ...run, number: begun.attempt, taker: takerOf(orderId, begun.attempt) };
 
     const held: Array<{ sku: string; units: number }> = [];
     const taken: Array<{ ref: PartitionRef; units: number }> = [];
     const emptied: DirectoryPartition[] = [];
     try {
-      const shortages = await this.holdAllowances(orderId, items, userId, limits, held);
+      const shortages = await this.holdAllowances(attempt, items, userId, limits, held);
       if (shortages.length === 0) {
         const used = new Set<string>();
-        const results = await Promise.all(items.map((item, i) => this.takeItem(orderId, item, firsts[i], giveUpAt, emptied, used)));
+        const results = await Promise.all(items.map((item, i) => this.takeItem(attempt, item, firsts[i], emptied, used)));
         // Short items wait for a top-up from base (within the deadline) and try once more.
         await Promise.all(
           results.map(async (result, i) => {
-            if (result.short === 0 || !this.topUp || !(await this.topUp.request(items[i].sku, giveUpAt, true))) return;
-            const more = await this.takeItem(orderId, { sku: items[i].sku, quantity: result.short }, undefined, giveUpAt, emptied, used);
-            results[i] = { pieces: [...result.pieces, ...more.pieces], short: more.short, unreachable: (result.unreachable ?? 0) + (more.unreachable ?? 0) };
+            if (result.short === 0 || result.cut || !this.topUp) return;
+            if (!(await this.topUp.request(items[i].sku, run.giveUpAt, true, run.caller))) {
+              // A wait that ran out of time is not a shortage.
+              if (callerGone(run.caller, '', run.giveUpAt)) results[i] = { ...result, cut: true };
+              return;
+            }
+            const more = await this.takeItem(attempt, { sku: items[i].sku, quantity: result.short }, undefined, emptied, used);
+            results[i] = { pieces: [...result.pieces, ...more.pieces], short: more.short, cut: more.cut, unreachable: (result.unreachable ?? 0) + (more.unreachable ?? 0) };
           }),
         );
         // Short while partitions were out of reach: not a shortage (the catch below gives back).
@@ -223,20 +307,27 @@ export class Reserver {
             shortages.push({ sku: items[i].sku, reason: 'OUT_OF_STOCK', requested: items[i].quantity, available: items[i].quantity - result.short });
           }
         });
+        // Partitions left untried when time ran out: not a shortage, nothing to remember.
+        if (results.some((r) => r.cut)) throw cutError(run);
       }
       if (shortages.length > 0) {
-        await this.giveBack(orderId, userId, taken, held);
-        await this.closeReserve(orderId, 'REJECTED', JSON.stringify(shortages));
+        await this.giveBack(attempt, userId, taken, held);
+        await this.closeReserve(attempt, 'REJECTED', JSON.stringify(shortages));
         return { outcome: 'REJECTED', shortages, replayed: false };
       }
-      const expiresAt = await this.closeReserve(orderId, 'RESERVED', JSON.stringify(doc));
+      stayForCaller(run.caller, reserveOf(orderId), run.giveUpAt);
+      const expiresAt = await this.closeReserve(attempt, 'RESERVED', JSON.stringify(doc));
       // Everything the answer needs is known here: no read back.
       return { outcome: 'RESERVED', reservation: toReservation(orderId, { state: 'RESERVED', created: String(begun.created), expires: String(expiresAt) }, doc), replayed: false };
     } catch (err) {
-      if (!(err instanceof DomainError)) {
-        // A dependency failed half way: give back what we can now; whatever we cannot, the
-        // recovery worker gives back from the plan after the grace period.
-        await this.giveBack(orderId, userId, taken, held).catch((e) => this.logger.warn({ err: e, orderId }, 'give-back failed; recovery will finish it'));
+      if (!(err instanceof DomainError) || isCut(err)) {
+        // A dependency failed, or time ran out, half way: roll this attempt back now (the recovery
+        // worker's rollback, with its tombstones), so that a retry with the same order id starts
+        // over at once. If that fails too, a retry rolls it back once its give-up time has passed,
+        // or the recovery worker after the grace period.
+        await this.releases
+          .rollBack(orderId, attempt.number)
+          .catch((e) => this.logger.warn({ err: e, orderId }, 'could not roll back a failed Reserve attempt; a retry or the recovery worker will'));
       }
       throw err;
     } finally {
@@ -247,7 +338,7 @@ export class Reserver {
 
   /** Holds each limited SKU against the buyer's allowance; returns the shortages (USER_LIMIT). */
   private async holdAllowances(
-    orderId: string,
+    attempt: Attempt,
     items: readonly LineItem[],
     userId: string,
     limits: Record<string, number>,
@@ -255,12 +346,13 @@ export class Reserver {
   ): Promise<Shortage[]> {
     const limited = items.filter((i) => limits[i.sku]);
     if (limited.length === 0) return [];
-    const results = await Promise.all(limited.map((i) => this.gateway.hold(userId, i.sku, orderId, i.quantity, limits[i.sku])));
+    stayForCaller(attempt.caller, reserveOf(attempt.orderId), attempt.giveUpAt);
+    const results = await Promise.all(limited.map((i) => this.gateway.hold(userId, i.sku, attempt.taker, i.quantity, limits[i.sku])));
     const shortages: Shortage[] = [];
     results.forEach((r, k) => {
       const item = limited[k];
       if (r.code === HoldCode.Held || r.code === HoldCode.AlreadyHeld) held.push({ sku: item.sku, units: r.units });
-      else if (r.code === HoldCode.Closed) throw rolledBack(orderId);
+      else if (r.code === HoldCode.Closed) throw rolledBack(attempt.orderId);
       else shortages.push({ sku: item.sku, reason: 'USER_LIMIT', requested: item.quantity, available: r.units });
     });
     return shortages;
@@ -268,13 +360,13 @@ export class Reserver {
 
   /**
    * Takes one item's quantity: from its planned partition first, then — only if that one is short
-   * or gone — from the SKU's other live partitions, after adding them to the plan.
+   * or gone — from the SKU's other live partitions, after adding them to the plan. Starts no take
+   * once the attempt's time is up (`cut`: partitions were left untried).
    */
   private async takeItem(
-    orderId: string,
+    attempt: Attempt,
     item: LineItem,
     first: DirectoryPartition | undefined,
-    giveUpAt: number,
     emptied: DirectoryPartition[],
     used: Set<string>,
   ): Promise<ItemTake> {
@@ -284,10 +376,11 @@ export class Reserver {
     // Down: counted with the untried below, as it is not marked used.
     if (first && !this.reachable(first)) first = undefined;
     if (first) {
+      if (callerGone(attempt.caller, '', attempt.giveUpAt)) return { pieces, short: need, cut: true };
       used.add(first.partitionId);
-      need -= await this.takeFrom(orderId, first, need, pieces, emptied);
+      need -= await this.takeFrom(attempt, first, need, pieces, emptied);
     }
-    if (need === 0) return { pieces, short: 0 };
+    if (need === 0) return { pieces, short: 0, cut: false };
 
     // A partition this order already took from is never asked again: its take would answer the
     // earlier units (idempotency), not new ones.
@@ -295,20 +388,23 @@ export class Reserver {
     const others = untried.filter(this.reachable);
     unreachable += untried.length - others.length;
     for (const p of others) used.add(p.partitionId);
-    if (others.length === 0) return { pieces, short: need, unreachable };
+    if (others.length === 0) return { pieces, short: need, cut: false, unreachable };
+    if (callerGone(attempt.caller, '', attempt.giveUpAt)) return { pieces, short: need, cut: true };
     const added = await this.gateway.extendPlan(
-      orderId,
+      attempt.orderId,
+      attempt.number,
       others.map((p): PieceTuple => [item.sku, p.partitionId, p.shard, p.epoch, item.quantity]),
     );
-    if (!added) throw rolledBack(orderId);
+    if (!added) throw rolledBack(attempt.orderId);
     for (const partition of rotate(others)) {
-      if (need === 0 || Date.now() > giveUpAt) break;
+      if (need === 0) break;
+      if (callerGone(attempt.caller, '', attempt.giveUpAt)) return { pieces, short: need, cut: true };
       // Found empty by another call while this one went down the list (at a sell-out, every
       // partition in turn): skip it instead of a round trip that can only answer short.
       if (this.removing.has(retireKey(partition)) || !this.directory.partitions(item.sku).includes(partition)) continue;
-      need -= await this.takeFrom(orderId, partition, need, pieces, emptied);
+      need -= await this.takeFrom(attempt, partition, need, pieces, emptied);
     }
-    return { pieces, short: need, unreachable };
+    return { pieces, short: need, cut: false, unreachable };
   }
 
   /** Whether a partition's node takes calls now (not down, breaker not open). */
@@ -316,13 +412,13 @@ export class Reserver {
 
   /** One take from one partition; returns the units taken and records the piece. */
   private async takeFrom(
-    orderId: string,
+    attempt: Attempt,
     partition: DirectoryPartition,
     need: number,
     pieces: DocPiece[],
     emptied: DirectoryPartition[],
   ): Promise<number> {
-    const result = await this.gateway.take(partition, orderId, need, 1);
+    const result = await this.gateway.take(partition, attempt.orderId, need, 1, attempt.taker);
     switch (result.code) {
       case TakeCode.Taken:
       case TakeCode.AlreadyTaken:
@@ -336,7 +432,7 @@ export class Reserver {
         emptied.push(partition);
         return 0;
       case TakeCode.Closed:
-        throw rolledBack(orderId);
+        throw rolledBack(attempt.orderId);
       default:
         return 0;
     }
@@ -365,26 +461,26 @@ export class Reserver {
   }
 
   private async giveBack(
-    orderId: string,
+    attempt: Attempt,
     userId: string,
     taken: Array<{ ref: PartitionRef; units: number }>,
     held: Array<{ sku: string; units: number }>,
   ): Promise<void> {
     await Promise.all([
-      ...taken.map((t) => this.gateway.untake(t.ref, orderId, t.units, ABORT_RELEASE, 'reserved', 'ABORT')),
-      ...held.map((h) => this.gateway.unhold(userId, h.sku, orderId, h.units, ABORT_RELEASE)),
+      ...taken.map((t) => this.gateway.untake(t.ref, attempt.orderId, t.units, ABORT_RELEASE, 'reserved', 'ABORT', attempt.taker)),
+      ...held.map((h) => this.gateway.unhold(userId, h.sku, attempt.taker, h.units, ABORT_RELEASE)),
     ]);
   }
 
-  /** Commits the outcome; returns the hold's expiry. */
-  private async closeReserve(orderId: string, outcome: 'RESERVED' | 'REJECTED', payload: string): Promise<number> {
-    const expiresAt = await this.gateway.commit(orderId, outcome, payload, this.options.orderRetentionSeconds);
-    if (expiresAt === undefined) throw rolledBack(orderId);
+  /** Commits the attempt's outcome; returns the hold's expiry. */
+  private async closeReserve(attempt: Attempt, outcome: 'RESERVED' | 'REJECTED', payload: string): Promise<number> {
+    const expiresAt = await this.gateway.commit(attempt.orderId, attempt.number, outcome, payload, this.options.orderRetentionSeconds);
+    if (expiresAt === undefined) throw rolledBack(attempt.orderId);
     return expiresAt;
   }
 
-  private async replayReserve(orderId: string, fields: OrderFields, giveUpAt: number): Promise<ReserveResult> {
-    if (fields.state === 'PENDING') fields = await this.orders.settled(orderId, giveUpAt);
+  /** The replay of a settled order (not PENDING, not rolled back). */
+  private replayOf(orderId: string, fields: OrderFields): ReserveResult {
     if (fields.state === 'REJECTED') {
       const shortages = storedShortages(fields);
       if (shortages === 'RECOVERED') throw rolledBack(orderId);
@@ -392,6 +488,16 @@ export class Reserver {
     }
     return { outcome: 'RESERVED', reservation: toReservation(orderId, fields), replayed: true };
   }
+}
+
+/** How a Reserve names itself in the errors that cut it. */
+function reserveOf(orderId: string): string {
+  return `the Reserve of order ${orderId} holds nothing; retry with the same order id`;
+}
+
+/** The error of a run whose time ran out (or whose caller went) with partitions left untried. */
+function cutError(run: Run): DomainError {
+  return callerGone(run.caller, reserveOf(run.orderId), run.giveUpAt) ?? new DomainError('DEADLINE_EXCEEDED', `${reserveOf(run.orderId)}: ran out of time`);
 }
 
 /** The answer a duplicate of a Reserve in flight gets: the original's, as a replay. */

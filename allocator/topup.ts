@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { Caller, NO_CALLER } from '../kernel/caller';
 import { EventType, eventId } from '../kernel/events';
 import { Logger } from '../kernel/logger';
 import { PartitionDirectory } from './directory';
@@ -68,9 +69,16 @@ export class TopUp {
   /**
    * Resolves true once this server routes to new stock of `sku`, false when there is none to carve.
    * `short`: a Reserve came up short, so carve whatever the live pool; otherwise (a partition was
-   * retired) only when the pool is below the threshold.
+   * retired) only when the pool is below the threshold. A caller that goes stops waiting at once
+   * (false); the carve it may have started goes on for the others.
    */
-  request(sku: string, deadline: number, short = false): Promise<boolean> {
+  request(sku: string, deadline: number, short = false, caller: Caller = NO_CALLER): Promise<boolean> {
+    if (caller === NO_CALLER) return this.shared(sku, deadline, short);
+    if (caller.cancelled || Date.now() >= deadline) return NO_TOP_UP;
+    return whileThere(this.shared(sku, deadline, short), deadline, caller);
+  }
+
+  private shared(sku: string, deadline: number, short: boolean): Promise<boolean> {
     const emptyUntil = this.emptyUntil.get(sku);
     if (emptyUntil !== undefined) {
       // Base was found empty lately: answer that at once, and once the verdict is a second old
@@ -187,4 +195,22 @@ export class TopUp {
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
   }
+}
+
+/**
+ * A shared wait as one caller sees it: false as soon as that caller cancels or its own deadline
+ * passes (the wait is single-flight per SKU, on the first caller's deadline, and goes on for the
+ * others). The flag is polled: a cancelled call has no event the domain can wait on.
+ */
+function whileThere(wait: Promise<boolean>, deadline: number, caller: Caller): Promise<boolean> {
+  return new Promise((resolve) => {
+    const finish = (more: boolean) => {
+      clearInterval(poll);
+      resolve(more);
+    };
+    const poll = setInterval(() => {
+      if (caller.cancelled || Date.now() >= deadline) finish(false);
+    }, LOCK_POLL_MS);
+    wait.then(finish, () => finish(false));
+  });
 }

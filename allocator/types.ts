@@ -1,3 +1,5 @@
+import { Caller } from '../kernel/caller';
+
 /** The domain of reservations, independent of gRPC. */
 
 export interface LineItem {
@@ -85,7 +87,10 @@ export interface ReserveInput {
   readonly ttlSeconds: number;
 }
 
-/** Carves new stock for a SKU from base; resolves true once this server can route to it. */
+/**
+ * Carves new stock for a SKU from base; resolves true once this server can route to it, false when
+ * there is none, or when the wait ran out of time (`deadline`) or the caller went.
+ */
 export interface TopUpRequester {
-  request(sku: string, deadline: number, short?: boolean): Promise<boolean>;
+  request(sku: string, deadline: number, short?: boolean, caller?: Caller): Promise<boolean>;
 }

@@ -18,7 +18,11 @@ export type DomainErrorKind =
   | 'UNKNOWN_ITEM'
   | 'INSUFFICIENT_BASE'
   | 'PARTITION_NOT_FOUND'
-  | 'UNKNOWN_NODE';
+  | 'UNKNOWN_NODE'
+  /** The caller's deadline (or the work's own time limit) passed first: nothing is remembered, retry. */
+  | 'DEADLINE_EXCEEDED'
+  /** The client cancelled the call: no new step was started for it. */
+  | 'CANCELLED';
 
 export class DomainError extends Error {
   constructor(readonly kind: DomainErrorKind, message: string, readonly sku?: string) {

@@ -22,6 +22,8 @@ export const ERROR_STATUS: Record<DomainErrorKind, status> = {
   INSUFFICIENT_BASE: status.FAILED_PRECONDITION,
   PARTITION_NOT_FOUND: status.NOT_FOUND,
   UNKNOWN_NODE: status.INVALID_ARGUMENT,
+  DEADLINE_EXCEEDED: status.DEADLINE_EXCEEDED,
+  CANCELLED: status.CANCELLED,
 };
 
 export const ERROR_FIELD: Partial<Record<DomainErrorKind, string>> = {

@@ -23,7 +23,7 @@ export function inventoryHandlers(
   return {
     async reserve(req, ctx) {
       const input = validateReserve(req, limits);
-      const result = await domain(() => reservations.reserve(input, ctx.deadline));
+      const result = await domain(() => reservations.reserve(input, ctx));
       if (!result.replayed) {
         if (result.outcome === 'RESERVED') outcomes.reserved.inc();
         else (result.shortages.some((s) => s.reason === 'USER_LIMIT') ? outcomes.userLimit : outcomes.outOfStock).inc();
@@ -33,13 +33,13 @@ export function inventoryHandlers(
 
     async confirm(req, ctx) {
       const orderId = validId('order_id', req.orderId);
-      const { reservation, replayed } = await domain(() => reservations.confirm(orderId, ctx.deadline));
+      const { reservation, replayed } = await domain(() => reservations.confirm(orderId, ctx));
       return { reservation: toProto(reservation), replayed };
     },
 
     async release(req, ctx) {
       const input = validateRelease(req, limits);
-      const result = await domain(() => reservations.release(input.orderId, input.reason, input.items, input.releaseId, ctx.deadline));
+      const result = await domain(() => reservations.release(input.orderId, input.reason, input.items, input.releaseId, ctx));
       return ReleaseResponse.fromPartial({
         reservation: toProto(result.reservation),
         released: result.released.map((i) => ({ skuId: i.sku, quantity: i.quantity })),
@@ -49,7 +49,7 @@ export function inventoryHandlers(
 
     async getReservation(req, ctx) {
       const orderId = validId('order_id', req.orderId);
-      return { reservation: toProto(await domain(() => reservations.getReservation(orderId, ctx.deadline))) };
+      return { reservation: toProto(await domain(() => reservations.getReservation(orderId, ctx))) };
     },
 
     async getStock(req) {

@@ -18,6 +18,11 @@ export interface CallContext {
   readonly signal: AbortSignal;
   /** Absolute deadline in ms since the epoch; Infinity when the client set none. */
   readonly deadline: number;
+  /**
+   * True once the client cancelled the call (grpc-js's 'cancelled' event before the answer): a flag
+   * the domain reads before each step (kernel/caller.ts), without the cost of an AbortSignal.
+   */
+  readonly cancelled: boolean;
   readonly metadata: Metadata;
 }
 
@@ -148,7 +153,7 @@ function adaptUnary(method: string, handler: UnaryHandler<unknown, unknown>, opt
 class UnaryContext implements CallContext {
   answered = false;
   private controller: AbortController | undefined;
-  private cancelled = false;
+  cancelled = false;
 
   constructor(readonly deadline: number, readonly metadata: Metadata) {}
 

@@ -50,7 +50,7 @@ describe('crash recovery and expiry page through a shard’s indexes', function 
       [b.sku, b.partitionId, b.shard, b.epoch, 3],
     ];
     const doc = { items: items.map((i) => ({ sku: i.sku, qty: i.quantity, rel: 0, pieces: [] })), user: '', limits: {}, releases: {} };
-    await inv.services.gateway.begin(orderId, fingerprint(items, '', 60), plan, JSON.stringify(doc), 60);
+    await inv.services.gateway.begin(orderId, fingerprint(items, '', 60), plan, JSON.stringify(doc), 60, 100);
     assert.equal((await inv.services.gateway.take(a, orderId, 2, 1)).code, TakeCode.Taken);
   }
 

@@ -41,7 +41,7 @@ describe('crash recovery and expiry workers', function () {
       ['crash-b', b.partitionId, b.shard, b.epoch, 3],
     ];
     const doc = { items: items.map((i) => ({ sku: i.sku, qty: i.quantity, rel: 0, pieces: [] })), user: '', limits: {}, releases: {} };
-    await gateway.begin('crashed', fingerprint(items, '', 60), plan, JSON.stringify(doc), 60);
+    await gateway.begin('crashed', fingerprint(items, '', 60), plan, JSON.stringify(doc), 60, 100);
     assert.equal((await gateway.take(a, 'crashed', 2, 1)).code, TakeCode.Taken);
     assert.equal(await inv.availOf([a]), 8);
 
@@ -57,10 +57,20 @@ describe('crash recovery and expiry workers', function () {
     assert.equal((await gateway.take(b, 'crashed', 3, 1)).code, TakeCode.Closed);
     assert.equal(await inv.availOf([b]), 10);
 
-    // A replay learns the attempt was rolled back, and nothing is held.
-    await assert.rejects(reservations.reserve({ orderId: 'crashed', items, userId: '', ttlSeconds: 60 }), (e: DomainError) => e.kind === 'ROLLED_BACK');
+    // Rolled back, it holds nothing.
     await assert.rejects(reservations.getReservation('crashed'), (e: DomainError) => e.kind === 'RESERVATION_REJECTED');
     assert.equal(await reservations.recover('crashed'), 'gone', 'recovered exactly once');
+
+    // A retry with the same order id starts over as the order's next attempt, and takes once.
+    const retried = await reservations.reserve({ orderId: 'crashed', items, userId: '', ttlSeconds: 60 });
+    assert.equal(retried.outcome, 'RESERVED');
+    assert.equal(retried.replayed, false);
+    assert.equal(await inv.availOf([a]), 8);
+    assert.equal(await inv.availOf([b]), 7);
+    // The dead attempt's late take is still refused: its tombstone names it, not the retry.
+    assert.equal((await gateway.take(b, 'crashed', 3, 1)).code, TakeCode.Closed);
+    assert.equal(await inv.availOf([b]), 7);
+    assert.equal((await reservations.reservation('crashed')).state, 'RESERVED');
   });
 
   it('finishes a release whose process died after recording it', async () => {

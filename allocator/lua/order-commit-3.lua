@@ -1,7 +1,8 @@
 --[[
   Closes a Reserve: RESERVED with the pieces actually taken and an expiry on the Redis clock, or
-  REJECTED with the shortages (remembered, so a replay answers the same). Refused when the order is
-  no longer PENDING: the recovery worker rolled it back while this process was slow.
+  REJECTED with the shortages (remembered, so a replay answers the same). Refused when this attempt
+  is no longer PENDING: it was rolled back (by the recovery worker, or by a retry once its give-up
+  time passed) while this process was slow, and maybe replaced by the retry's attempt.
 
   KEYS[1] order hash
   KEYS[2] pending zset
@@ -11,14 +12,16 @@
   ARGV[2] outcome: RESERVED or REJECTED
   ARGV[3] RESERVED: the doc JSON with pieces; REJECTED: the shortages JSON
   ARGV[4] seconds to keep a REJECTED record for replays
+  ARGV[5] the attempt closing it (order-begin's answer)
 
   Returns {1, now_ms, expires_ms}
-          {-1, state}   not PENDING any more
+          {-1, state}   this attempt is not PENDING any more
 ]]
 -- @include now
 local order, pending, expiry = KEYS[1], KEYS[2], KEYS[3]
-local state = redis.call('HGET', order, 'state')
-if state ~= 'PENDING' then
+local h = redis.call('HMGET', order, 'state', 'att')
+local state = h[1]
+if state ~= 'PENDING' or (h[2] or '1') ~= ARGV[5] then
   return {-1, state or ''}
 end
 local now = now_ms()

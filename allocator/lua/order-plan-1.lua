@@ -6,13 +6,16 @@
   KEYS[1] order hash
 
   ARGV[1] JSON array of pieces to add: [[sku, partition, shard, epoch, units], ...]
+  ARGV[2] the attempt adding them (order-begin's answer)
 
   Returns {1}         added
-          {-1, state} the order is no longer PENDING (recovered underneath): take nothing more
+          {-1, state} this attempt is no longer PENDING (rolled back underneath, maybe replaced by
+                      a retry's attempt): take nothing more
 ]]
 local order = KEYS[1]
-local state = redis.call('HGET', order, 'state')
-if state ~= 'PENDING' then
+local h = redis.call('HMGET', order, 'state', 'att')
+local state = h[1]
+if state ~= 'PENDING' or (h[2] or '1') ~= ARGV[2] then
   return {-1, state or ''}
 end
 local plan = cjson.decode(redis.call('HGET', order, 'plan'))

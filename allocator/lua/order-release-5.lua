@@ -28,16 +28,25 @@
           | EXPIRE (the expiry sweeper) | RECOVERY (the recovery worker, on a PENDING order)
   ARGV[4] items JSON {sku: units} to release, or '' for everything still held
   ARGV[5] seconds to keep an ended order for replays
-  ARGV[6] recovery grace ms: RECOVERY only touches an order PENDING for at least this long
+  ARGV[6] recovery grace ms: RECOVERY by the recovery worker only touches an order PENDING for at
+          least this long
+  ARGV[7] RECOVERY only, who rolls back: '' the recovery worker (the grace above); 'lapsed' a
+          retry of the order, once the attempt's give-up time (`until`) has passed on the Redis
+          clock (an attempt never sends a script after it); '<n>' attempt n giving itself up
+          (it failed or ran out of time): at once, if it is still the order's attempt
 
   Returns {1, release JSON, state}  recorded now; release = {reason, from, at, pieces:[[sku, partition,
-                                    shard, epoch, units], ...], items:{sku: units}}
+                                    shard, epoch, units], ...], items:{sku: units}, t: taker}
+                                    (t, the attempt's name in the takes and user hashes, only
+                                    when it is not the order id: includes/take.lua)
           {2, release JSON, state}  this release id was recorded before (replay)
           {-1}  NOT_FOUND         {-2} ALREADY_RELEASED   {-3} ALREADY_EXPIRED
           {-4}  IN_PROGRESS       {-5} REJECTED           {-6} ALREADY_CONFIRMED (reason needs unpaid)
           {-7}  NOT_CONFIRMED (reason needs paid)          {-8, sku} UNKNOWN_ITEM
-          {-9}  NOT_DUE (EXPIRE before the expiry, RECOVERY within the grace period): the entry stays
-          {-10} NOT_PENDING (RECOVERY on an order that is no longer PENDING)
+          {-9}  NOT_DUE (EXPIRE before the expiry, RECOVERY within the grace period or before the
+                attempt's give-up time): the entry stays
+          {-10} NOT_PENDING (RECOVERY on an order that is no longer PENDING, or, '<n>', no longer
+                attempt n)
           Every answer but NOT_DUE leaves no entry of a RECOVERY in `pending` nor of an EXPIRE in `expiry`.
 ]]
 -- @include now
@@ -45,7 +54,7 @@
 local order, expiry, releasing, pending, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local id, relid, reason = ARGV[1], ARGV[2], ARGV[3]
 
-local h = redis.call('HMGET', order, 'state', 'doc', 'plan', 'expires', 'created')
+local h = redis.call('HMGET', order, 'state', 'doc', 'plan', 'expires', 'created', 'att', 'until')
 local state = h[1]
 -- Stale entries (the order is gone, or past what the index waits for) go whatever the answer below.
 if reason == 'RECOVERY' and state ~= 'PENDING' then
@@ -62,9 +71,15 @@ if doc.releases[relid] then
 end
 
 local now = now_ms()
+local att = h[6] or '1'
 if reason == 'RECOVERY' then
   if state ~= 'PENDING' then return {-10} end
-  if now - tonumber(h[5]) < tonumber(ARGV[6]) then return {-9} end
+  local by = ARGV[7] or ''
+  if by == 'lapsed' and h[7] then
+    if now < tonumber(h[7]) then return {-9} end
+  elseif by ~= '' and by ~= 'lapsed' then
+    if by ~= att then return {-10} end
+  elseif now - tonumber(h[5]) < tonumber(ARGV[6]) then return {-9} end
 elseif state == 'PENDING' then return {-4}
 elseif state == 'RELEASED' then return {-2}
 elseif state == 'EXPIRED' then return {-3}
@@ -80,6 +95,7 @@ end
 
 local release = {reason = reason, from = (state == 'CONFIRMED') and 'committed' or 'reserved', at = now,
   pieces = {}, items = {}}
+if att ~= '1' then release.t = id .. '#' .. att end
 local next_state = state
 
 if reason == 'RECOVERY' then

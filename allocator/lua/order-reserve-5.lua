@@ -42,7 +42,7 @@ if checked[1] ~= 0 then
 end
 
 local created = now_ms()
-local left = apply_take(part, takes, stream, id, checked, ARGV[6], ARGV[7], ARGV[8], created)
+local left = apply_take(part, takes, stream, id, id, checked, ARGV[6], ARGV[7], ARGV[8], created)
 local expires = created + tonumber(ttl) * 1000
 local expires_s = int(expires)
 redis.call('HSET', order, 'state', 'RESERVED', 'fp', fp, 'doc', ARGV[4], 'ttl', ttl, 'created', int(created), 'expires', expires_s)

@@ -7,7 +7,7 @@
   here, not to base.
 
   KEYS[1] partition hash  {avail, epoch, state, seq, sku, pid}
-  KEYS[2] takes hash      t:<order> = units taken, r:<order> = units released
+  KEYS[2] takes hash      t:<taker> = units taken, r:<taker> = units released (per attempt)
   KEYS[3] ledger stream of the shard
 
   ARGV[1] order id
@@ -16,6 +16,7 @@
   ARGV[4] expected epoch
   ARGV[5] sku id
   ARGV[6] partition id
+  ARGV[7] taker: the attempt's name in the takes hash (includes/take.lua); the order id when absent
 
   Returns {code, units, avail_after}
      1  TAKEN          units taken now
@@ -23,14 +24,15 @@
     -1  SHORT          fewer than the minimum available; units = 0, avail_after = avail
     -2  NOT_LIVE       partition retired (exhausted), drained or unknown
     -3  STALE_EPOCH    the partition was re-owned; avail_after = its epoch
-    -4  CLOSED         this order was already released here (recovery); never take after that
+    -4  CLOSED         this attempt was already released here (rolled back); never take after that
 ]]
 -- @include take
 local part, takes, stream = KEYS[1], KEYS[2], KEYS[3]
 local order = ARGV[1]
+local taker = ARGV[7] or order
 
-local checked = check_take(part, takes, order, tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4])
+local checked = check_take(part, takes, taker, tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4])
 if checked[1] ~= 0 then
   return checked
 end
-return {1, checked[2], apply_take(part, takes, stream, order, checked, ARGV[4], ARGV[5], ARGV[6], now_ms())}
+return {1, checked[2], apply_take(part, takes, stream, order, taker, checked, ARGV[4], ARGV[5], ARGV[6], now_ms())}

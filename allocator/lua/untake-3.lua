@@ -9,7 +9,7 @@
   from a crashed attempt is refused afterwards.
 
   KEYS[1] partition hash  (held, where kept, falls by the units released; debt, where owed, is paid first)
-  KEYS[2] takes hash      t:<order>, r:<order>, x:<order>:<release id> = units of that release
+  KEYS[2] takes hash      t:<taker>, r:<taker>, x:<taker>:<release id> = units of that release
   KEYS[3] ledger stream of the shard
 
   ARGV[1] order id
@@ -19,6 +19,7 @@
   ARGV[5] reason (for the ledger)
   ARGV[6] sku id
   ARGV[7] partition id
+  ARGV[8] taker: the attempt's name in the takes hash (includes/take.lua); the order id when absent
 
   Returns {code, units, to}
      1  RELEASED   units released now, to 'pool' or 'base' ('' when 0, 'missing' when all paid a debt)
@@ -28,7 +29,8 @@
 -- @include ledger
 local part, takes, stream = KEYS[1], KEYS[2], KEYS[3]
 local order, relid = ARGV[1], ARGV[3]
-local guard = 'x:' .. order .. ':' .. relid
+local taker = ARGV[8] or order
+local guard = 'x:' .. taker .. ':' .. relid
 
 local prior = redis.call('HGET', takes, guard)
 if prior then
@@ -36,10 +38,10 @@ if prior then
   return {2, tonumber(units), to}
 end
 
-local taken = tonumber(redis.call('HGET', takes, 't:' .. order) or '0')
-local released = tonumber(redis.call('HGET', takes, 'r:' .. order) or '0')
+local taken = tonumber(redis.call('HGET', takes, 't:' .. taker) or '0')
+local released = tonumber(redis.call('HGET', takes, 'r:' .. taker) or '0')
 local units = math.max(0, math.min(tonumber(ARGV[2]), taken - released))
-redis.call('HSET', takes, 'r:' .. order, released + units)
+redis.call('HSET', takes, 'r:' .. taker, released + units)
 
 local to = ''
 if units > 0 then
@@ -47,7 +49,8 @@ if units > 0 then
   if p[3] then
     redis.call('HINCRBY', part, 'held', -units)
   end
-  local event = 'release:' .. order .. ':' .. ARGV[7] .. ':' .. relid
+  -- Named by the attempt: two attempts' rollbacks (both '#recovery') are two records.
+  local event = 'release:' .. taker .. ':' .. ARGV[7] .. ':' .. relid
   local extra = function(seq)
     return {'order', order, 'partition', ARGV[7], 'epoch', p[2] or '0', 'seq', int(seq), 'reason', ARGV[5], 'at', int(now_ms())}
   end

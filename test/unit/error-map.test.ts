@@ -39,6 +39,8 @@ describe('the error map: every row', () => {
     INSUFFICIENT_BASE: [status.FAILED_PRECONDITION, undefined],
     PARTITION_NOT_FOUND: [status.NOT_FOUND, undefined],
     UNKNOWN_NODE: [status.INVALID_ARGUMENT, 'redis_nodes'],
+    DEADLINE_EXCEEDED: [status.DEADLINE_EXCEEDED, undefined],
+    CANCELLED: [status.CANCELLED, undefined],
   };
 
   for (const [kind, [code, field]] of Object.entries(domainRows) as Array<[DomainErrorKind, [status, string | undefined]]>) {
