@@ -107,7 +107,7 @@ export class Reserver {
       if (here.availAfter === 0) this.retire(first);
       return { outcome: 'RESERVED', reservation: oneItemReservation(orderId, item, userId, first, here.created, here.expires), replayed: false };
     }
-    if (here.kind === 'exists') return this.answerExisting(orderId, here, giveUpAt);
+    if (here.kind === 'exists') return this.answerExisting(orderId, input.items, here, giveUpAt);
     return this.reserveGeneral(input, fp, ttlSeconds, giveUpAt, first);
   }
 
@@ -123,12 +123,20 @@ export class Reserver {
     const shortages: Shortage[] = [{ sku: item.sku, reason: 'OUT_OF_STOCK', requested: item.quantity, available: 0 }];
     const rejected = await this.gateway.reject(orderId, fp, JSON.stringify(shortages), this.options.orderRetentionSeconds);
     if (rejected.kind === 'new') return { outcome: 'REJECTED', shortages, replayed: false };
-    return this.answerExisting(orderId, rejected, giveUpAt);
+    return this.answerExisting(orderId, input.items, rejected, giveUpAt);
   }
 
-  /** A Reserve of an order id that exists: its replay, if it asks the same. */
-  private answerExisting(orderId: string, existing: Extract<BeginResult, { kind: 'exists' }>, giveUpAt: number): Promise<ReserveResult> {
-    if (!existing.sameRequest) {
+  /**
+   * A Reserve of an order id that exists: its replay, if it asks the same (an order restored from
+   * MySQL: the same items, as its buyer and ttl are not known).
+   */
+  private answerExisting(
+    orderId: string,
+    items: readonly LineItem[],
+    existing: Extract<BeginResult, { kind: 'exists' }>,
+    giveUpAt: number,
+  ): Promise<ReserveResult> {
+    if (!existing.sameRequest && !sameRestoredOrder(existing.fields, items)) {
       throw new DomainError(
         'IDEMPOTENCY_KEY_REUSED',
         `order ${orderId} was already reserved with different items, user or ttl; use a new order id`,
@@ -171,7 +179,7 @@ export class Reserver {
       releases: {},
     };
     const begun = await this.gateway.begin(orderId, fp, plan, JSON.stringify(doc), ttlSeconds);
-    if (begun.kind === 'exists') return this.answerExisting(orderId, begun, giveUpAt);
+    if (begun.kind === 'exists') return this.answerExisting(orderId, items, begun, giveUpAt);
 
     const held: Array<{ sku: string; units: number }> = [];
     const taken: Array<{ ref: PartitionRef; units: number }> = [];
@@ -368,10 +376,23 @@ function asReplay(answer: ReserveResult): ReserveResult {
 
 /** Identifies what a Reserve asked for: items in SKU order, buyer and TTL. */
 export function fingerprint(items: readonly LineItem[], userId: string, ttlSeconds: number): string {
+  return `${userId}|${ttlSeconds}${itemsFingerprint(items)}`;
+}
+
+/**
+ * The items part of a fingerprint: all an order restored from MySQL can be matched on (the ledger
+ * knows what an order took, not its buyer or ttl), kept in its `items` field.
+ */
+export function itemsFingerprint(items: readonly LineItem[]): string {
   const sorted = items.length === 1 ? items : [...items].sort((a, b) => (a.sku < b.sku ? -1 : a.sku > b.sku ? 1 : 0));
-  let text = `${userId}|${ttlSeconds}`;
+  let text = '';
   for (let i = 0; i < sorted.length; i++) text += `|${sorted[i].sku}*${sorted[i].quantity}`;
   return text;
+}
+
+/** An order restored from MySQL after its Redis node lost it, asked for again with the items it took. */
+function sameRestoredOrder(fields: OrderFields, items: readonly LineItem[]): boolean {
+  return fields.restored === '1' && fields.items === itemsFingerprint(items);
 }
 
 /**
