@@ -1,5 +1,6 @@
 import type { Pool } from 'mysql2/promise';
 import { PartitionRef } from '../allocator/gateway';
+import { PartitionInspector } from '../allocator/inspector';
 import { RestoreScripts } from '../allocator/restore-scripts';
 import { Logger } from '../kernel/logger';
 import { highestSeqs, ordersChangedBetween, partitionsById, partitionsInShards } from '../store/lost-writes';
@@ -33,6 +34,7 @@ import { LostPartition, RedisPartitionSeq, SUSPECT, findLostPartitions, planRest
 export interface LostWritesDependencies {
   readonly pool: Pool;
   readonly redis: RestoreScripts;
+  readonly inspector: PartitionInspector;
   readonly logger: Logger;
   /** Called with the partitions found behind MySQL on a node (the metric). */
   readonly onLost?: (node: string, partitions: number) => void;
@@ -121,6 +123,7 @@ export class LostWritesGuard {
   private async check(node: string): Promise<void> {
     const shards = this.deps.redis.shards.shardsOn(node);
     const rows = await partitionsInShards(this.deps.pool, shards);
+    this.deps.logger.debug({ node, shards: shards.length, partitions: rows.length }, 'lost-writes check');
     if (rows.length === 0) return;
     // MySQL first: it only ever holds what Redis wrote before, so a Redis number read after it
     // can only be ahead, unless Redis lost writes. The other order would take the changes
@@ -170,7 +173,7 @@ export class LostWritesGuard {
     const [now] = await redis.seqs([ref]);
     if (!now) return false;
     if (now.state !== SUSPECT) return true; // restored by another server
-    const mark = await redis.lostWrites(ref);
+    const mark = await this.deps.inspector.lostWrites(ref);
     const view = await this.viewAt(p.row.partitionId, now.seq);
     if (!view?.complete) {
       logger.warn({ partition: p.row.partitionId, seq: now.seq, mysqlRows: view?.rows ?? 0 }, 'lost writes: MySQL lacks changes up to the partition number yet; it stays stopped, retried');

@@ -22,12 +22,6 @@ export interface RestoredOrderRecord {
   readonly ended: number;
 }
 
-/** The incident recorded on a partition by partition-suspend: Redis's change number when found, and MySQL's. */
-export interface LostWritesMark {
-  readonly redisSeq: number;
-  readonly mysqlSeq: number;
-}
-
 export class RestoreScripts {
   private readonly suspendScript: LuaScript;
   private readonly restoreScript: LuaScript;
@@ -81,12 +75,6 @@ export class RestoreScripts {
       retentionSeconds,
     ]);
     return res === 1;
-  }
-
-  /** The lost-writes incident recorded on a partition, if it had one. */
-  async lostWrites(p: PartitionRef): Promise<LostWritesMark | undefined> {
-    const [at, to] = await this.shards.client(p.shard).hmget(this.keys.partition(p.shard, p.sku, p.partitionId), 'lostat', 'lostto');
-    return to === null ? undefined : { redisSeq: Number(at ?? 0), mysqlSeq: Number(to) };
   }
 
   private eval(shard: number, script: LuaScript, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown> {

@@ -24,6 +24,7 @@ export interface InventoryFixture {
   readonly server: TestServer;
   readonly services: Services;
   readonly config: Config;
+  readonly metrics: Metrics;
   /** Registers a SKU and carves `units` into `partitions` partitions. */
   stock(sku: string, units: number, partitions: number, perUserLimit?: number): Promise<CreatedPartition[]>;
   reserve(orderId: string, items: Array<[string, number]>, extra?: Partial<ReserveRequest>): Promise<ReserveResponse>;
@@ -48,6 +49,7 @@ export async function startInventory(tag: string, overrides: Record<string, stri
     server,
     services,
     config,
+    metrics,
     async stock(sku, units, partitions, perUserLimit = 0) {
       await services.registry.putSku(sku, { perUserLimit });
       const created = await services.partitions.create(sku, units, partitions);

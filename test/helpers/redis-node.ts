@@ -7,26 +7,51 @@ import path from 'node:path';
 /** A throwaway redis-server of a test's own (a second node, or one to kill), on a free port. */
 export interface RedisNode {
   readonly address: string;
+  /** Its data directory (the AOF lives here when started with `aof`). */
+  readonly dir: string;
+  /**
+   * Kills it (SIGKILL: a crash), lets `change` alter its data directory (put back an older copy:
+   * the node comes back having lost writes), and starts it again on the same port.
+   */
+  crashAndRestart(change?: (dir: string) => void): Promise<void>;
   stop(): Promise<void>;
 }
 
-export async function startRedisNode(): Promise<RedisNode> {
+export interface RedisNodeOptions {
+  /** Persist every write to an append-only file before answering (appendfsync always), so a copy of the directory is a consistent earlier state. */
+  readonly aof?: boolean;
+}
+
+export async function startRedisNode(options: RedisNodeOptions = {}): Promise<RedisNode> {
   const port = await freePort();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'inv-redis-'));
-  const child: ChildProcess = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--maxmemory-policy', 'noeviction'],
-    { stdio: 'ignore' },
-  );
-  await waitForPort(port, 10_000);
+  const persistence = options.aof ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
+  const launch = async (): Promise<ChildProcess> => {
+    const child = spawn(
+      'redis-server',
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--dir', dir, '--maxmemory-policy', 'noeviction'],
+      { stdio: 'ignore' },
+    );
+    await waitForPort(port, 10_000);
+    return child;
+  };
+  const kill = async (child: ChildProcess, signal: NodeJS.Signals): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill(signal);
+    await exited;
+  };
+  let child = await launch();
   return {
     address: `127.0.0.1:${port}`,
+    dir,
+    async crashAndRestart(change) {
+      await kill(child, 'SIGKILL');
+      change?.(dir);
+      child = await launch();
+    },
     async stop() {
-      if (child.exitCode === null) {
-        const exited = new Promise((resolve) => child.once('exit', resolve));
-        child.kill('SIGTERM');
-        await exited;
-      }
+      await kill(child, 'SIGTERM');
       rmSync(dir, { recursive: true, force: true });
     },
   };
