@@ -54,6 +54,20 @@ export async function comparePartitionUnits(
 
 async function compareOne(check: SkuCheck, db: Pool, inspector: PartitionInspector, ref: PartitionRef, audit: PartitionAudit, deadline: number): Promise<void> {
   const id = ref.partitionId;
+  const lost = await inspector.lostWrites(ref);
+  if (lost) {
+    check.report(
+      'REDIS_LOST_WRITES',
+      lost.mysqlSeq,
+      lost.redisSeq,
+      `the Redis node came back at change ${lost.redisSeq} of this partition while MySQL held ${lost.mysqlSeq}: ` +
+        (audit.state === 'suspect'
+          ? 'stopped until restored from MySQL (retried by the server)'
+          : `restored from MySQL as of change ${lost.mysqlSeq}; changes after ${lost.mysqlSeq} that the ledger writer had not copied are lost from every store (their orders are unknown)`),
+      id,
+    );
+    if (audit.state === 'suspect') return;
+  }
   // A partition whose hash is gone changes no more: all MySQL has of it is the whole story.
   const view = audit.exists ? await viewAtCut(db, id, audit.seq, deadline) : await partitionAsOf(db, id, Number.MAX_SAFE_INTEGER);
   if (!view) return;

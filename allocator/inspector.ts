@@ -32,6 +32,12 @@ export interface OrderState {
   readonly ended: number;
 }
 
+/** The incident partition-suspend recorded on a partition: Redis's change number when found behind, and MySQL's. */
+export interface LostWritesMark {
+  readonly redisSeq: number;
+  readonly mysqlSeq: number;
+}
+
 export class PartitionInspector {
   private readonly audit: LuaScript;
   private readonly repair: LuaScript;
@@ -62,6 +68,12 @@ export class PartitionInspector {
       else if (field.startsWith('r:')) held -= Number(value);
     }
     return held;
+  }
+
+  /** The lost-writes incident recorded on a partition (partition-suspend), if it had one. */
+  async lostWrites(p: PartitionRef): Promise<LostWritesMark | undefined> {
+    const [at, to] = await this.shards.client(p.shard).hmget(this.keys.partition(p.shard, p.sku, p.partitionId), 'lostat', 'lostto');
+    return to === null ? undefined : { redisSeq: Number(at ?? 0), mysqlSeq: Number(to) };
   }
 
   /** One partition read at one instant (partition-audit): the Redis side of Reconcile's cut. */

@@ -4,7 +4,8 @@
  * unchanged on Redis Cluster; the shard also picks the node on plain multi-node Redis (ShardMap).
  *
  * Per shard:
- *   p:<sku>:<partition>  partition hash (avail, epoch, state, seq, cap)
+ *   p:<sku>:<partition>  partition hash (avail, epoch, state, seq, cap; lostat/lostto: the numbers of
+ *                        a lost-writes incident, admin/lost-writes.ts)
  *   t:<sku>:<partition>  takes of that partition per order (t:/r:/x: fields)
  *   o:<order>            reservation (orders whose id hashes to the shard)
  *   u:<sku>:<user>       a buyer's per-user allowance of a SKU (users hash to shards)

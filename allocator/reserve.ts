@@ -197,7 +197,7 @@ export class Reserver {
     restarts: number,
   ): Promise<ReserveResult> {
     const { orderId } = input;
-    if (!existing.sameRequest) {
+    if (!existing.sameRequest && !sameRestoredOrder(existing.fields, input.items)) {
       throw new DomainError(
         'IDEMPOTENCY_KEY_REUSED',
         `order ${orderId} was already reserved with different items, user or ttl; use a new order id`,
@@ -507,10 +507,23 @@ function asReplay(answer: ReserveResult): ReserveResult {
 
 /** Identifies what a Reserve asked for: items in SKU order, buyer and TTL. */
 export function fingerprint(items: readonly LineItem[], userId: string, ttlSeconds: number): string {
+  return `${userId}|${ttlSeconds}${itemsFingerprint(items)}`;
+}
+
+/**
+ * The items part of a fingerprint: all an order restored from MySQL can be matched on (the ledger
+ * knows what an order took, not its buyer or ttl), kept in its `items` field.
+ */
+export function itemsFingerprint(items: readonly LineItem[]): string {
   const sorted = items.length === 1 ? items : [...items].sort((a, b) => (a.sku < b.sku ? -1 : a.sku > b.sku ? 1 : 0));
-  let text = `${userId}|${ttlSeconds}`;
+  let text = '';
   for (let i = 0; i < sorted.length; i++) text += `|${sorted[i].sku}*${sorted[i].quantity}`;
   return text;
+}
+
+/** An order restored from MySQL after its Redis node lost it, asked for again with the items it took. */
+function sameRestoredOrder(fields: OrderFields, items: readonly LineItem[]): boolean {
+  return fields.restored === '1' && fields.items === itemsFingerprint(items);
 }
 
 /**

@@ -47,11 +47,16 @@ interface Call {
  *   call that ran but whose reply was lost changes nothing when it runs again.
  * - A call unanswered after `commandTimeoutMs` fails with "Command timed out", and a connection
  *   whose oldest call has waited that long is cut: a stuck server must not hold calls forever.
+ * - A gate (setGate) runs on every new connection before any call is sent on it: a node that came
+ *   back having lost writes (docs/consistency.md) is checked, and its partitions that lost changes
+ *   are stopped or restored, before this server sends it one Reserve. Calls wait for the gate as
+ *   they wait for the connection (and time out the same way).
  * Failures are typed (kernel/dependency.ts): DependencyUnavailable when the connection is lost or
  * the node refuses the work (OOM, LOADING...), DependencyTimeout when a call went unanswered.
- * A connection lost other than by close() is reported by a 'disconnected' event (for the logs).
+ * A connection lost other than by close() is reported by a 'disconnected' event (for the logs); a
+ * connection made, by 'connected' (`again`: not the first one).
  */
-export class ScriptPipe extends EventEmitter<{ disconnected: [err: Error | undefined] }> {
+export class ScriptPipe extends EventEmitter<{ disconnected: [err: Error | undefined]; connected: [again: boolean] }> {
   private socket: net.Socket | undefined;
   private state: 'idle' | 'connecting' | 'ready' | 'closed' = 'idle';
   private readonly reader = new RespReader();
@@ -73,6 +78,10 @@ export class ScriptPipe extends EventEmitter<{ disconnected: [err: Error | undef
   private lost = false;
   /** host:port, as failures name the node. */
   readonly node: string;
+  private gate: (() => Promise<void>) | undefined;
+  /** The gate of the current connection has not opened yet: calls wait in `waiting`. */
+  private gated = false;
+  private connections = 0;
 
   constructor(private readonly options: ScriptPipeOptions) {
     super();
@@ -86,7 +95,7 @@ export class ScriptPipe extends EventEmitter<{ disconnected: [err: Error | undef
   /** Connects now (otherwise the first call does); resolves once up, rejects if this attempt fails. */
   connect(): Promise<void> {
     if (this.state === 'closed') return Promise.reject(this.closedError());
-    if (this.state === 'ready') return Promise.resolve();
+    if (this.state === 'ready' && !this.gated) return Promise.resolve();
     return new Promise((resolve, reject) => {
       this.connectWaiters.push({ resolve, reject });
       if (this.state === 'idle') {
@@ -94,6 +103,15 @@ export class ScriptPipe extends EventEmitter<{ disconnected: [err: Error | undef
         this.open();
       }
     });
+  }
+
+  /**
+   * Runs `gate` on every new connection before the calls waiting for it are sent (the lost-writes
+   * check). A gate that fails opens all the same: it logs and retries on its own, and holding the
+   * calls for good would stop every partition of the node, not only those that lost writes.
+   */
+  setGate(gate: () => Promise<void>): void {
+    this.gate = gate;
   }
 
   /** Runs a script: EVALSHA with its keys then its arguments. Resolves with the script's reply. */
@@ -104,7 +122,7 @@ export class ScriptPipe extends EventEmitter<{ disconnected: [err: Error | undef
     if (this.state === 'closed') return Promise.reject(this.closedError());
     return new Promise<T>((resolve, reject) => {
       const call: Call = { script, keys, args, since: Date.now(), resolve: resolve as (v: unknown) => void, reject, resent: false };
-      if (this.state === 'ready') this.send(call);
+      if (this.state === 'ready' && !this.gated) this.send(call);
       else {
         this.waiting.push(call);
         if (this.state === 'idle' && this.reconnectTimer === undefined) this.open();
@@ -164,6 +182,21 @@ export class ScriptPipe extends EventEmitter<{ disconnected: [err: Error | undef
     const setup = (parts: Array<string | number>) => this.send(internalCall(parts));
     setup(['CLIENT', 'SETNAME', this.options.name]);
     for (const script of this.scripts) setup(['SCRIPT', 'LOAD', script.source]);
+    this.emit('connected', this.connections++ > 0);
+    const gate = this.gate;
+    if (!gate) return this.admit();
+    this.gated = true;
+    void gate()
+      .catch(() => undefined)
+      .finally(() => {
+        if (socket !== this.socket || this.state !== 'ready') return;
+        this.gated = false;
+        this.admit();
+      });
+  }
+
+  /** Sends the calls that waited for the connection (and its gate) and wakes connect()'s callers. */
+  private admit(): void {
     const waiting = this.waiting;
     this.waiting = [];
     for (const call of waiting) this.send(call);
@@ -224,6 +257,7 @@ export class ScriptPipe extends EventEmitter<{ disconnected: [err: Error | undef
   private onClose(socket: net.Socket): void {
     if (socket !== this.socket) return;
     this.socket = undefined;
+    this.gated = false;
     this.reader.reset();
     this.writer.reset();
     this.flushScheduled = false;

@@ -131,6 +131,10 @@ export interface Config {
   readonly mqConcurrency: number;
   /** How often health probes Redis, MySQL and etcd (grpc.health.v1, /healthz, /readyz). HEALTH_INTERVAL_MS, default 1000. */
   readonly healthIntervalMs: number;
+  /** How often partitions stopped after their Redis node lost writes are tried again for a restore. LOST_WRITES_RETRY_MS, default 5000. */
+  readonly lostWritesRetryMs: number;
+  /** How long health keeps reporting a node that lost writes after its partitions were restored. LOST_WRITES_NOTICE_SECONDS, default 900. */
+  readonly lostWritesNoticeSeconds: number;
   /** The topic exchange the inventory's events go to (docs/events.md). MQ_EVENTS_EXCHANGE, default "inventory.events". */
   readonly mqEventsExchange: string;
   /** How often an idle event publisher looks at the outboxes. MQ_EVENTS_POLL_MS, default 250. */
@@ -209,6 +213,8 @@ export function loadConfig(env: Env = process.env): Config {
     mqPrefetch: read.int('MQ_PREFETCH', 64, 1, 65535),
     mqConcurrency: read.int('MQ_CONCURRENCY', 16, 1, 1024),
     healthIntervalMs: read.int('HEALTH_INTERVAL_MS', 1000, 100, 60_000),
+    lostWritesRetryMs: read.int('LOST_WRITES_RETRY_MS', 5000, 100, 600_000),
+    lostWritesNoticeSeconds: read.int('LOST_WRITES_NOTICE_SECONDS', 900, 0, 30 * 86400),
     mqEventsExchange: read.matching('MQ_EVENTS_EXCHANGE', 'inventory.events', AMQP_NAME, AMQP_NAME_RULE),
     mqEventsPollMs: read.int('MQ_EVENTS_POLL_MS', 250, 10, 60_000),
     stockLowThreshold: read.int('STOCK_LOW_THRESHOLD', 10, 0, 1_000_000_000),

@@ -31,6 +31,8 @@ export interface HealthDependencies {
   readonly redis: ReadonlyArray<{ readonly node: string; readonly client: Redis }>;
   readonly mysql: Pool;
   readonly etcd: Etcd3;
+  /** Lines of what else works less well (a Redis node that lost writes: admin/lost-writes.ts). */
+  readonly notices?: () => readonly string[];
 }
 
 /** How long a probe may take before the dependency counts as down. */
@@ -89,8 +91,9 @@ export class HealthMonitor extends EventEmitter<{ change: [report: HealthReport]
       const before = this.current.checks[name];
       checks[name] = before && before.up === results[i] ? before : { up: results[i], since: now };
     });
-    const next = judge(checks);
-    const changed = names.some((name) => checks[name] !== this.current.checks[name]);
+    const next = judge(checks, this.deps.notices?.() ?? []);
+    const changed =
+      names.some((name) => checks[name] !== this.current.checks[name]) || next.degraded.join('\n') !== this.current.degraded.join('\n');
     this.current = next;
     if (!changed) return;
     const log = { inventory: next.inventory, admin: next.admin, degraded: next.degraded };
@@ -102,7 +105,7 @@ export class HealthMonitor extends EventEmitter<{ change: [report: HealthReport]
 }
 
 /** What the dependencies' states mean for each service. */
-export function judge(checks: Record<string, { up: boolean; since: number }>): HealthReport {
+export function judge(checks: Record<string, { up: boolean; since: number }>, notices: readonly string[] = []): HealthReport {
   const redisNodes = Object.keys(checks).filter((name) => name.startsWith('redis '));
   const redisDown = redisNodes.filter((name) => !checks[name].up);
   const anyRedis = redisDown.length < redisNodes.length;
@@ -113,6 +116,7 @@ export function judge(checks: Record<string, { up: boolean; since: number }>): H
   else if (redisDown.length > 0) degraded.push(`${redisDown.map((n) => n.slice(6)).join(', ')} down: orders and partitions on ${redisDown.length === 1 ? 'it' : 'them'} fail`);
   if (!mysqlUp) degraded.push('MySQL down: reservations go on, the ledger waits in Redis, totals in GetStock are stale, admin calls fail');
   if (!etcdUp) degraded.push('etcd down: routing from the last registry snapshot, registry writes queue');
+  degraded.push(...notices);
   return {
     inventory: anyRedis ? 'SERVING' : 'NOT_SERVING',
     admin: anyRedis && mysqlUp ? 'SERVING' : 'NOT_SERVING',

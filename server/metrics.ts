@@ -45,8 +45,28 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Partitions found with fewer changes in Redis than MySQL's ledger holds, by Redis node (admin/lost-writes.ts). */
+  readonly redisLostWrites = new Counter({
+    name: 'inventory_redis_lost_writes_total',
+    help: 'Partitions found on a Redis node that came back having lost acknowledged writes (stopped, then restored from MySQL)',
+    labelNames: ['node'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'inventory_' });
+  }
+
+  /** Partitions stopped because their Redis node lost writes and not restored yet, read at scrape time. */
+  observeLostWrites(guard: { suspectPartitions(): number }): void {
+    new Gauge({
+      name: 'inventory_redis_suspect_partitions',
+      help: 'Partitions stopped because their Redis node lost acknowledged writes, not yet restored from MySQL',
+      registers: [this.registry],
+      collect() {
+        this.set(guard.suspectPartitions());
+      },
+    });
   }
 
   /** Ledger lag, read at scrape time: records waiting in Redis for MySQL, and the age of the oldest. */

@@ -5,6 +5,8 @@ import { PartitionInspector } from '../allocator/inspector';
 import { StockOperator } from '../admin/operator';
 import { PartitionCreator } from '../allocator/partitions';
 import { Reconciler } from '../admin/reconcile';
+import { LostWritesGuard } from '../admin/lost-writes';
+import { RestoreScripts } from '../allocator/restore-scripts';
 import { ReservationService } from '../allocator/reservations';
 import { RedisShards } from '../allocator/shards';
 import { Sweeper } from '../allocator/sweeper';
@@ -54,6 +56,8 @@ export interface Services {
   readonly admin: AdminHandlers;
   /** What the server can do now, from its dependencies (server/health.ts). */
   readonly health: HealthMonitor;
+  /** Finds and restores partitions of a Redis node that came back having lost writes. */
+  readonly lostWrites: LostWritesGuard;
   /** Stops the background work and closes every client, in order. */
   readonly closers: Array<() => Promise<void>>;
 }
@@ -64,6 +68,7 @@ export async function createServices(config: Config, logger: Logger, metrics: Me
   const etcd = stores.etcd!;
   try {
     const { gateway, inspector, registry, registryWrites, operatorRegistry, partitions, operator } = buildOperatorGraph({ shards, etcd, mysql }, config, logger);
+    const lostWrites = await guardAgainstLostWrites(config, logger, metrics, shards, mysql, inspector);
     const cache = new RegistryCache(etcd, config.etcdNamespace, logger);
     cache.on('error', (err) => logger.warn({ err }, 'registry cache: watch failed; re-listing'));
     await cache.start();
@@ -113,7 +118,7 @@ export async function createServices(config: Config, logger: Logger, metrics: Me
     // MQ_CONSUMER=inline: the warehouses' messages and the events out, in this process (process: main.ts runs them in a child).
     const mq = config.mqConsumer === 'inline' ? await startInlineMq(config, logger, metrics, { mysql, shards, operator, gateway, registry, breakers: stores.breakers }) : undefined;
     const health = new HealthMonitor(
-      { redis: shards.clients.map((client, i) => ({ node: config.redisNodes[i], client })), mysql, etcd },
+      { redis: shards.clients.map((client, i) => ({ node: config.redisNodes[i], client })), mysql, etcd, notices: () => lostWrites.notices() },
       config.healthIntervalMs,
       logger,
     );
@@ -121,6 +126,7 @@ export async function createServices(config: Config, logger: Logger, metrics: Me
     const workers = [
       every('sweeper', config.sweepIntervalMs, () => sweeper.sweep(), logger),
       every('intents', Math.max(1000, config.intentRecoveryMs / 3), () => operator.recoverIntents(config.intentRecoveryMs), logger),
+      every('lost-writes', config.lostWritesRetryMs, () => lostWrites.retry(), logger),
     ];
 
     return {
@@ -139,6 +145,7 @@ export async function createServices(config: Config, logger: Logger, metrics: Me
       ledger,
       sweeper,
       health,
+      lostWrites,
       inventory: inventoryHandlers(reservations, config, metrics, (skus) => readStock(mysql, skus)),
       admin: adminHandlers(operator, reconciler),
       closers: [
@@ -159,6 +166,21 @@ export async function createServices(config: Config, logger: Logger, metrics: Me
     await stores.close();
     throw err;
   }
+}
+
+/**
+ * The lost-writes check (admin/lost-writes.ts): every node now, before this server serves, and
+ * each node again whenever its script pipe connects anew (before the pipe sends it a call).
+ */
+async function guardAgainstLostWrites(config: Config, logger: Logger, metrics: Metrics, shards: RedisShards, mysql: Pool, inspector: PartitionInspector): Promise<LostWritesGuard> {
+  const guard = new LostWritesGuard(
+    { pool: mysql, redis: new RestoreScripts(shards), inspector, logger, onLost: (node, n) => metrics.redisLostWrites.labels(node).inc(n) },
+    { ttlSeconds: config.defaultTtlSeconds, retentionSeconds: config.orderRetentionSeconds, noticeMs: config.lostWritesNoticeSeconds * 1000 },
+  );
+  metrics.observeLostWrites(guard);
+  shards.pipes.forEach((pipe, i) => pipe.setGate(() => guard.checkNode(shards.options.nodes[i])));
+  await guard.checkAll();
+  return guard;
 }
 
 /** The stock-message consumer and the event publisher on this process's clients (MQ_CONSUMER=inline). */

@@ -32,7 +32,7 @@ describe('a Redis node down (one of two)', function () {
   let killed = false;
 
   beforeEach(async () => {
-    nodeB = await startRedisNode({ appendonly: true });
+    nodeB = await startRedisNode({ aof: true });
     killed = false;
     inv = await startInventory('nodedown', {
       REDIS_NODES: `${nodeA},${nodeB.address}`,

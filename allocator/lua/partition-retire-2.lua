@@ -13,12 +13,14 @@
 
   Returns  1  retired now
            2  not live already (retired or drained before): deregister it too
-          -1  not empty, or re-owned under another epoch: leave it alone
+          -1  not empty, re-owned under another epoch, or suspect (its node lost writes: it sells
+              again once restored from MySQL, partition-restore): leave it alone
 ]]
 -- @include now
 -- @include outbox
 local part, events = KEYS[1], KEYS[2]
 local p = redis.call('HMGET', part, 'avail', 'epoch', 'state', 'sku', 'pid', 'cap')
+if p[3] == 'suspect' then return -1 end
 if p[3] ~= 'live' then return 2 end
 if p[2] ~= ARGV[1] or tonumber(p[1]) > 0 then return -1 end
 redis.call('HSET', part, 'state', 'exhausted')

@@ -7,38 +7,60 @@ import path from 'node:path';
 /** A throwaway redis-server of a test's own (a second node, or one to kill), on a free port. */
 export interface RedisNode {
   readonly address: string;
-  /** SIGKILL: gone at once, as in a crash (with `appendonly`, what reached the AOF survives). */
+  /** Its data directory (the AOF lives here when started with `aof`). */
+  readonly dir: string;
+  /** SIGKILL: gone at once, as in a crash (with `aof`, what reached the AOF survives). */
   kill(): Promise<void>;
   /** Starts it again on the same port and data folder (after kill). */
   restart(): Promise<void>;
+  /**
+   * Kills it (SIGKILL: a crash), lets `change` alter its data directory (put back an older copy:
+   * the node comes back having lost writes), and starts it again on the same port.
+   */
+  crashAndRestart(change?: (dir: string) => void): Promise<void>;
   stop(): Promise<void>;
 }
 
 export interface RedisNodeOptions {
-  /** Keep an append-only file (fsync every second), so a restart after kill() has the data. Default false. */
-  readonly appendonly?: boolean;
+  /**
+   * Persist every write to an append-only file before answering (appendfsync always), so a copy of
+   * the directory is a consistent earlier state and a restart after kill() has every write.
+   */
+  readonly aof?: boolean;
 }
 
 export async function startRedisNode(options: RedisNodeOptions = {}): Promise<RedisNode> {
   const port = await freePort();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'inv-redis-'));
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', options.appendonly ? 'yes' : 'no', '--dir', dir, '--maxmemory-policy', 'noeviction'];
-  let child: ChildProcess;
-  const start = async () => {
-    child = spawn('redis-server', args, { stdio: 'ignore' });
+  const persistence = options.aof ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
+  const launch = async (): Promise<ChildProcess> => {
+    const started = spawn(
+      'redis-server',
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--dir', dir, '--maxmemory-policy', 'noeviction'],
+      { stdio: 'ignore' },
+    );
     await waitForPort(port, 10_000);
+    return started;
   };
-  const end = async (signal: NodeJS.Signals) => {
+  const end = async (signal: NodeJS.Signals): Promise<void> => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise((resolve) => child.once('exit', resolve));
     child.kill(signal);
     await exited;
   };
-  await start();
+  let child = await launch();
   return {
     address: `127.0.0.1:${port}`,
+    dir,
     kill: () => end('SIGKILL'),
-    restart: start,
+    async restart() {
+      child = await launch();
+    },
+    async crashAndRestart(change) {
+      await end('SIGKILL');
+      change?.(dir);
+      child = await launch();
+    },
     async stop() {
       await end('SIGTERM');
       rmSync(dir, { recursive: true, force: true });
