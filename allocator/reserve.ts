@@ -454,7 +454,7 @@ export class Reserver {
         this.directory.forget(partition.sku, partition.partitionId);
         await this.deregistrar.removePartition(partition.sku, partition.partitionId, partition.epoch);
         // The pool just shrank: carve more from base if it is running low.
-        void this.topUp?.request(partition.sku, Date.now() + this.options.reserveTimeoutMs);
+        void this.topUp?.request(partition.sku, Date.now() + this.options.reserveTimeoutMs).catch(() => false);
       })
       .catch((err) => this.logger.warn({ err, partition: key }, 'could not retire an empty partition; retried on the next empty take'))
       .finally(() => this.removing.delete(key));

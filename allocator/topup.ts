@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Caller, NO_CALLER } from '../kernel/caller';
+import { DependencyUnavailable } from '../kernel/dependency';
 import { EventType, eventId } from '../kernel/events';
 import { Logger } from '../kernel/logger';
 import { PartitionDirectory } from './directory';
@@ -84,7 +85,8 @@ export class TopUp {
       // Base was found empty lately: answer that at once, and once the verdict is a second old
       // look again in the background. Buyers of a sold-out SKU never wait for MySQL (they all did,
       // once a second, for as long as a busy MySQL took to answer).
-      if (emptyUntil <= Date.now()) void this.single(sku, deadline, short);
+      // While MySQL is down the refresh fails and the verdict stands: base only changes through MySQL.
+      if (emptyUntil <= Date.now()) void this.single(sku, deadline, short).catch(() => undefined);
       return NO_TOP_UP;
     }
     return this.single(sku, deadline, short);
@@ -96,6 +98,12 @@ export class TopUp {
     if (!running) {
       running = this.run(sku, deadline, short)
         .catch((err) => {
+          // MySQL (or the node) cannot say whether base has units: not "none", the callers' answer
+          // is UNAVAILABLE. The breaker logs the outage; one line per top-up would bury it.
+          if (err instanceof DependencyUnavailable) {
+            this.logger.debug({ err, sku }, 'top-up: a dependency is unavailable');
+            throw err;
+          }
           this.logger.warn({ err, sku }, 'top-up failed');
           return false;
         })
@@ -203,7 +211,7 @@ export class TopUp {
  * others). The flag is polled: a cancelled call has no event the domain can wait on.
  */
 function whileThere(wait: Promise<boolean>, deadline: number, caller: Caller): Promise<boolean> {
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     const finish = (more: boolean) => {
       clearInterval(poll);
       resolve(more);
@@ -211,6 +219,9 @@ function whileThere(wait: Promise<boolean>, deadline: number, caller: Caller): P
     const poll = setInterval(() => {
       if (caller.cancelled || Date.now() >= deadline) finish(false);
     }, LOCK_POLL_MS);
-    wait.then(finish, () => finish(false));
+    wait.then(finish, (err: unknown) => {
+      clearInterval(poll);
+      reject(err);
+    });
   });
 }

@@ -89,7 +89,8 @@ export interface ReserveInput {
 
 /**
  * Carves new stock for a SKU from base; resolves true once this server can route to it, false when
- * there is none, or when the wait ran out of time (`deadline`) or the caller went.
+ * there is none, or when the wait ran out of time (`deadline`) or the caller went. Rejects with
+ * DependencyUnavailable when MySQL cannot say whether base has any (no verdict kept from before).
  */
 export interface TopUpRequester {
   request(sku: string, deadline: number, short?: boolean, caller?: Caller): Promise<boolean>;

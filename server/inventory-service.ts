@@ -1,11 +1,11 @@
 import { ReleaseResponse, ReserveOutcome, ReserveResponse, ShortageReason } from '../gen/inventory/v1/inventory.pb';
 import { ReservationService } from '../allocator/reservations';
 import { ReserveResult } from '../allocator/types';
-import { StockRow } from '../store/stock';
 import { InventoryHandlers } from './app';
 import { domain } from './domain-errors';
 import { emptyRow, stockLevel, toProto } from './mapping';
 import { Metrics } from './metrics';
+import { StockTotalsReader } from './stock-totals';
 import { Limits, validId, validateRelease, validateReserve, validateSkuIds } from './validation';
 
 /** Thin handlers: validate, call the domain, map the answer to proto. No transport in here. */
@@ -13,7 +13,7 @@ export function inventoryHandlers(
   reservations: ReservationService,
   limits: Limits,
   metrics: Metrics,
-  readStock: (skus: string[]) => Promise<Map<string, StockRow>>,
+  stockTotals: StockTotalsReader,
 ): InventoryHandlers {
   const outcomes = {
     reserved: metrics.reserveOutcomes.labels('reserved', ''),
@@ -55,8 +55,8 @@ export function inventoryHandlers(
     async getStock(req) {
       const skus = validateSkuIds('sku_ids', req.skuIds);
       const stock = await domain(async () => {
-        const [live, rows] = await Promise.all([Promise.all(skus.map((sku) => reservations.livePool(sku))), readStock(skus)]);
-        return skus.map((sku, i) => stockLevel(rows.get(sku) ?? emptyRow(sku, live[i].perUserLimit), live[i]));
+        const [live, totals] = await Promise.all([Promise.all(skus.map((sku) => reservations.livePool(sku))), stockTotals.totals(skus)]);
+        return skus.map((sku, i) => stockLevel(totals[i].row ?? emptyRow(sku, live[i].perUserLimit), live[i], totals[i]));
       });
       return { stock };
     },

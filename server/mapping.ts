@@ -35,7 +35,11 @@ export function toProto(r: Reservation): ProtoReservation {
 }
 
 /** A SKU's quantities as MySQL holds them (sellable = base + pool). */
-export function stockLevel(row: StockRow, livePool?: { pool: number; partitions: number; perUserLimit: number }): StockLevel {
+export function stockLevel(
+  row: StockRow,
+  livePool?: { pool: number; partitions: number; perUserLimit: number },
+  freshness: { stale: boolean; asOfMs: number } = { stale: false, asOfMs: Date.now() },
+): StockLevel {
   const pool = livePool?.pool ?? row.pool;
   return {
     skuId: row.sku,
@@ -49,6 +53,8 @@ export function stockLevel(row: StockRow, livePool?: { pool: number; partitions:
     // The limit Reserve enforces is the registry's.
     perUserLimit: livePool?.perUserLimit ?? row.perUserLimit,
     shortfall: row.shortfall,
+    stale: freshness.stale,
+    totalsAsOfMs: freshness.asOfMs,
   };
 }
 

@@ -29,6 +29,7 @@ import { inventoryHandlers } from './inventory-service';
 import type { Breakers } from '../kernel/breaker';
 import { Logger } from '../kernel/logger';
 import { Metrics } from './metrics';
+import { StockTotalsReader } from './stock-totals';
 import { every } from './periodic';
 
 /**
@@ -146,7 +147,7 @@ export async function createServices(config: Config, logger: Logger, metrics: Me
       sweeper,
       health,
       lostWrites,
-      inventory: inventoryHandlers(reservations, config, metrics, (skus) => readStock(mysql, skus)),
+      inventory: inventoryHandlers(reservations, config, metrics, new StockTotalsReader((skus) => readStock(mysql, skus))),
       admin: adminHandlers(operator, reconciler),
       closers: [
         async () => {
