@@ -44,6 +44,14 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Calls refused by admission control, by reason: SKU_RATE_LIMITED (a SKU over its rate) or OVERLOADED (too many calls in flight). No SKU label: SKUs are unbounded. */
+  readonly admissionRefused = new Counter({
+    name: 'inventory_admission_refused_total',
+    help: 'InventoryService calls refused with RESOURCE_EXHAUSTED by admission control, by reason (SKU_RATE_LIMITED, OVERLOADED)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'inventory_' });
   }
@@ -91,6 +99,26 @@ export class Metrics {
         const shards = Array.from({ length: sweeper.shardCount }, (_, shard) => shard);
         const ages = await Promise.all(shards.map((shard) => sweeper.oldestPendingAgeMs(shard).catch(() => -1000)));
         ages.forEach((ms, shard) => this.labels(String(shard)).set(ms / 1000));
+      },
+    });
+  }
+
+  /** InventoryService calls in progress, read at scrape time, and the cap they are shed at. */
+  observeInFlight(gate: { readonly inFlight: number; readonly limit: number }): void {
+    new Gauge({
+      name: 'inventory_inflight_calls',
+      help: 'InventoryService calls in progress in this process',
+      registers: [this.registry],
+      collect() {
+        this.set(gate.inFlight);
+      },
+    });
+    new Gauge({
+      name: 'inventory_inflight_limit',
+      help: 'InventoryService calls in progress past which new ones are shed (MAX_IN_FLIGHT; 0 = no limit)',
+      registers: [this.registry],
+      collect() {
+        this.set(gate.limit);
       },
     });
   }
