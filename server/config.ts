@@ -148,8 +148,8 @@ export interface Config {
   /**
    * InventoryService calls in progress in this process past which new ones are refused at once
    * (RESOURCE_EXHAUSTED, OVERLOADED); 0 = no limit. Default 2000: four times the benchmark's 500
-   * calls in flight, and at the ~10k calls/s one process answers about 200 ms of queue, past which
-   * waiting only makes every caller later. MAX_IN_FLIGHT.
+   * calls in flight, and by Little's law 2000 / r seconds of queue for a process answering r
+   * calls/s (200 ms at 10,000/s), past which waiting only makes every caller later. MAX_IN_FLIGHT.
    */
   readonly maxInFlight: number;
 }
