@@ -100,7 +100,7 @@ const codeNames = Object.fromEntries(Object.entries(status).map(([k, v]) => [v, 
 
 function adaptUnary(method: string, handler: UnaryHandler<unknown, unknown>, options: BindOptions) {
   const { serviceName, logger, metrics, authorize, inFlight } = options;
-  const shed = metrics.admissionRefused.labels('OVERLOADED');
+  const shed = inFlight && metrics.admissionRefused.labels('OVERLOADED');
   const latency = metrics.rpcSeconds.labels(serviceName, method);
   // One counter child per status code, made once instead of a label lookup per call.
   const answered = new Map<number, ReturnType<typeof metrics.rpcCalls.labels>>();
@@ -113,7 +113,7 @@ function adaptUnary(method: string, handler: UnaryHandler<unknown, unknown>, opt
   return (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
     const started = performance.now();
     if (inFlight && !inFlight.tryEnter()) {
-      shed.inc();
+      shed?.inc();
       const failure = toStatus(overloaded(inFlight));
       count(failure.code);
       latency.observe((performance.now() - started) / 1000);
