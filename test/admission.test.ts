@@ -30,6 +30,7 @@ describe('admission control: per-SKU rates and in-flight shedding', function () 
     other = await startInventory('admission', {}, testConfig(name, { MAX_IN_FLIGHT: '2' }));
     await inv.stock('adm-hot', 1000, 4);
     await inv.stock('adm-cold', 1000, 4);
+    await inv.stock('adm-retry', 100, 1);
     await waitFor(() => other.services.cache.partitions('adm-cold').length === 4, 5000, 'the other server to see the partitions');
   });
   after(async () => {
@@ -89,6 +90,32 @@ describe('admission control: per-SKU rates and in-flight shedding', function () 
     for (let i = 0; i < 3; i++) await call(`other-hot-${i}`);
     const err = await expectCode(call('other-hot-refused'), grpc.status.RESOURCE_EXHAUSTED);
     assert.equal(reasonOf(err), 'SKU_RATE_LIMITED');
+  });
+
+  it('lets a gRPC client with a retry policy wait out the refusal by itself (grpc-retry-pushback-ms)', async () => {
+    await setLimit(inv, { requestId: rid('lim'), skuId: 'adm-retry', reservesPerSecond: 5, burst: 1 });
+    await waitFor(() => inv.services.cache.admission('adm-retry') !== undefined, 5000, 'the override to reach the cache');
+    // One retry after a 1 ms backoff of its own: it can only succeed by waiting the pushback (~200 ms
+    // until the SKU's next token) instead.
+    const serviceConfig = {
+      methodConfig: [
+        {
+          name: [{ service: 'inventory.v1.InventoryService' }],
+          retryPolicy: { maxAttempts: 2, initialBackoff: '0.001s', maxBackoff: '0.001s', backoffMultiplier: 1, retryableStatusCodes: [grpc.status.RESOURCE_EXHAUSTED] },
+        },
+      ],
+    };
+    const retrying = new InventoryServiceClient(inv.server.inventoryAddress, grpc.credentials.createInsecure(), { 'grpc.service_config': JSON.stringify(serviceConfig) });
+    try {
+      await inv.reserve('retry-first', [['adm-retry', 1]]);
+      // Without a retry policy the caller sees the refusal...
+      await expectCode(inv.reserve('retry-plain', [['adm-retry', 1]]), grpc.status.RESOURCE_EXHAUSTED);
+      // ...with one, its retry comes after the pushback and finds a token.
+      const res = await unary<ReserveResponse>(retrying, 'reserve', ReserveRequest.fromPartial({ orderId: 'retry-policy', items: [{ skuId: 'adm-retry', quantity: 1 }] }));
+      assert.equal(res.reservation?.orderId, 'retry-policy');
+    } finally {
+      retrying.close();
+    }
   });
 
   it('replays a SetAdmissionLimit by request id, and goes back to the default with use_default', async () => {
