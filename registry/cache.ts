@@ -1,10 +1,10 @@
 import { performance } from 'node:perf_hooks';
 import { ClientClosedError, Etcd3, IKeyValue, IRangeResponse, IWatchResponse, Namespace, Watcher } from 'etcd3';
 import { Logger } from '../kernel/logger';
-import { compareRevisions, decodePartition, decodeSku, nextRevision, parseKey, partitionKey, samePartition, skuKey } from './codec';
+import { admissionKey, compareRevisions, decodeAdmission, decodePartition, decodeSku, nextRevision, parseKey, partitionKey, samePartition, skuKey } from './codec';
 import { RegistryEmitter } from './emitter';
 import { isEtcdUnavailable } from './errors';
-import { PartitionEntry, SkuEntry } from './types';
+import { AdmissionEntry, PartitionEntry, SkuEntry } from './types';
 
 export interface RegistryCacheEvents {
   /** A partition appeared, or its registration changed (new epoch, node, ...): route to this entry. */
@@ -32,11 +32,12 @@ export interface RegistryCacheOptions {
   readonly listTimeoutMs?: number;
 }
 
-/** The partitions and SKU entry of one SKU. `list` is rebuilt (and frozen) only when they change. */
+/** The partitions, SKU entry and admission limit of one SKU. `list` is rebuilt (and frozen) only when they change. */
 interface SkuSlot {
   readonly partitions: Map<string, PartitionEntry>;
   list: readonly PartitionEntry[];
   entry: SkuEntry | undefined;
+  admission: AdmissionEntry | undefined;
 }
 
 interface RevisionWaiter {
@@ -124,7 +125,12 @@ export class RegistryCache extends RegistryEmitter<RegistryCacheEvents> {
     return this.slots.get(sku)?.entry;
   }
 
-  /** Every SKU with at least one partition or an entry. */
+  /** The SKU's own admission limit, if an operator set one; the same frozen object until it changes. */
+  admission(sku: string): AdmissionEntry | undefined {
+    return this.slots.get(sku)?.admission;
+  }
+
+  /** Every SKU with at least one partition, an entry or an admission limit. */
   skus(): IterableIterator<string> {
     return this.slots.keys();
   }
@@ -291,6 +297,7 @@ export class RegistryCache extends RegistryEmitter<RegistryCacheEvents> {
     for (const [sku, slot] of this.slots) {
       for (const partitionId of slot.partitions.keys()) yield partitionKey(sku, partitionId);
       if (slot.entry) yield skuKey(sku);
+      if (slot.admission) yield admissionKey(sku);
     }
   }
 
@@ -310,6 +317,13 @@ export class RegistryCache extends RegistryEmitter<RegistryCacheEvents> {
         if (old && compareRevisions(entry.modRevision, old.modRevision) <= 0) return;
         slot.entry = entry;
         if (old?.perUserLimit !== entry.perUserLimit) this.notify('sku-changed', entry, parsed.sku);
+        return;
+      }
+      if (parsed.kind === 'admission') {
+        const entry = decodeAdmission(key, parsed.sku, kv.value, kv.mod_revision);
+        const old = slot.admission;
+        if (old && compareRevisions(entry.modRevision, old.modRevision) <= 0) return;
+        slot.admission = entry;
         return;
       }
       const entry = decodePartition(key, parsed.sku, parsed.partitionId, kv.value, kv.mod_revision);
@@ -342,6 +356,13 @@ export class RegistryCache extends RegistryEmitter<RegistryCacheEvents> {
       }
       return;
     }
+    if (parsed.kind === 'admission') {
+      if (slot.admission && compareRevisions(slot.admission.modRevision, revision) <= 0) {
+        slot.admission = undefined;
+        this.prune(parsed.sku);
+      }
+      return;
+    }
     const entry = slot.partitions.get(parsed.partitionId);
     if (entry && compareRevisions(entry.modRevision, revision) <= 0) this.removePartition(entry);
   }
@@ -356,13 +377,13 @@ export class RegistryCache extends RegistryEmitter<RegistryCacheEvents> {
 
   private slot(sku: string): SkuSlot {
     let slot = this.slots.get(sku);
-    if (!slot) this.slots.set(sku, (slot = { partitions: new Map(), list: NO_PARTITIONS, entry: undefined }));
+    if (!slot) this.slots.set(sku, (slot = { partitions: new Map(), list: NO_PARTITIONS, entry: undefined, admission: undefined }));
     return slot;
   }
 
   private prune(sku: string): void {
     const slot = this.slots.get(sku);
-    if (slot && slot.partitions.size === 0 && !slot.entry) this.slots.delete(sku);
+    if (slot && slot.partitions.size === 0 && !slot.entry && !slot.admission) this.slots.delete(sku);
   }
 
   private advance(revision: string): void {

@@ -1,23 +1,28 @@
 import { RegistryValueError } from './errors';
-import { NewPartition, PartitionEntry, SkuEntry } from './types';
+import { AdmissionEntry, NewPartition, PartitionEntry, SkuEntry } from './types';
 
 /*
  * The one module that knows the registry's key layout and value format. Keys are relative to the
  * registry namespace (etcd3's namespace() adds and strips it):
  *   partitions/<sku>/<partitionId>  →  JSON NewPartition
  *   skus/<sku>                      →  JSON { sku, perUserLimit }
+ *   admission/<sku>                 →  JSON { sku, reservesPerSecond, burst }
+ * The admission limit has a key of its own so that SetStock (which rewrites the SKU entry) and
+ * SetAdmissionLimit never overwrite each other's field.
  * modRevision is never stored: etcd keeps it beside the value.
  */
 
 export const PARTITIONS_PREFIX = 'partitions/';
 export const SKUS_PREFIX = 'skus/';
+export const ADMISSION_PREFIX = 'admission/';
 
 /** SKU and partition ids: the characters that can never split a key or escape the namespace. */
 const ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export type RegistryKey =
   | { readonly kind: 'partition'; readonly sku: string; readonly partitionId: string }
-  | { readonly kind: 'sku'; readonly sku: string };
+  | { readonly kind: 'sku'; readonly sku: string }
+  | { readonly kind: 'admission'; readonly sku: string };
 
 export function partitionKey(sku: string, partitionId: string): string {
   return `${PARTITIONS_PREFIX}${checkId('sku', sku)}/${checkId('partitionId', partitionId)}`;
@@ -31,6 +36,10 @@ export function skuKey(sku: string): string {
   return `${SKUS_PREFIX}${checkId('sku', sku)}`;
 }
 
+export function admissionKey(sku: string): string {
+  return `${ADMISSION_PREFIX}${checkId('sku', sku)}`;
+}
+
 /** Parses a key of the layout above; anything else under the namespace is not ours and is skipped. */
 export function parseKey(key: string): RegistryKey | undefined {
   const parts = key.split('/');
@@ -39,6 +48,9 @@ export function parseKey(key: string): RegistryKey | undefined {
   }
   if (parts.length === 2 && `${parts[0]}/` === SKUS_PREFIX && ID.test(parts[1])) {
     return { kind: 'sku', sku: parts[1] };
+  }
+  if (parts.length === 2 && `${parts[0]}/` === ADMISSION_PREFIX && ID.test(parts[1])) {
+    return { kind: 'admission', sku: parts[1] };
   }
   return undefined;
 }
@@ -66,6 +78,23 @@ export function decodeSku(key: string, sku: string, value: Buffer, modRevision: 
   const raw = parseObject(key, value) as { perUserLimit?: unknown };
   try {
     return Object.freeze({ sku, perUserLimit: checkCount('perUserLimit', raw.perUserLimit), modRevision });
+  } catch (err) {
+    throw new RegistryValueError(key, (err as Error).message);
+  }
+}
+
+export function encodeAdmission(sku: string, limit: { reservesPerSecond: number; burst: number }): string {
+  return JSON.stringify({
+    sku: checkId('sku', sku),
+    reservesPerSecond: checkCount('reservesPerSecond', limit.reservesPerSecond),
+    burst: checkCount('burst', limit.burst),
+  });
+}
+
+export function decodeAdmission(key: string, sku: string, value: Buffer, modRevision: string): AdmissionEntry {
+  const raw = parseObject(key, value) as { reservesPerSecond?: unknown; burst?: unknown };
+  try {
+    return Object.freeze({ sku, reservesPerSecond: checkCount('reservesPerSecond', raw.reservesPerSecond), burst: checkCount('burst', raw.burst), modRevision });
   } catch (err) {
     throw new RegistryValueError(key, (err as Error).message);
   }

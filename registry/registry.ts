@@ -2,6 +2,9 @@ import { Etcd3, IKeyValue, IOperation, Namespace } from 'etcd3';
 import { Logger } from '../kernel/logger';
 import {
   PARTITIONS_PREFIX,
+  admissionKey,
+  decodeAdmission,
+  encodeAdmission,
   SKUS_PREFIX,
   decodePartition,
   decodeSku,
@@ -13,7 +16,7 @@ import {
   skuPartitionsPrefix,
 } from './codec';
 import { RegistryConflictError, StaleEpochError, etcdFailure, mayHaveApplied } from './errors';
-import { NewPartition, PartitionEntry, RemoveResult, SkuEntry } from './types';
+import { AdmissionEntry, NewPartition, PartitionEntry, RemoveResult, SkuEntry } from './types';
 
 export interface RegistryOptions {
   /** Deadline of each etcd call, ms. Default 5000: an unreachable etcd fails the call (and a write queue can take it) instead of hanging it. */
@@ -50,6 +53,31 @@ export class Registry {
     const key = skuKey(sku);
     const kv = await this.read(key);
     return kv && decodeSku(key, sku, kv.value, kv.mod_revision);
+  }
+
+  /** Sets a SKU's admission limit (an absolute value: a replay writes the same). */
+  async putAdmission(sku: string, limit: { reservesPerSecond: number; burst: number }): Promise<void> {
+    await this.kv.put(admissionKey(sku)).value(encodeAdmission(sku, limit)).options(this.call()).exec();
+  }
+
+  /**
+   * Removes a SKU's admission limit, so servers apply their default; removing an absent one is a
+   * no-op. Conditional on the revision first read: a limit set again meanwhile (a newer call) stays.
+   */
+  async deleteAdmission(sku: string): Promise<void> {
+    const key = admissionKey(sku);
+    let seen: string | undefined;
+    await this.compareAndSwap<void>(key, (current) => {
+      if (!current || (seen !== undefined && current.mod_revision !== seen)) return { done: undefined };
+      seen = current.mod_revision;
+      return { write: this.kv.delete().key(key), result: undefined };
+    });
+  }
+
+  async getAdmission(sku: string): Promise<AdmissionEntry | undefined> {
+    const key = admissionKey(sku);
+    const kv = await this.read(key);
+    return kv && decodeAdmission(key, sku, kv.value, kv.mod_revision);
   }
 
   /**

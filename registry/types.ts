@@ -22,6 +22,17 @@ export interface SkuEntry {
   readonly modRevision: string;
 }
 
+/**
+ * A SKU's own admission limit (AdminService.SetAdmissionLimit), beside its SKU entry: Reserves each
+ * server admits per second (0 = unlimited) and the bucket's size. Absent: the server's default.
+ */
+export interface AdmissionEntry {
+  readonly sku: string;
+  readonly reservesPerSecond: number;
+  readonly burst: number;
+  readonly modRevision: string;
+}
+
 /** What a caller hands to registerPartition: the entry before etcd gave it a revision. */
 export type NewPartition = Omit<PartitionEntry, 'modRevision'>;
 

@@ -1,16 +1,19 @@
+import { AdmissionSettings } from '../admin/admission';
 import { StockOperator } from '../admin/operator';
 import { Reconciler } from '../admin/reconcile';
+import { RateLimit } from './rate-limiter';
+import { MAX_ADMISSION } from './config';
 import { AdminHandlers } from './app';
 import { domain } from './domain-errors';
 import { invalidArgument } from './errors';
-import { partition, stockLevel } from './mapping';
+import { admissionLimit, partition, stockLevel } from './mapping';
 import { MAX_ITEMS, validCount, validId, validReason } from './validation';
 
 const MAX_UNITS = Number.MAX_SAFE_INTEGER;
 const MAX_PARTITIONS = 256;
 
 /** AdminService: validate, run the stock operation, map to proto. Authentication is the transport's. */
-export function adminHandlers(operator: StockOperator, reconciler: Reconciler): AdminHandlers {
+export function adminHandlers(operator: StockOperator, reconciler: Reconciler, admission: AdmissionSettings, admissionDefaults: RateLimit): AdminHandlers {
   return {
     async setStock(req) {
       const requestId = validId('request_id', req.requestId);
@@ -61,6 +64,20 @@ export function adminHandlers(operator: StockOperator, reconciler: Reconciler): 
       const sku = req.skuId === '' ? undefined : validId('sku_id', req.skuId);
       const views = await domain(() => operator.listPartitions(sku, req.includeEnded));
       return { partitions: views.map(partition) };
+    },
+
+    async setAdmissionLimit(req) {
+      const requestId = validId('request_id', req.requestId);
+      const sku = validId('sku_id', req.skuId);
+      const rate = validCount('reserves_per_second', req.reservesPerSecond, 0, MAX_ADMISSION);
+      const burst = validCount('burst', req.burst, 0, MAX_ADMISSION);
+      if (req.useDefault && rate !== 0) throw invalidArgument('reserves_per_second', 'must be 0 with use_default');
+      if (req.useDefault && burst !== 0) throw invalidArgument('burst', 'must be 0 with use_default');
+      if (rate === 0 && burst !== 0) throw invalidArgument('burst', 'must be 0 when reserves_per_second is 0 (unlimited)');
+      // Stored with the burst resolved, so every server counts the same bucket whatever its defaults.
+      const limit = req.useDefault ? undefined : { reservesPerSecond: rate, burst: burst || rate };
+      const r = await domain(() => admission.set(requestId, sku, limit));
+      return { limit: admissionLimit(r.limit ?? admissionDefaults, r.limit !== undefined), replayed: r.replayed };
     },
 
     async reconcile(req) {

@@ -11,6 +11,7 @@ import { Metrics, startMetricsServer } from './metrics';
 import { reflectionFor } from './reflection';
 import { BindOptions, Handlers, UnaryMethodDefinition, bindService, decodingSafely } from './transport';
 import { HealthReport, ServingStatus } from './health';
+import { InFlightLimit } from './in-flight';
 
 export const INVENTORY_SERVICE = 'inventory.v1.InventoryService';
 export const ADMIN_SERVICE = 'inventory.v1.AdminService';
@@ -58,8 +59,11 @@ export async function startApp(options: AppOptions): Promise<App> {
   const logger = options.logger ?? createLogger(config.logLevel);
   const metrics = options.metrics ?? new Metrics();
 
+  // Only InventoryService is shed: health, reflection and AdminService stay reachable under load.
+  const inFlight = new InFlightLimit(config.maxInFlight);
+  metrics.observeInFlight(inFlight);
   const inventory = new GrpcPort(INVENTORY_SERVICE, logger);
-  inventory.serve(InventoryServiceService, options.inventory, { serviceName: 'InventoryService', logger, metrics });
+  inventory.serve(InventoryServiceService, options.inventory, { serviceName: 'InventoryService', logger, metrics, inFlight });
   const admin = new GrpcPort(ADMIN_SERVICE, logger);
   admin.serve(AdminServiceService, options.admin, {
     serviceName: 'AdminService',

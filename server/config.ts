@@ -148,6 +148,22 @@ export interface Config {
    * BREAKER_WINDOW_MS (the rolling window, default 10000).
    */
   readonly breakers: BreakerSettings;
+  /**
+   * Reserves of one SKU this process admits per second unless the SKU has its own limit
+   * (AdminService.SetAdmissionLimit); 0 = unlimited. Default 0: the partitions already spread a
+   * hot SKU, and refusing buyers while stock lasts is a business decision made per SKU; the
+   * process as a whole is protected by MAX_IN_FLIGHT. ADMISSION_RESERVES_PER_SECOND.
+   */
+  readonly admissionReservesPerSecond: number;
+  /** Bucket size of that default: Reserves admitted at once after a quiet spell; 0 = one second's worth. ADMISSION_BURST, default 0. */
+  readonly admissionBurst: number;
+  /**
+   * InventoryService calls in progress in this process past which new ones are refused at once
+   * (RESOURCE_EXHAUSTED, OVERLOADED); 0 = no limit. Default 2000: four times the benchmark's 500
+   * calls in flight, and by Little's law 2000 / r seconds of queue for a process answering r
+   * calls/s (200 ms at 10,000/s), past which waiting only makes every caller later. MAX_IN_FLIGHT.
+   */
+  readonly maxInFlight: number;
 }
 
 export interface TlsFiles {
@@ -156,6 +172,9 @@ export interface TlsFiles {
 }
 
 type Env = Record<string, string | undefined>;
+
+/** Largest admission rate and burst, in the environment and in AdminService.SetAdmissionLimit. */
+export const MAX_ADMISSION = 1_000_000_000;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 const LEDGER_WRITER_MODES = ['process', 'inline', 'off'] as const;
@@ -224,12 +243,18 @@ export function loadConfig(env: Env = process.env): Config {
       resetTimeoutMs: read.int('BREAKER_RESET_MS', 2000, 10, 600_000),
       rollingWindowMs: read.int('BREAKER_WINDOW_MS', 10_000, 100, 3_600_000),
     },
+    admissionReservesPerSecond: read.int('ADMISSION_RESERVES_PER_SECOND', 0, 0, MAX_ADMISSION),
+    admissionBurst: read.int('ADMISSION_BURST', 0, 0, MAX_ADMISSION),
+    maxInFlight: read.int('MAX_IN_FLIGHT', 2000, 0, 1_000_000),
   };
   if (config.defaultTtlSeconds > config.maxTtlSeconds) {
     throw new ConfigError('DEFAULT_TTL_SECONDS', `must not exceed MAX_TTL_SECONDS (${config.maxTtlSeconds})`);
   }
   if (config.recoveryGraceMs <= config.reserveTimeoutMs) {
     throw new ConfigError('RECOVERY_GRACE_MS', `must exceed RESERVE_TIMEOUT_MS (${config.reserveTimeoutMs}): a slow Reserve would be rolled back under its feet`);
+  }
+  if (config.admissionBurst > 0 && config.admissionReservesPerSecond === 0) {
+    throw new ConfigError('ADMISSION_BURST', 'must be 0 while ADMISSION_RESERVES_PER_SECOND is 0 (unlimited)');
   }
   if (config.mqDeadLetterExchange === config.mqStockExchange) {
     throw new ConfigError('MQ_DEAD_LETTER_EXCHANGE', 'must differ from MQ_STOCK_EXCHANGE: dead letters would be consumed again');

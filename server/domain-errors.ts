@@ -1,7 +1,7 @@
 import { status } from '@grpc/grpc-js';
 import { BreakerOpen, DependencyTimeout, DependencyUnavailable, Overloaded } from '../kernel/dependency';
 import { DomainError, DomainErrorKind } from '../kernel/errors';
-import { ServiceError, unavailable } from './errors';
+import { ServiceError, resourceExhausted, unavailable } from './errors';
 
 /**
  * The one mapping from what the rooms below throw to what clients see: domain outcomes by kind,
@@ -70,7 +70,7 @@ export function toServiceError(err: unknown): unknown {
     return unavailable('DEPENDENCY_UNAVAILABLE', `${err.where} is unavailable; the call is safe to retry`);
   }
   if (err instanceof Overloaded) {
-    return new ServiceError(status.RESOURCE_EXHAUSTED, 'OVERLOADED', err.message);
+    return resourceExhausted('OVERLOADED', err.message, err.retryAfterMs);
   }
   return err;
 }

@@ -13,6 +13,8 @@ export class ServiceError extends Error {
     readonly field?: string,
     /** What went wrong underneath (logged by the server, never sent). */
     override readonly cause?: unknown,
+    /** More trailing metadata for the client (a retry hint), key to value. */
+    readonly trailers?: Readonly<Record<string, string>>,
   ) {
     super(message);
     this.name = 'ServiceError';
@@ -32,6 +34,17 @@ export function unauthenticated(message: string): ServiceError {
   return new ServiceError(status.UNAUTHENTICATED, 'UNAUTHENTICATED', message);
 }
 
+/**
+ * RESOURCE_EXHAUSTED with a retry hint: `retry-after-ms` for any client, and gRFC A6's
+ * `grpc-retry-pushback-ms`, which a gRPC client whose retry policy lists RESOURCE_EXHAUSTED obeys
+ * (it waits exactly that long before its next attempt; a negative or missing value would stop or
+ * not steer it). Nothing was done, so the same call is safe to send again.
+ */
+export function resourceExhausted(reason: string, message: string, retryAfterMs: number, field?: string): ServiceError {
+  const ms = String(Math.max(0, Math.ceil(retryAfterMs)));
+  return new ServiceError(status.RESOURCE_EXHAUSTED, reason, message, field, undefined, { [RETRY_AFTER_KEY]: ms, [PUSHBACK_KEY]: ms });
+}
+
 export function unimplemented(method: string): ServiceError {
   return new ServiceError(status.UNIMPLEMENTED, 'NOT_BUILT_YET', `${method} is not implemented by this server yet`);
 }
@@ -39,6 +52,9 @@ export function unimplemented(method: string): ServiceError {
 /** Trailing metadata keys that carry the machine-readable parts of an error. */
 export const REASON_KEY = 'inventory-error-reason';
 export const FIELD_KEY = 'inventory-error-field';
+/** Trailing metadata keys of a retry hint, in milliseconds (see resourceExhausted). */
+export const RETRY_AFTER_KEY = 'retry-after-ms';
+export const PUSHBACK_KEY = 'grpc-retry-pushback-ms';
 
 export interface GrpcFailure {
   code: status;
@@ -55,6 +71,7 @@ export function toStatus(err: unknown): GrpcFailure & { internal: boolean } {
   if (err instanceof ServiceError) {
     metadata.set(REASON_KEY, err.reason);
     if (err.field) metadata.set(FIELD_KEY, err.field);
+    if (err.trailers) for (const key in err.trailers) metadata.set(key, err.trailers[key]);
     return { code: err.code, details: err.message, metadata, internal: err.cause !== undefined };
   }
   if (isAbort(err)) {

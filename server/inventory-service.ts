@@ -1,6 +1,7 @@
 import { ReleaseResponse, ReserveOutcome, ReserveResponse, ShortageReason } from '../gen/inventory/v1/inventory.pb';
 import { ReservationService } from '../allocator/reservations';
 import { ReserveResult } from '../allocator/types';
+import { ReserveAdmission } from './admission';
 import { InventoryHandlers } from './app';
 import { domain } from './domain-errors';
 import { emptyRow, stockLevel, toProto } from './mapping';
@@ -14,6 +15,7 @@ export function inventoryHandlers(
   limits: Limits,
   metrics: Metrics,
   stockTotals: StockTotalsReader,
+  admission: ReserveAdmission,
 ): InventoryHandlers {
   const outcomes = {
     reserved: metrics.reserveOutcomes.labels('reserved', ''),
@@ -23,6 +25,8 @@ export function inventoryHandlers(
   return {
     async reserve(req, ctx) {
       const input = validateReserve(req, limits);
+      // Before any Redis call: a refused Reserve costs the hot SKU's partitions nothing.
+      admission.admit(input.items);
       const result = await domain(() => reservations.reserve(input, ctx));
       if (!result.replayed) {
         if (result.outcome === 'RESERVED') outcomes.reserved.inc();
@@ -56,7 +60,7 @@ export function inventoryHandlers(
       const skus = validateSkuIds('sku_ids', req.skuIds);
       const stock = await domain(async () => {
         const [live, totals] = await Promise.all([Promise.all(skus.map((sku) => reservations.livePool(sku))), stockTotals.totals(skus)]);
-        return skus.map((sku, i) => stockLevel(totals[i].row ?? emptyRow(sku, live[i].perUserLimit), live[i], totals[i]));
+        return skus.map((sku, i) => stockLevel(totals[i].row ?? emptyRow(sku, live[i].perUserLimit), live[i], totals[i], admission.effective(sku)));
       });
       return { stock };
     },

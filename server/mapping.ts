@@ -1,8 +1,9 @@
 import { Partition as ProtoPartition, PartitionState } from '../gen/inventory/v1/admin.pb';
-import { Reservation as ProtoReservation, ReservationState as ProtoState, StockLevel } from '../gen/inventory/v1/inventory.pb';
+import { AdmissionLimit, Reservation as ProtoReservation, ReservationState as ProtoState, StockLevel } from '../gen/inventory/v1/inventory.pb';
 import { PartitionView } from '../admin/types';
 import { Reservation, ReservationState } from '../allocator/types';
 import { StockRow } from '../store/stock';
+import type { RateLimit } from './rate-limiter';
 
 /** Domain values to proto messages, shared by both services. */
 
@@ -34,11 +35,12 @@ export function toProto(r: Reservation): ProtoReservation {
   };
 }
 
-/** A SKU's quantities as MySQL holds them (sellable = base + pool). */
+/** A SKU's quantities as MySQL holds them (sellable = base + pool); the admission limit only where GetStock gives it. */
 export function stockLevel(
   row: StockRow,
   livePool?: { pool: number; partitions: number; perUserLimit: number },
   freshness: { stale: boolean; asOfMs: number } = { stale: false, asOfMs: Date.now() },
+  admission?: AdmissionLimit,
 ): StockLevel {
   const pool = livePool?.pool ?? row.pool;
   return {
@@ -55,7 +57,13 @@ export function stockLevel(
     shortfall: row.shortfall,
     stale: freshness.stale,
     totalsAsOfMs: freshness.asOfMs,
+    admission,
   };
+}
+
+/** A SKU's admission limit as the API shows it: the burst is 0 when the rate is unlimited. */
+export function admissionLimit(limit: RateLimit, overridden: boolean): AdmissionLimit {
+  return { reservesPerSecond: limit.reservesPerSecond, burst: limit.reservesPerSecond > 0 ? limit.burst : 0, overridden };
 }
 
 const PARTITION_STATES: Record<PartitionView['state'], PartitionState> = {

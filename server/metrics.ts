@@ -53,6 +53,14 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Calls refused by admission control, by reason: SKU_RATE_LIMITED (a SKU over its rate) or OVERLOADED (too many calls in flight). No SKU label: SKUs are unbounded. */
+  readonly admissionRefused = new Counter({
+    name: 'inventory_admission_refused_total',
+    help: 'InventoryService calls refused with RESOURCE_EXHAUSTED by admission control, by reason (SKU_RATE_LIMITED, OVERLOADED)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'inventory_' });
   }
@@ -129,6 +137,26 @@ export class Metrics {
       collect() {
         this.reset();
         for (const b of breakers.all()) this.labels(b.dependency, b.node ?? '').set(BREAKER_GAUGE[b.state]);
+      },
+    });
+  }
+
+  /** InventoryService calls in progress, read at scrape time, and the cap they are shed at. */
+  observeInFlight(gate: { readonly inFlight: number; readonly limit: number }): void {
+    new Gauge({
+      name: 'inventory_inflight_calls',
+      help: 'InventoryService calls in progress in this process',
+      registers: [this.registry],
+      collect() {
+        this.set(gate.inFlight);
+      },
+    });
+    new Gauge({
+      name: 'inventory_inflight_limit',
+      help: 'InventoryService calls in progress past which new ones are shed (MAX_IN_FLIGHT; 0 = no limit)',
+      registers: [this.registry],
+      collect() {
+        this.set(gate.limit);
       },
     });
   }

@@ -7,6 +7,7 @@ import { PartitionCreator } from '../allocator/partitions';
 import { Reconciler } from '../admin/reconcile';
 import { LostWritesGuard } from '../admin/lost-writes';
 import { RestoreScripts } from '../allocator/restore-scripts';
+import { AdmissionSettings } from '../admin/admission';
 import { ReservationService } from '../allocator/reservations';
 import { RedisShards } from '../allocator/shards';
 import { Sweeper } from '../allocator/sweeper';
@@ -18,6 +19,7 @@ import { LedgerWriter } from '../ledger/writer';
 import { newestPartitionId } from '../store/partitions';
 import { readStock } from '../store/stock';
 import { adminHandlers } from './admin-service';
+import { ReserveAdmission } from './admission';
 import { AdminHandlers, InventoryHandlers } from './app';
 import { buildOperatorGraph } from './operator-graph';
 import { openStores } from './clients';
@@ -112,6 +114,7 @@ export async function createServices(config: Config, logger: Logger, metrics: Me
         ),
       );
     }
+    const admission = new ReserveAdmission(cache, config, metrics.admissionRefused.labels('SKU_RATE_LIMITED'));
     const sweeper = new Sweeper(gateway, reservations, { recoveryGraceMs: config.recoveryGraceMs }, logger, (kind, n) =>
       metrics.swept.labels(kind).inc(n),
     );
@@ -147,8 +150,8 @@ export async function createServices(config: Config, logger: Logger, metrics: Me
       sweeper,
       health,
       lostWrites,
-      inventory: inventoryHandlers(reservations, config, metrics, new StockTotalsReader((skus) => readStock(mysql, skus))),
-      admin: adminHandlers(operator, reconciler),
+      inventory: inventoryHandlers(reservations, config, metrics, new StockTotalsReader((skus) => readStock(mysql, skus)), admission),
+      admin: adminHandlers(operator, reconciler, new AdmissionSettings(mysql, registry), admission.defaults),
       closers: [
         async () => {
           await Promise.all([...workers.map((w) => w.stop()), health.stop()]);

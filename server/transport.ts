@@ -6,7 +6,8 @@ import {
   status,
 } from '@grpc/grpc-js';
 import { Logger } from '../kernel/logger';
-import { ServiceError, toStatus } from './errors';
+import { ServiceError, resourceExhausted, toStatus } from './errors';
+import { InFlightLimit } from './in-flight';
 import { Metrics } from './metrics';
 
 /**
@@ -51,6 +52,8 @@ export interface BindOptions {
   readonly metrics: Metrics;
   /** Runs before every handler; throw a ServiceError to refuse the call (authentication). */
   readonly authorize?: (metadata: Metadata) => void;
+  /** Calls of this service in progress at most: past it a call is shed (RESOURCE_EXHAUSTED, OVERLOADED) before anything runs. */
+  readonly inFlight?: InFlightLimit;
 }
 
 /** What requestDeserialize answers for a body it cannot decode (see decodingSafely). */
@@ -101,7 +104,8 @@ export function bindService<D extends Record<string, UnaryMethodDefinition<any, 
 const codeNames = Object.fromEntries(Object.entries(status).map(([k, v]) => [v, k])) as Record<number, string>;
 
 function adaptUnary(method: string, handler: UnaryHandler<unknown, unknown>, options: BindOptions) {
-  const { serviceName, logger, metrics, authorize } = options;
+  const { serviceName, logger, metrics, authorize, inFlight } = options;
+  const shed = inFlight && metrics.admissionRefused.labels('OVERLOADED');
   const latency = metrics.rpcSeconds.labels(serviceName, method);
   // One counter child per status code, made once instead of a label lookup per call.
   const answered = new Map<number, ReturnType<typeof metrics.rpcCalls.labels>>();
@@ -113,6 +117,14 @@ function adaptUnary(method: string, handler: UnaryHandler<unknown, unknown>, opt
 
   return (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
     const started = performance.now();
+    if (inFlight && !inFlight.tryEnter()) {
+      shed?.inc();
+      const failure = toStatus(overloaded(inFlight));
+      count(failure.code);
+      latency.observe((performance.now() - started) / 1000);
+      callback(failure);
+      return;
+    }
     const deadlineValue = call.getDeadline();
     const ctx = new UnaryContext(deadlineValue instanceof Date ? deadlineValue.getTime() : deadlineValue, call.metadata);
     call.once('cancelled', ctx.cancel);
@@ -124,7 +136,9 @@ function adaptUnary(method: string, handler: UnaryHandler<unknown, unknown>, opt
         logger.error({ err: cause ?? err, code: failure.code, method: `${serviceName}/${method}` }, 'handler failed');
       }
       count(failure.code);
-      latency.observe((performance.now() - started) / 1000);
+      const elapsedMs = performance.now() - started;
+      inFlight?.leave(elapsedMs);
+      latency.observe(elapsedMs / 1000);
       callback(failure);
     };
     try {
@@ -135,13 +149,19 @@ function adaptUnary(method: string, handler: UnaryHandler<unknown, unknown>, opt
       handler(call.request, ctx).then((response) => {
         ctx.answered = true;
         count(status.OK);
-        latency.observe((performance.now() - started) / 1000);
+        const elapsedMs = performance.now() - started;
+        inFlight?.leave(elapsedMs);
+        latency.observe(elapsedMs / 1000);
         callback(null, response);
       }, fail);
     } catch (err) {
       fail(err);
     }
   };
+}
+
+function overloaded(inFlight: InFlightLimit): ServiceError {
+  return resourceExhausted('OVERLOADED', `the server has ${inFlight.limit} calls in progress (MAX_IN_FLIGHT); nothing was done, retry later`, inFlight.retryAfterMs());
 }
 
 /**

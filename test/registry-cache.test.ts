@@ -160,6 +160,25 @@ describe('RegistryCache', () => {
     assert.deepEqual([...cache.skus()], []);
   });
 
+  it('follows admission limits: set, changed, removed, and keeps a SKU known only by its limit', async () => {
+    const cache = await startCache();
+    // A key written after each change: once the cache has it, it has the change.
+    const synced = async () => cache.waitForRevision(await put('sync-marker', String(Date.now())), 5000);
+    await registry.putAdmission('a', { reservesPerSecond: 10, burst: 5 });
+    await synced();
+    const first = cache.admission('a');
+    assert.deepEqual([first?.reservesPerSecond, first?.burst], [10, 5]);
+    assert.ok(Object.isFrozen(first));
+    assert.deepEqual([...cache.skus()], ['a']);
+    await registry.putAdmission('a', { reservesPerSecond: 1, burst: 1 });
+    await synced();
+    assert.equal(cache.admission('a')?.reservesPerSecond, 1);
+    await registry.deleteAdmission('a');
+    await synced();
+    assert.equal(cache.admission('a'), undefined);
+    assert.deepEqual([...cache.skus()], []);
+  });
+
   it('forget() drops a partition at once; a stale listing does not bring it back, a re-registration does', async () => {
     const proxy = await startProxy();
     await registry.registerPartition(partition('a', 'p1'));

@@ -40,6 +40,21 @@ describe('Registry', () => {
     assert.equal(await etcd.get(`${ns}skus/sku-1`).string(), '{"sku":"sku-1","perUserLimit":3}');
   });
 
+  it('keeps a SKU\'s admission limit under a key of its own, which a SKU entry rewrite leaves alone', async () => {
+    await registry.putSku('sku-1', { perUserLimit: 2 });
+    await registry.putAdmission('sku-1', { reservesPerSecond: 100, burst: 20 });
+    await registry.putSku('sku-1', { perUserLimit: 3 });
+    const limit = await registry.getAdmission('sku-1');
+    assert.deepEqual([limit?.reservesPerSecond, limit?.burst], [100, 20]);
+    assert.equal(await etcd.get(`${ns}admission/sku-1`).string(), '{"sku":"sku-1","reservesPerSecond":100,"burst":20}');
+    await registry.deleteAdmission('sku-1');
+    assert.equal(await registry.getAdmission('sku-1'), undefined);
+    // Removing what is not there is a no-op; the SKU entry stays.
+    await registry.deleteAdmission('sku-1');
+    assert.equal((await registry.getSku('sku-1'))?.perUserLimit, 3);
+    await assert.rejects(registry.putAdmission('sku-1', { reservesPerSecond: -1, burst: 0 }), TypeError);
+  });
+
   it('registers partitions and lists them per SKU and all together', async () => {
     await registry.registerPartition(partition('a', 'p1'));
     await registry.registerPartition(partition('a', 'p2'));

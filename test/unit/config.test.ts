@@ -42,6 +42,8 @@ describe('configuration', () => {
     ['WORKERS', '0'],
     ['RECOVERY_GRACE_MS', '50'],
     ['LEDGER_WRITER', 'maybe'],
+    ['ADMISSION_RESERVES_PER_SECOND', '-1'],
+    ['MAX_IN_FLIGHT', 'lots'],
   ];
   for (const [variable, value] of bad) {
     it(`rejects ${variable}=${JSON.stringify(value)} naming the variable`, () => {
@@ -63,6 +65,14 @@ describe('configuration', () => {
 
   it('checks values against each other', () => {
     assert.throws(() => loadConfig({ DEFAULT_TTL_SECONDS: '100', MAX_TTL_SECONDS: '50' }), /DEFAULT_TTL_SECONDS/);
+    assert.throws(() => loadConfig({ ADMISSION_BURST: '10' }), /ADMISSION_BURST: must be 0 while ADMISSION_RESERVES_PER_SECOND is 0/);
+  });
+
+  it('admits every SKU without limit by default and sheds past 2000 calls in flight', () => {
+    const config = loadConfig({});
+    assert.deepEqual([config.admissionReservesPerSecond, config.admissionBurst, config.maxInFlight], [0, 0, 2000]);
+    const set = loadConfig({ ADMISSION_RESERVES_PER_SECOND: '500', ADMISSION_BURST: '50', MAX_IN_FLIGHT: '0' });
+    assert.deepEqual([set.admissionReservesPerSecond, set.admissionBurst, set.maxInFlight], [500, 50, 0]);
   });
 
   it('fails server start-up with the name of the bad variable', () => {

@@ -71,6 +71,12 @@ describe('the error map: every row', () => {
     });
   }
 
+  it('shedding carries its retry hint', () => {
+    const failure = toStatus(toServiceError(new Overloaded('too many calls in flight', 120)));
+    assert.equal(failure.metadata.get('retry-after-ms')[0], '120');
+    assert.equal(failure.metadata.get('grpc-retry-pushback-ms')[0], '120');
+  });
+
   it('anything else is INTERNAL, logged, its text never sent', () => {
     const answer = seen(new TypeError('cannot read x of undefined'));
     assert.deepEqual(answer, { code: status.INTERNAL, reason: 'INTERNAL', field: undefined, details: 'internal error; see the server log', logged: true });
