@@ -1,10 +1,10 @@
 import { performance } from 'node:perf_hooks';
 import { ClientClosedError, Etcd3, IKeyValue, IRangeResponse, IWatchResponse, Namespace, Watcher } from 'etcd3';
 import { Logger } from '../kernel/logger';
-import { admissionKey, compareRevisions, decodeAdmission, decodePartition, decodeSku, nextRevision, parseKey, partitionKey, samePartition, skuKey } from './codec';
+import { admissionKey, compareRevisions, decodeAdmission, decodePartition, decodeSku, encodeAdmission, encodePartition, encodeSku, nextRevision, parseKey, partitionKey, samePartition, skuKey } from './codec';
 import { RegistryEmitter } from './emitter';
 import { isEtcdUnavailable } from './errors';
-import { AdmissionEntry, PartitionEntry, SkuEntry } from './types';
+import { AdmissionEntry, PartitionEntry, RegistrySnapshot, SkuEntry } from './types';
 
 export interface RegistryCacheEvents {
   /** A partition appeared, or its registration changed (new epoch, node, ...): route to this entry. */
@@ -157,6 +157,30 @@ export class RegistryCache extends RegistryEmitter<RegistryCacheEvents> {
   /** ms since the cache was last known to be in sync: 0 while the watch is live, Infinity before the first load. */
   staleness(): number {
     return this.live ? 0 : performance.now() - this.syncedAt;
+  }
+
+  /** Everything the cache holds, as etcd had it (keys, values, revisions): what a restart can serve from. */
+  snapshot(): RegistrySnapshot {
+    const entries: RegistrySnapshot['entries'][number][] = [];
+    for (const [sku, slot] of this.slots) {
+      if (slot.entry) entries.push({ key: skuKey(sku), value: encodeSku(sku, slot.entry.perUserLimit), modRevision: slot.entry.modRevision });
+      if (slot.admission) entries.push({ key: admissionKey(sku), value: encodeAdmission(sku, slot.admission), modRevision: slot.admission.modRevision });
+      for (const p of slot.partitions.values()) entries.push({ key: partitionKey(sku, p.partitionId), value: encodePartition(p), modRevision: p.modRevision });
+    }
+    return { revision: this.rev, savedAt: Date.now(), entries };
+  }
+
+  /**
+   * Serves a snapshot saved earlier while etcd cannot be reached at start: its entries are applied
+   * as puts (the first re-list that reaches etcd then emits the differences), and the cache counts
+   * as synced when the snapshot was saved. Routing from an old snapshot sells nothing twice: every
+   * take is checked against the partition in Redis, which refuses one that is retired or drained.
+   */
+  serveSnapshot(snapshot: RegistrySnapshot): void {
+    for (const e of snapshot.entries) {
+      this.applyPut(e.key, { key: Buffer.from(e.key), value: Buffer.from(e.value), mod_revision: e.modRevision } as IKeyValue);
+    }
+    this.syncedAt = performance.now() - Math.max(0, Date.now() - snapshot.savedAt);
   }
 
   /**

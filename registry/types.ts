@@ -38,3 +38,13 @@ export type NewPartition = Omit<PartitionEntry, 'modRevision'>;
 
 /** Outcome of a conditional removal: deleted by us, already gone, or re-registered with another epoch. */
 export type RemoveResult = 'deleted' | 'absent' | 'changed';
+
+/** The registry as one server last saw it, kept on disk to start from while etcd is down (registry/snapshot-file.ts). */
+export interface RegistrySnapshot {
+  /** The etcd revision the cache had applied. */
+  readonly revision: string;
+  /** When it was taken, ms since 1970. */
+  readonly savedAt: number;
+  /** Every key of the namespace the cache knows, relative to the namespace, with its value as etcd stored it. */
+  readonly entries: ReadonlyArray<{ readonly key: string; readonly value: string; readonly modRevision: string }>;
+}

@@ -1,4 +1,6 @@
 import { existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import type { BreakerSettings } from '../kernel/breaker';
 import { stackDefaults } from './stack-defaults';
 
@@ -149,6 +151,14 @@ export interface Config {
    */
   readonly breakers: BreakerSettings;
   /**
+   * Where this server keeps its last view of the registry, to start from while etcd is down; '' (set
+   * `off`) to keep none. REGISTRY_SNAPSHOT_FILE, default <tmpdir>/inventory-core/registry-<namespace>.json (set a
+   * persistent path in production).
+   */
+  readonly registrySnapshotFile: string;
+  /** How long start-up waits for etcd before serving from the snapshot. ETCD_START_WAIT_MS, default 5000. */
+  readonly etcdStartWaitMs: number;
+  /**
    * Reserves of one SKU this process admits per second unless the SKU has its own limit
    * (AdminService.SetAdmissionLimit); 0 = unlimited. Default 0: the partitions already spread a
    * hot SKU, and refusing buyers while stock lasts is a business decision made per SKU; the
@@ -237,6 +247,8 @@ export function loadConfig(env: Env = process.env): Config {
     mqEventsExchange: read.matching('MQ_EVENTS_EXCHANGE', 'inventory.events', AMQP_NAME, AMQP_NAME_RULE),
     mqEventsPollMs: read.int('MQ_EVENTS_POLL_MS', 250, 10, 60_000),
     stockLowThreshold: read.int('STOCK_LOW_THRESHOLD', 10, 0, 1_000_000_000),
+    registrySnapshotFile: offOr(read.string('REGISTRY_SNAPSHOT_FILE', defaultSnapshotFile(read.string('ETCD_NAMESPACE', '/inventory/')))),
+    etcdStartWaitMs: read.int('ETCD_START_WAIT_MS', 5000, 0, 600_000),
     breakers: {
       volumeThreshold: read.int('BREAKER_VOLUME_THRESHOLD', 20, 1, 1_000_000),
       errorThresholdPercentage: read.int('BREAKER_ERROR_PERCENTAGE', 50, 1, 100),
@@ -373,4 +385,13 @@ export function loadConfigOrExit(): Config {
     }
     throw err;
   }
+}
+
+/** One snapshot file per registry namespace, so servers of different deployments on a host never share one. */
+export function defaultSnapshotFile(namespace: string): string {
+  return path.join(os.tmpdir(), 'inventory-core', `registry-${namespace.replace(/[^A-Za-z0-9_-]+/g, '-').replace(/^-|-$/g, '')}.json`);
+}
+
+function offOr(value: string): string {
+  return value === 'off' ? '' : value;
 }

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { Config, loadConfigOrExit } from './config';
 import { Logger, createLogger } from '../kernel/logger';
 import { startApp } from './app';
-import { Metrics } from './metrics';
+import { Metrics, startMetricsServer } from './metrics';
 import { createServices } from './services';
 import { seedDemo } from './demo';
 import { startLedgerWriter } from './ledger-runner';
@@ -71,11 +71,28 @@ function startInPrimary(
   };
 }
 
+/** What /healthz, /readyz and /livez answer while the services start: alive, not ready. */
+const STARTING = {
+  report: () => ({
+    inventory: 'NOT_SERVING' as const,
+    admin: 'NOT_SERVING' as const,
+    degraded: ['starting: connecting to Redis, MySQL and etcd (the log says which one it waits for)'],
+    checks: {},
+  }),
+};
+
 /** One server process: the services, the app, and SIGTERM/SIGINT handling. */
 async function main(config: Config): Promise<void> {
   const logger = createLogger(config.logLevel);
   const metrics = new Metrics();
-  const services = await createServices(config, logger, metrics);
+  // Until the services are up (etcd may keep them waiting), the probes say so instead of refusing connections.
+  const starting = await startMetricsServer(metrics, config.host, config.metricsPort, STARTING);
+  let services: Awaited<ReturnType<typeof createServices>>;
+  try {
+    services = await createServices(config, logger, metrics);
+  } finally {
+    await new Promise((resolve) => starting.close(resolve));
+  }
   if (config.demoData) await seedDemo(services, logger);
   const app = await startApp({ config, logger, metrics, inventory: services.inventory, admin: services.admin, health: services.health, closers: services.closers });
   // Under a cluster primary the workers run no writer and no consumer (LEDGER_WRITER=off,

@@ -13,6 +13,7 @@ import { RedisShards } from '../allocator/shards';
 import { Sweeper } from '../allocator/sweeper';
 import { TopUp } from '../allocator/topup';
 import { RegistryCache } from '../registry/cache';
+import { RegistrySnapshotFile } from '../registry/snapshot-file';
 import { Registry } from '../registry/registry';
 import { RegistryWriteQueue } from '../registry/write-queue';
 import { LedgerWriter } from '../ledger/writer';
@@ -74,7 +75,8 @@ export async function createServices(config: Config, logger: Logger, metrics: Me
     const lostWrites = await guardAgainstLostWrites(config, logger, metrics, shards, mysql, inspector);
     const cache = new RegistryCache(etcd, config.etcdNamespace, logger);
     cache.on('error', (err) => logger.warn({ err }, 'registry cache: watch failed; re-listing'));
-    await cache.start();
+    const snapshots = config.registrySnapshotFile ? new RegistrySnapshotFile(config.registrySnapshotFile, logger) : undefined;
+    await startRegistryCache(cache, snapshots, config.etcdStartWaitMs, logger);
     metrics.observeRegistry(cache);
     metrics.observeBreakers(stores.breakers);
     const ledger = new LedgerWriter(shards, mysql, logger);
@@ -163,6 +165,11 @@ export async function createServices(config: Config, logger: Logger, metrics: Me
         () => registryWrites.drain().catch((err) => logger.warn({ err }, 'registry writes left queued at shutdown')),
         () => registryWrites.close(),
         () => cache.stop(),
+        async () => {
+          if (!snapshots) return;
+          await snapshots.stop();
+          await snapshots.save(cache.snapshot());
+        },
         () => stores.close(),
       ],
     };
@@ -198,4 +205,41 @@ async function startInlineMq(
   const workers = await startMqWorkers(config, logger, new StockMessageApplier({ pool: mysql, operator, gateway, registry, logger }), { shards, mysql, breakers });
   metrics.observeStockConsumer(workers.consumer);
   return workers;
+}
+
+/**
+ * Loads the registry from etcd; when etcd does not answer within `waitMs` and a snapshot was saved
+ * earlier, serves that instead and lets the cache catch up once etcd is back (it keeps trying). With
+ * no snapshot it waits for etcd, saying so. From then on the snapshot follows the cache.
+ */
+async function startRegistryCache(cache: RegistryCache, snapshots: RegistrySnapshotFile | undefined, waitMs: number, logger: Logger): Promise<void> {
+  const loaded = cache.start();
+  let fromSnapshot = false;
+  let timer: NodeJS.Timeout | undefined;
+  const waited = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), waitMs)));
+  try {
+    if ((await Promise.race([loaded, waited])) !== 'late') return;
+    const snapshot = await snapshots?.load();
+    if (snapshot) {
+      cache.serveSnapshot(snapshot);
+      fromSnapshot = true;
+      loaded.then(
+        () => logger.info('registry: etcd answers again; the cache is in sync'),
+        () => undefined,
+      );
+      logger.warn(
+        { file: snapshots!.file, revision: snapshot.revision, savedAt: new Date(snapshot.savedAt).toISOString(), entries: snapshot.entries.length },
+        'registry: etcd does not answer; serving from the registry snapshot until it does (registry writes queue)',
+      );
+      return;
+    }
+    logger.error({ waitedMs: waitMs, snapshotFile: snapshots?.file ?? 'off' }, 'registry: etcd does not answer and there is no registry snapshot to start from; waiting for etcd');
+    await loaded;
+  } finally {
+    clearTimeout(timer);
+    if (snapshots) {
+      snapshots.follow(cache);
+      if (!fromSnapshot) void snapshots.save(cache.snapshot());
+    }
+  }
 }

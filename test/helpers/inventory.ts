@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import {
   GetReservationResponse,
@@ -75,6 +76,7 @@ export async function startInventory(tag: string, overrides: Record<string, stri
 
 /** Deletes a test's Redis keys, etcd keys and MySQL database. */
 export async function dropNamespace(config: Config): Promise<void> {
+  if (config.registrySnapshotFile) rmSync(config.registrySnapshotFile, { force: true });
   const { default: Redis } = await import('ioredis');
   const { Etcd3 } = await import('etcd3');
   for (const node of config.redisNodes) {

@@ -23,6 +23,12 @@ export interface ServerProcess {
  * the stack's, shared with `npm start`.
  */
 export async function spawnServer(env: Record<string, string>): Promise<ServerProcess> {
+  const launched = launchServer(env);
+  return { ...launched, address: await launched.listening };
+}
+
+/** Starts the server process without waiting for it: `listening` resolves with its address once it listens. */
+export function launchServer(env: Record<string, string>): Omit<ServerProcess, 'address'> & { listening: Promise<string> } {
   const main = path.resolve(__dirname, '..', '..', 'server', 'main.js');
   const child = spawn(process.execPath, [main], {
     env: { ...process.env, HOST: '127.0.0.1', INVENTORY_PORT: '0', ADMIN_PORT: '0', METRICS_PORT: '0', LOG_LEVEL: 'info', MQ_CONSUMER: 'off', ...env },
@@ -57,10 +63,9 @@ export async function spawnServer(env: Record<string, string>): Promise<ServerPr
       void exited.then((code) => done(() => reject(new Error(`the server process exited with ${code}`))));
     });
 
-  const listening = await waitForLine((line) => line.msg === 'inventory core listening');
   return {
     child,
-    address: `127.0.0.1:${String(listening.inventoryPort)}`,
+    listening: waitForLine((line) => line.msg === 'inventory core listening', 120_000).then((line) => `127.0.0.1:${String(line.inventoryPort)}`),
     lines,
     waitForLine,
     stop() {
