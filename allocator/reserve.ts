@@ -173,14 +173,16 @@ export class Reserver {
 
   /**
    * Every partition of a one-item order's SKU is on a node that is down: a top-up carves new ones
-   * from base onto nodes that answer and the general path sells from them; with nothing to carve
-   * the units on the dead node are not sold out, only out of reach: UNAVAILABLE, nothing recorded.
+   * from base onto nodes that answer and the general path sells from them. With nothing to carve,
+   * the node is tried all the same: "down" may be a connection being made again (the call waits
+   * for it, up to the command timeout), and a node whose breaker is open fails at once. Either way
+   * its units are not sold out, only out of reach: UNAVAILABLE, nothing recorded.
    */
   private async reserveAroundDownNodes(input: ReserveInput, fp: string, ttlSeconds: number, run: Run, first: DirectoryPartition): Promise<ReserveResult> {
-    const sku = input.items[0].sku;
-    if (await this.topUp?.request(sku, run.giveUpAt, true, run.caller)) return this.reserveGeneral(input, fp, ttlSeconds, run, 0);
+    if (await this.topUp?.request(input.items[0].sku, run.giveUpAt, true, run.caller)) return this.reserveGeneral(input, fp, ttlSeconds, run, 0);
     stayForCaller(run.caller, reserveOf(input.orderId), run.giveUpAt);
-    throw unreachableStock(sku, this.gateway.shards.node(first.shard));
+    if (first.shard === this.gateway.shards.keys.orderShard(input.orderId)) return this.reserveHere(input, fp, ttlSeconds, first, run);
+    return this.reserveGeneral(input, fp, ttlSeconds, run, 0, first);
   }
 
   /**

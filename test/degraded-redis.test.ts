@@ -6,6 +6,7 @@ import { loadConfig } from '../server/config';
 import { REASON_KEY } from '../server/errors';
 import { InventoryFixture, startInventory, waitFor } from './helpers/inventory';
 import { RedisNode, startRedisNode } from './helpers/redis-node';
+import { TcpProxy } from './helpers/tcp-proxy';
 
 const rid = (tag: string) => `${tag}-${randomBytes(4).toString('hex')}`;
 
@@ -164,5 +165,49 @@ describe('a Redis node down (one of two)', function () {
 
     await restartB();
     await assertStoresAgree(sku);
+  });
+});
+
+/**
+ * A call that timed out may have been applied (DEPENDENCY_TIMEOUT): the Reserve's script ran in
+ * Redis but its answer never came back. Its retry with the same order id is safe: it answers the
+ * first outcome as a replay and the unit is taken once.
+ */
+describe('a Reserve whose answer from Redis was lost', function () {
+  this.timeout(60_000);
+  let proxy: TcpProxy;
+  let inv: InventoryFixture;
+
+  before(async () => {
+    proxy = await TcpProxy.start(loadConfig().redisNodes[0]);
+    inv = await startInventory('lostreply', { REDIS_NODES: proxy.address, REDIS_COMMAND_TIMEOUT_MS: '300' });
+  });
+  after(async () => {
+    proxy.resume();
+    await inv.close();
+    await proxy.close();
+  });
+
+  it('answers UNAVAILABLE (DEPENDENCY_TIMEOUT), and its retry replays the reservation, the unit taken once', async () => {
+    const parts = await inv.stock('lr-sku', 10, 1);
+    await inv.reserve('lr-warm', [['lr-sku', 1]]);
+    // An order whose record shares the partition's shard: its Reserve is one script (order-reserve).
+    const keys = inv.services.shards.keys;
+    let orderId = '';
+    for (let i = 0; !orderId; i++) if (keys.orderShard(`lr-${i}`) === parts[0].shard) orderId = `lr-${i}`;
+    proxy.pause('hold-replies');
+    const first = await inv.reserve(orderId, [['lr-sku', 1]]).then(
+      () => undefined,
+      (err: grpc.ServiceError) => err,
+    );
+    assert.ok(first, 'the call failed');
+    assert.equal(first.code, grpc.status.UNAVAILABLE);
+    assert.equal(first.metadata.get(REASON_KEY)[0], 'DEPENDENCY_TIMEOUT');
+    proxy.resume();
+    assert.equal(await inv.availOf(parts), 8, 'the script ran: the unit is taken');
+    const retry = await inv.reserve(orderId, [['lr-sku', 1]]);
+    assert.equal(retry.outcome, ReserveOutcome.RESERVE_OUTCOME_RESERVED);
+    assert.equal(retry.replayed, true, 'the first outcome, replayed');
+    assert.equal(await inv.availOf(parts), 8, 'taken once');
   });
 });
