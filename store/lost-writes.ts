@@ -1,5 +1,5 @@
 import type { Pool, RowDataPacket } from 'mysql2/promise';
-import { PartitionRow, PartitionRowState } from './partitions';
+import { PARTITION_COLUMNS, PartitionRecord, PartitionRow, PartitionRowState, toPartitionRow } from './partitions';
 
 /**
  * MySQL's side of the lost-writes check (admin/lost-writes.ts): which partitions live on a Redis
@@ -11,42 +11,18 @@ import { PartitionRow, PartitionRowState } from './partitions';
 /** Partitions that can still sell or hold units in Redis (live, or retired with orders holding units). */
 const CHECKED_STATES: readonly PartitionRowState[] = ['live', 'exhausted'];
 
-interface PartitionRecord extends RowDataPacket {
-  partition_id: string;
-  sku_id: string;
-  redis_node: string;
-  shard: number;
-  capacity: number;
-  state: PartitionRowState;
-  epoch: number;
-}
-
-function toRow(r: PartitionRecord): PartitionRow {
-  return {
-    partitionId: r.partition_id,
-    sku: r.sku_id,
-    node: r.redis_node,
-    shard: Number(r.shard),
-    capacity: Number(r.capacity),
-    state: r.state,
-    epoch: Number(r.epoch),
-  };
-}
-
-const COLUMNS = 'partition_id, sku_id, redis_node, shard, capacity, state, epoch';
-
 /** The live (and exhausted) partitions placed in the given shards. */
 export async function partitionsInShards(db: Pool, shards: readonly number[]): Promise<PartitionRow[]> {
   if (shards.length === 0) return [];
-  const [rows] = await db.query<PartitionRecord[]>(`SELECT ${COLUMNS} FROM partitions WHERE state IN (?) AND shard IN (?)`, [CHECKED_STATES, shards]);
-  return rows.map(toRow);
+  const [rows] = await db.query<PartitionRecord[]>(`SELECT ${PARTITION_COLUMNS} FROM partitions WHERE state IN (?) AND shard IN (?)`, [CHECKED_STATES, shards]);
+  return rows.map(toPartitionRow);
 }
 
 /** Partitions by id, in any state (the pieces of a restored order name them). */
 export async function partitionsById(db: Pool, ids: readonly string[]): Promise<Map<string, PartitionRow>> {
   if (ids.length === 0) return new Map();
-  const [rows] = await db.query<PartitionRecord[]>(`SELECT ${COLUMNS} FROM partitions WHERE partition_id IN (?)`, [ids]);
-  return new Map(rows.map((r) => [r.partition_id, toRow(r)]));
+  const [rows] = await db.query<PartitionRecord[]>(`SELECT ${PARTITION_COLUMNS} FROM partitions WHERE partition_id IN (?)`, [ids]);
+  return new Map(rows.map((r) => [r.partition_id, toPartitionRow(r)]));
 }
 
 interface TopRecord extends RowDataPacket {

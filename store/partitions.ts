@@ -12,7 +12,8 @@ export interface PartitionRow {
   readonly epoch: number;
 }
 
-interface PartitionRecord extends RowDataPacket {
+/** A `partitions` row as mysql2 gives it (PARTITION_COLUMNS), and its reading. */
+export interface PartitionRecord extends RowDataPacket {
   partition_id: string;
   sku_id: string;
   redis_node: string;
@@ -20,6 +21,20 @@ interface PartitionRecord extends RowDataPacket {
   capacity: number;
   state: PartitionRowState;
   epoch: number;
+}
+
+export const PARTITION_COLUMNS = 'partition_id, sku_id, redis_node, shard, capacity, state, epoch';
+
+export function toPartitionRow(r: PartitionRecord): PartitionRow {
+  return {
+    partitionId: r.partition_id,
+    sku: r.sku_id,
+    node: r.redis_node,
+    shard: Number(r.shard),
+    capacity: Number(r.capacity),
+    state: r.state,
+    epoch: Number(r.epoch),
+  };
 }
 
 export async function insertPartitions(conn: PoolConnection, rows: readonly Omit<PartitionRow, 'state'>[], state: PartitionRowState): Promise<void> {
@@ -45,18 +60,10 @@ export async function listPartitionRows(db: Pool | PoolConnection, sku?: string,
   }
   if (liveOnly) where.push("state = 'live'");
   const [rows] = await db.query<PartitionRecord[]>(
-    `SELECT partition_id, sku_id, redis_node, shard, capacity, state, epoch FROM partitions${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY sku_id, created_at, partition_id`,
+    `SELECT ${PARTITION_COLUMNS} FROM partitions${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY sku_id, created_at, partition_id`,
     args,
   );
-  return rows.map((r) => ({
-    partitionId: r.partition_id,
-    sku: r.sku_id,
-    node: r.redis_node,
-    shard: Number(r.shard),
-    capacity: Number(r.capacity),
-    state: r.state,
-    epoch: Number(r.epoch),
-  }));
+  return rows.map(toPartitionRow);
 }
 
 /** The id of the SKU's newest partition in any state (the last carved batch), undefined when it never had one. */

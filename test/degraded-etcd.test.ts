@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { ReserveOutcome } from '../gen/inventory/v1/inventory.pb';
@@ -10,20 +9,11 @@ import { createLogger } from '../kernel/logger';
 import { defaultSnapshotFile } from '../server/config';
 import { testConfig, uniqueName } from './helpers/config';
 import { InventoryFixture, startInventory, waitFor } from './helpers/inventory';
+import { freePort } from './helpers/redis-node';
 import { launchServer } from './helpers/server-process';
 import { TcpProxy } from './helpers/tcp-proxy';
 
 const rid = (tag: string) => `${tag}-${randomBytes(4).toString('hex')}`;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-    server.once('error', reject);
-  });
-}
 
 /**
  * DESIGN promise 6, etcd down: a server (re)started while etcd does not answer serves from the
