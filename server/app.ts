@@ -8,6 +8,7 @@ import { Config, TlsFiles } from './config';
 import { unauthenticated, unimplemented } from './errors';
 import { Logger, createLogger } from '../kernel/logger';
 import { Metrics, startMetricsServer } from './metrics';
+import { outOfRangeField } from './proto-definition';
 import { reflectionFor } from './reflection';
 import { BindOptions, Handlers, UnaryMethodDefinition, bindService, decodingSafely } from './transport';
 import { HealthReport, ServingStatus } from './health';
@@ -122,7 +123,7 @@ class GrpcPort {
 
   /** Adds the API service; methods without a handler answer UNIMPLEMENTED. */
   serve<D extends Record<string, UnaryMethodDefinition<any, any>>>(definition: D, handlers: Partial<Handlers<D>> | undefined, options: BindOptions): void {
-    this.server.addService(decodingSafely(definition), bindService(definition, withUnimplemented(definition, options.serviceName, handlers), options));
+    this.server.addService(decodingSafely(definition, outOfRangeField), bindService(definition, withUnimplemented(definition, options.serviceName, handlers), options));
   }
 
   /** Binds the port, with TLS when certificate and key files are given. */
