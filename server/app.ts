@@ -8,6 +8,7 @@ import { Config, TlsFiles } from './config';
 import { unauthenticated, unimplemented } from './errors';
 import { Logger, createLogger } from '../kernel/logger';
 import { Metrics, startMetricsServer } from './metrics';
+import { oneRequestMessage } from './framing';
 import { outOfRangeField } from './proto-definition';
 import { reflectionFor } from './reflection';
 import { BindOptions, Handlers, UnaryMethodDefinition, bindService, decodingSafely } from './transport';
@@ -111,7 +112,7 @@ export async function startApp(options: AppOptions): Promise<App> {
 
 /** One gRPC server with its health and reflection services. */
 class GrpcPort {
-  readonly server = new Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024 });
+  readonly server = new Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024, interceptors: [oneRequestMessage] });
   private readonly health: HealthImplementation;
   private closing = false;
 

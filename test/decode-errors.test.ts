@@ -91,11 +91,15 @@ describe('requests that cannot be decoded', function () {
   });
 
   describe('a frame whose length prefix lies', () => {
-    /** Sends one gRPC request over raw HTTP/2: `prefix` claims `claimed` bytes, `body` follows. */
-    function framed(path: string, claimed: number, body: Buffer, metadata: Record<string, string> = {}): Promise<{ status: number; message: string; reason?: string; field?: string }> {
-      const session = http2.connect(`http://${inv.server.adminAddress}`);
+    /** A gRPC frame's 5-byte prefix (not compressed) claiming `claimed` bytes, then `body`. */
+    const frame = (claimed: number, body: Buffer) => {
       const prefix = Buffer.alloc(5);
       prefix.writeUInt32BE(claimed, 1);
+      return Buffer.concat([prefix, body]);
+    };
+    /** Sends one gRPC request over raw HTTP/2: a frame claiming `claimed` bytes with `body`, or the bytes given. */
+    function framed(path: string, claimed: number, body: Buffer, metadata: Record<string, string> = {}, payload = frame(claimed, body)): Promise<{ status: number; message: string; reason?: string; field?: string }> {
+      const session = http2.connect(`http://${inv.server.adminAddress}`);
       return new Promise((resolve, reject) => {
         session.on('error', reject);
         const stream = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers', ...metadata });
@@ -113,7 +117,7 @@ describe('requests that cannot be decoded', function () {
             field: headers[FIELD_KEY] as string | undefined,
           });
         });
-        stream.end(Buffer.concat([prefix, body]));
+        stream.end(payload);
       });
     }
     const auth = () => ({ authorization: String(inv.server.adminAuth().get('authorization')[0]) });
@@ -133,6 +137,24 @@ describe('requests that cannot be decoded', function () {
       assert.equal(grpc.status[answer.status], 'INVALID_ARGUMENT', answer.message);
       assert.equal(await claimed('dec-frame-2'), false);
       assert.equal(Number((await stockRow('dec-a'))!.on_hand), 10);
+    });
+
+    it('a second whole message in a unary call is INVALID_ARGUMENT, and neither is applied', async () => {
+      const first = stockBody('dec-frame-3', 'dec-a', 7n);
+      const second = stockBody('dec-frame-4', 'dec-a', 8n);
+      const answer = await framed('/inventory.v1.AdminService/SetStock', 0, first, auth(), Buffer.concat([frame(first.length, first), frame(second.length, second)]));
+      assert.equal(grpc.status[answer.status], 'INVALID_ARGUMENT', answer.message);
+      assert.equal(answer.reason, 'UNDECODABLE_REQUEST');
+      assert.match(answer.message, /a second message/);
+      assert.equal(await claimed('dec-frame-3'), false);
+      assert.equal(Number((await stockRow('dec-a'))!.on_hand), 10);
+    });
+
+    it('an honest frame still goes through', async () => {
+      const body = stockBody('dec-frame-5', 'dec-a', 12n);
+      const answer = await framed('/inventory.v1.AdminService/SetStock', body.length, body, auth());
+      assert.equal(answer.status, grpc.status.OK, answer.message);
+      assert.equal(Number((await stockRow('dec-a'))!.on_hand), 12);
     });
   });
 });
