@@ -1,3 +1,5 @@
+import { Caller, stayForCaller } from '../kernel/caller';
+
 /**
  * What Reconcile reports: one difference between Redis, MySQL and etcd, and the handle each check
  * of a SKU reports through (reconcile.ts runs the checks, reconcile-partitions.ts and
@@ -19,9 +21,16 @@ export interface Discrepancy {
   repaired: boolean;
 }
 
-/** What the checks of one SKU share: where findings go, and whether to repair. */
+/** What the checks of one SKU share: where findings go, whether to repair, and whom the work is for. */
 export interface SkuCheck {
   readonly sku: string;
   readonly repair: boolean;
+  /** The call Reconcile runs for: no step (a read, a wait, a repair) starts once it has gone. */
+  readonly caller: Caller;
   report(kind: string, expected: number, actual: number, detail: string, partitionId?: string, orderId?: string): Discrepancy;
+}
+
+/** The check before a step of a SKU's reconciliation: DEADLINE_EXCEEDED or CANCELLED once its caller has gone. */
+export function stayForCheck(check: SkuCheck, step = ''): void {
+  stayForCaller(check.caller, `Reconcile of sku ${check.sku}${step ? `, ${step}` : ''}`);
 }

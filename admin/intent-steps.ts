@@ -2,6 +2,7 @@ import type { Pool, PoolConnection } from 'mysql2/promise';
 import { RedisGateway } from '../allocator/gateway';
 import { WithdrawCode } from '../allocator/codes';
 import { PartitionCreator, splitShare } from '../allocator/partitions';
+import { Caller, NO_CALLER, stayForCaller } from '../kernel/caller';
 import { eventId } from '../kernel/events';
 import { Logger } from '../kernel/logger';
 import { Intent, closeIntent, readIntent, staleIntents, updateIntent } from '../store/intents';
@@ -30,6 +31,10 @@ import {
  * in the same transaction. Finishing an intent is safe to run again, by the request's replay, by
  * the recovery worker, or by both at once: Redis creates and withdraws by id, etcd registers and
  * removes by epoch, MySQL moves units by ledger event id. The last step stores the request's answer.
+ *
+ * Run for a call, the steps stop before the next one once the caller has gone (DEADLINE_EXCEEDED or
+ * CANCELLED): the intent stays open, and what its finished steps wrote is what a crash there would
+ * have left, which the next run (a replay, the recovery worker) goes on from.
  */
 export class IntentSteps {
   constructor(
@@ -57,27 +62,29 @@ export class IntentSteps {
   }
 
   /** Finishes an intent, if it is still open, and stores the answer of its request. */
-  async finish(intentId: string): Promise<void> {
+  async finish(intentId: string, caller: Caller = NO_CALLER): Promise<void> {
     const intent = await readIntent<unknown>(this.pool, intentId);
     if (!intent || intent.state !== 'open') return;
+    const run: Run = { caller, what: `the ${intent.kind} of request ${intentId}` };
     switch (intent.kind) {
       case 'preallocate':
-        return this.finishPreallocate(intent as Intent<PreallocatePayload>);
+        return this.finishPreallocate(intent as Intent<PreallocatePayload>, run);
       case 'drain':
-        return this.finishDrain(intent as Intent<DrainPayload>);
+        return this.finishDrain(intent as Intent<DrainPayload>, run);
       case 'rebalance':
-        return this.finishRebalance(intent as Intent<RebalancePayload>);
+        return this.finishRebalance(intent as Intent<RebalancePayload>, run);
       case 'loss':
-        return this.finishLoss(intent as Intent<LossPayload>);
+        return this.finishLoss(intent as Intent<LossPayload>, run);
       default:
         this.logger.error({ intent: intentId, kind: intent.kind }, 'unknown intent kind');
     }
   }
 
-  private async finishPreallocate(intent: Intent<PreallocatePayload>): Promise<void> {
+  private async finishPreallocate(intent: Intent<PreallocatePayload>, run: Run): Promise<void> {
     const created = intent.payload.partitions.map((p) => toCreated(intent.sku, p));
+    stayFor(run);
     await this.creator.materialize(created);
-    await transaction(this.pool, async (conn) => {
+    await this.transaction(run, async (conn) => {
       await setPartitionState(conn, created.map((p) => p.partitionId), 'live');
       await this.close(conn, intent, {
         partitions: await this.views.of(intent.sku, created.map((p) => p.partitionId)),
@@ -87,10 +94,10 @@ export class IntentSteps {
     });
   }
 
-  private async finishDrain(intent: Intent<DrainPayload>): Promise<void> {
+  private async finishDrain(intent: Intent<DrainPayload>, run: Run): Promise<void> {
     const target = intent.payload.partition;
-    const drained = await this.drainOne(intent.sku, target);
-    await transaction(this.pool, async (conn) => {
+    const drained = await this.drainOne(intent.sku, target, run);
+    await this.transaction(run, async (conn) => {
       if (drained.units > 0) await applyMovement(conn, drainMovement(intent.sku, target.partitionId, drained));
       const [view] = await this.views.of(intent.sku, [target.partitionId]);
       if (view.state === 'drained') await setPartitionState(conn, [target.partitionId], 'drained');
@@ -98,18 +105,19 @@ export class IntentSteps {
     });
   }
 
-  private async finishRebalance(intent: Intent<RebalancePayload>): Promise<void> {
+  private async finishRebalance(intent: Intent<RebalancePayload>, run: Run): Promise<void> {
     const payload = intent.payload;
     const sku = intent.sku;
     if (!payload.createFirst) {
-      await this.drainAll(sku, payload.drain);
-      if (!payload.carved) await this.settleCarve(intent);
+      await this.drainAll(sku, payload.drain, run);
+      if (!payload.carved) await this.settleCarve(intent, run);
     }
     const created = payload.create.map((p) => toCreated(sku, p));
+    stayFor(run);
     await this.creator.materialize(created);
-    await transaction(this.pool, (conn) => setPartitionState(conn, created.map((p) => p.partitionId), 'live'));
-    if (payload.createFirst) await this.drainAll(sku, payload.drain);
-    await transaction(this.pool, async (conn) => {
+    await this.transaction(run, (conn) => setPartitionState(conn, created.map((p) => p.partitionId), 'live'));
+    if (payload.createFirst) await this.drainAll(sku, payload.drain, run);
+    await this.transaction(run, async (conn) => {
       await this.close(conn, intent, {
         before: payload.before,
         after: await this.views.of(sku, created.map((p) => p.partitionId)),
@@ -127,7 +135,7 @@ export class IntentSteps {
    * ids and change numbers as their stream records), what the pool could not cover recorded as a
    * shortfall, the intent closed and its request or message settled.
    */
-  private async finishLoss(intent: Intent<LossPayload>): Promise<void> {
+  private async finishLoss(intent: Intent<LossPayload>, run: Run): Promise<void> {
     const { units, reason, eventBase, messageId } = intent.payload;
     const sku = intent.sku;
     let left = units;
@@ -135,6 +143,7 @@ export class IntentSteps {
     const rows = await listPartitionRows(this.pool, sku);
     for (const p of rows) {
       const ref = { sku, partitionId: p.partitionId, shard: p.shard, epoch: p.epoch };
+      stayFor(run);
       const res = await this.gateway.withdraw(ref, 'shrink', left, `${eventBase}:${p.partitionId}`, reason, 'outside');
       const withdrawn = res.code === WithdrawCode.NotLive ? 0 : res.units;
       if (withdrawn > 0) shrunk.push([p.partitionId, { units: withdrawn, seq: res.seq, state: res.state }]);
@@ -146,10 +155,11 @@ export class IntentSteps {
     // units pays the shortfall off instead of putting units that are gone back on sale.
     let unplaced = shortfall;
     for (const p of unplaced > 0 ? rows : []) {
+      stayFor(run);
       unplaced -= await this.gateway.owe({ sku, partitionId: p.partitionId, shard: p.shard, epoch: p.epoch }, unplaced, `${eventBase}:owe:${p.partitionId}`);
       if (unplaced <= 0) break;
     }
-    await transaction(this.pool, async (conn) => {
+    await this.transaction(run, async (conn) => {
       for (const [partitionId, w] of shrunk) {
         await applyMovement(conn, withdrawnMovement(`${eventBase}:${partitionId}`, 'loss', sku, partitionId, w, 'outside', reason));
       }
@@ -166,9 +176,9 @@ export class IntentSteps {
   }
 
   /** Carves what base now holds, up to the target, and settles the plan before anything is created. */
-  private async settleCarve(intent: Intent<RebalancePayload>): Promise<void> {
+  private async settleCarve(intent: Intent<RebalancePayload>, run: Run): Promise<void> {
     const { payload, sku } = intent;
-    await transaction(this.pool, async (conn) => {
+    await this.transaction(run, async (conn) => {
       const row = await lockStock(conn, sku);
       const carve = Math.max(0, Math.min(payload.target, row.base));
       const count = payload.create.length;
@@ -181,10 +191,10 @@ export class IntentSteps {
   }
 
   /** Drains old partitions and records them in MySQL as Redis left them (drained, or exhausted when they sold out first). */
-  private async drainAll(sku: string, old: readonly PlannedPiece[]): Promise<void> {
+  private async drainAll(sku: string, old: readonly PlannedPiece[], run: Run): Promise<void> {
     const drained: Array<[PlannedPiece, Withdrawn]> = [];
-    for (const p of old) drained.push([p, await this.drainOne(sku, p)]);
-    await transaction(this.pool, async (conn) => {
+    for (const p of old) drained.push([p, await this.drainOne(sku, p, run)]);
+    await this.transaction(run, async (conn) => {
       for (const [p, withdrawn] of drained.filter(([, w]) => w.units > 0)) await applyMovement(conn, drainMovement(sku, p.partitionId, withdrawn));
       const exhausted = (w: Withdrawn) => w.state === 'exhausted';
       await setPartitionState(conn, drained.filter(([, w]) => exhausted(w)).map(([p]) => p.partitionId), 'exhausted');
@@ -193,9 +203,11 @@ export class IntentSteps {
   }
 
   /** Withdraws a partition's free units for good and deregisters it; returns the units and their record's seq. */
-  private async drainOne(sku: string, p: PlannedPiece): Promise<Withdrawn> {
+  private async drainOne(sku: string, p: PlannedPiece, run: Run): Promise<Withdrawn> {
     const ref = { sku, partitionId: p.partitionId, shard: p.shard, epoch: p.epoch };
+    stayFor(run);
     const res = await this.gateway.withdraw(ref, 'drain', 0, `drain:${p.partitionId}`, 'operator drain');
+    stayFor(run);
     await this.registry.removePartition(sku, p.partitionId, p.epoch);
     return res.code === WithdrawCode.NotLive ? { units: 0, seq: 0, state: res.state } : { units: res.units, seq: res.seq, state: res.state };
   }
@@ -204,4 +216,20 @@ export class IntentSteps {
     await closeIntent(conn, intent.intentId, 'done');
     await this.requests.complete(conn, intent.intentId, answer);
   }
+
+  /** A step's MySQL transaction, for the run's caller (checked before BEGIN, cut at its deadline). */
+  private transaction<T>(run: Run, fn: (conn: PoolConnection) => Promise<T>): Promise<T> {
+    return transaction(this.pool, fn, { caller: run.caller });
+  }
+}
+
+/** One run of an intent's steps: the caller it works for, and what to call the work in an error. */
+interface Run {
+  readonly caller: Caller;
+  readonly what: string;
+}
+
+/** The check before a Redis or etcd step. */
+function stayFor(run: Run): void {
+  stayForCaller(run.caller, run.what);
 }

@@ -1,7 +1,8 @@
-import type { Pool } from 'mysql2/promise';
+import type { Pool, PoolConnection } from 'mysql2/promise';
 import { RedisGateway } from '../allocator/gateway';
 import { PartitionInspector } from '../allocator/inspector';
 import { PartitionCreator } from '../allocator/partitions';
+import { Caller, NO_CALLER, isCut, stayForCaller } from '../kernel/caller';
 import { DomainError } from '../kernel/errors';
 import { Logger } from '../kernel/logger';
 import { openIntent } from '../store/intents';
@@ -32,6 +33,11 @@ import {
  * same transaction as its MySQL part; IntentSteps finishes it, safe to run again, so a replay of
  * the request or the recovery worker finishes what a dead process started. Every call that changes
  * something is idempotent on its request id (AdminRequests).
+ *
+ * Every call takes its caller (kernel/caller.ts) and starts no step for a caller that has gone:
+ * each MySQL transaction, Redis step and etcd write is preceded by the check, and the transactions
+ * end at the caller's deadline. A call cut after its intent was recorded leaves the intent open: a
+ * replay of the request or the recovery worker finishes it, as after a crash (intent-steps.ts).
  */
 export class StockOperator {
   private readonly requests: AdminRequests;
@@ -52,24 +58,24 @@ export class StockOperator {
   }
 
   /** Sets on_hand to a counted value (stock-take). */
-  setStock(requestId: string, sku: string, onHand: number, reason: string, perUserLimit?: number): Promise<StockChangeResult> {
+  setStock(requestId: string, sku: string, onHand: number, reason: string, perUserLimit?: number, caller: Caller = NO_CALLER): Promise<StockChangeResult> {
     const fingerprint = `${sku}|${onHand}|${reason}|${perUserLimit ?? ''}`;
-    return this.changeOnHand(requestId, 'SetStock', fingerprint, sku, reason, perUserLimit, (row) => onHand - row.onHand);
+    return this.changeOnHand({ requestId, method: 'SetStock', fingerprint, caller }, sku, reason, perUserLimit, (row) => onHand - row.onHand);
   }
 
   /** Changes on_hand by a signed delta (goods received, broken, lost). */
-  adjustStock(requestId: string, sku: string, delta: number, reason: string): Promise<StockChangeResult> {
-    return this.changeOnHand(requestId, 'AdjustStock', `${sku}|${delta}|${reason}`, sku, reason, undefined, () => delta);
+  adjustStock(requestId: string, sku: string, delta: number, reason: string, caller: Caller = NO_CALLER): Promise<StockChangeResult> {
+    return this.changeOnHand({ requestId, method: 'AdjustStock', fingerprint: `${sku}|${delta}|${reason}`, caller }, sku, reason, undefined, () => delta);
   }
 
   /** Moves `quantity` from base into `count` new partitions and registers them. */
-  async preallocate(requestId: string, sku: string, quantity: number, count: number): Promise<PreallocateResult> {
-    const fingerprint = `${sku}|${quantity}|${count}`;
-    const replay = await this.replay<PreallocateResult>(requestId, 'Preallocate', fingerprint);
+  async preallocate(requestId: string, sku: string, quantity: number, count: number, caller: Caller = NO_CALLER): Promise<PreallocateResult> {
+    const call: AdminCall = { requestId, method: 'Preallocate', fingerprint: `${sku}|${quantity}|${count}`, caller };
+    const replay = await this.replay<PreallocateResult>(call);
     if (replay) return replay;
     const planned = this.creator.plan(sku, quantity, count);
     await transaction(this.pool, async (conn) => {
-      if (!(await this.requests.claim(conn, requestId, 'Preallocate', fingerprint))) return;
+      if (!(await this.claim(conn, call))) return;
       const row = await lockStock(conn, sku);
       if (row.base < quantity) {
         throw new DomainError('INSUFFICIENT_BASE', `sku ${sku} has ${row.base} units in base, ${quantity} asked`, sku);
@@ -77,22 +83,22 @@ export class StockOperator {
       await applyMovement(conn, adminMovement(`prealloc:${requestId}`, 'preallocate', sku, quantity, 'base', 'pool'));
       await insertPartitions(conn, planned.map(partitionRow), 'creating');
       await openIntent(conn, requestId, 'preallocate', sku, { partitions: planned.map(piece) } satisfies PreallocatePayload);
-    });
-    return this.finish<PreallocateResult>(requestId);
+    }, { caller });
+    return this.finish<PreallocateResult>(call);
   }
 
   /** Empties one partition back to base and deregisters it. */
-  async drainPartition(requestId: string, sku: string, partitionId: string): Promise<DrainResult> {
-    const fingerprint = `${sku}|${partitionId}`;
-    const replay = await this.replay<DrainResult>(requestId, 'DrainPartition', fingerprint);
+  async drainPartition(requestId: string, sku: string, partitionId: string, caller: Caller = NO_CALLER): Promise<DrainResult> {
+    const call: AdminCall = { requestId, method: 'DrainPartition', fingerprint: `${sku}|${partitionId}`, caller };
+    const replay = await this.replay<DrainResult>(call);
     if (replay) return replay;
     const target = (await this.views.known(sku)).find((p) => p.partitionId === partitionId);
     if (!target) throw new DomainError('PARTITION_NOT_FOUND', `sku ${sku} has no partition ${partitionId}`, sku);
     await transaction(this.pool, async (conn) => {
-      if (!(await this.requests.claim(conn, requestId, 'DrainPartition', fingerprint))) return;
+      if (!(await this.claim(conn, call))) return;
       await openIntent(conn, requestId, 'drain', sku, { partition: piece({ ...target, units: 0 }) } satisfies DrainPayload);
-    });
-    return this.finish<DrainResult>(requestId);
+    }, { caller });
+    return this.finish<DrainResult>(call);
   }
 
   /**
@@ -100,9 +106,9 @@ export class StockOperator {
    * carved and the old ones drained. When base already holds the target, the new partitions go
    * live before the old ones drain, so Reserves never find the SKU without partitions.
    */
-  async rebalance(requestId: string, sku: string, target: number, count: number, nodes: readonly string[]): Promise<RebalanceResult> {
-    const fingerprint = `${sku}|${target}|${count}|${nodes.join(',')}`;
-    const replay = await this.replay<RebalanceResult>(requestId, 'Rebalance', fingerprint);
+  async rebalance(requestId: string, sku: string, target: number, count: number, nodes: readonly string[], caller: Caller = NO_CALLER): Promise<RebalanceResult> {
+    const call: AdminCall = { requestId, method: 'Rebalance', fingerprint: `${sku}|${target}|${count}|${nodes.join(',')}`, caller };
+    const replay = await this.replay<RebalanceResult>(call);
     if (replay) return replay;
     for (const node of nodes) {
       if (!this.gateway.shards.options.nodes.includes(node)) {
@@ -113,7 +119,7 @@ export class StockOperator {
     const live = before.filter((p) => p.state === 'live');
     const partitions = target === 0 ? 0 : count || Math.max(1, live.length);
     await transaction(this.pool, async (conn) => {
-      if (!(await this.requests.claim(conn, requestId, 'Rebalance', fingerprint))) return;
+      if (!(await this.claim(conn, call))) return;
       const row = await lockStock(conn, sku);
       const createFirst = target > 0 && row.base >= target;
       const planned = this.creator.plan(sku, createFirst ? target : 0, partitions, nodes);
@@ -130,12 +136,13 @@ export class StockOperator {
         before,
       };
       await openIntent(conn, requestId, 'rebalance', sku, payload);
-    });
-    return this.finish<RebalanceResult>(requestId);
+    }, { caller });
+    return this.finish<RebalanceResult>(call);
   }
 
   /** Partitions with their live avail and state read from Redis; ended ones only when asked. */
-  async listPartitions(sku?: string, includeEnded = false): Promise<PartitionView[]> {
+  async listPartitions(sku?: string, includeEnded = false, caller: Caller = NO_CALLER): Promise<PartitionView[]> {
+    stayForCaller(caller, 'ListPartitions');
     const views = await this.views.list(sku, true);
     return includeEnded ? views : views.filter((p) => p.state === 'live' || p.state === 'creating');
   }
@@ -150,21 +157,21 @@ export class StockOperator {
   }
 
   private async changeOnHand(
-    requestId: string,
-    method: string,
-    fingerprint: string,
+    call: AdminCall,
     sku: string,
     reason: string,
     perUserLimit: number | undefined,
     delta: (row: StockRow) => number,
   ): Promise<StockChangeResult> {
-    const replay = await this.replay<StockChangeResult>(requestId, method, fingerprint);
+    const { requestId, caller } = call;
+    const replay = await this.replay<StockChangeResult>(call);
     if (replay) return replay;
     // The SKU must be known to every server before anything can be sold of it.
     const limit = perUserLimit ?? (await this.registry.getSku(sku))?.perUserLimit ?? 0;
+    stayForCaller(caller, `${call.method} ${requestId}`);
     await this.registry.putSku(sku, { perUserLimit: limit });
     const result = await transaction(this.pool, async (conn): Promise<StockChangeResult | 'shrink' | undefined> => {
-      if (!(await this.requests.claim(conn, requestId, method, fingerprint))) return undefined;
+      if (!(await this.claim(conn, call))) return undefined;
       const row = await lockStock(conn, sku);
       const eventBase = `adjust:${requestId}`;
       const fromPool = await applyOnHandChange(conn, row, delta(row), eventBase, 'adjust', reason);
@@ -177,9 +184,9 @@ export class StockOperator {
       const answer: StockChangeResult = { stock: await lockStock(conn, sku), shortfall: 0, replayed: false };
       await this.requests.complete(conn, requestId, answer);
       return answer;
-    });
-    if (result === 'shrink') return this.finish<StockChangeResult>(requestId);
-    return result ?? ((await this.replay<StockChangeResult>(requestId, method, fingerprint)) as StockChangeResult);
+    }, { caller });
+    if (result === 'shrink') return this.finish<StockChangeResult>(call);
+    return result ?? ((await this.replay<StockChangeResult>(call)) as StockChangeResult);
   }
 
   /** Finishes an intent if it is still open (a stock message's pool shrink, resumed by its redelivery). */
@@ -187,14 +194,43 @@ export class StockOperator {
     return this.steps.finish(intentId);
   }
 
-  /** The stored answer of a request seen before, finishing its intent first when it is still in progress. */
-  private replay<T>(requestId: string, method: string, fingerprint: string): Promise<T | undefined> {
-    return this.requests.replay<T>(requestId, method, fingerprint, (id) => this.steps.finish(id));
+  /**
+   * The stored answer of a request seen before, finishing its intent first when it is still in
+   * progress; undefined for a new one. Nothing is started for a caller that has gone.
+   */
+  private replay<T>(call: AdminCall): Promise<T | undefined> {
+    stayForCaller(call.caller, `${call.method} ${call.requestId}`);
+    return this.requests.replay<T>(call.requestId, call.method, call.fingerprint, (id) => this.finishFor(call, id));
+  }
+
+  private claim(conn: PoolConnection, call: AdminCall): Promise<boolean> {
+    return this.requests.claim(conn, call.requestId, call.method, call.fingerprint);
   }
 
   /** Finishes the request's intent and answers what it stored. */
-  private async finish<T>(requestId: string): Promise<T> {
-    await this.steps.finish(requestId);
-    return this.requests.stored<T>(requestId, false);
+  private async finish<T>(call: AdminCall): Promise<T> {
+    await this.finishFor(call, call.requestId);
+    return this.requests.stored<T>(call.requestId, false);
   }
+
+  /** Runs an intent's steps for a caller; cut, it says that the rest is left to a replay or the recovery worker. */
+  private async finishFor(call: AdminCall, intentId: string): Promise<void> {
+    try {
+      await this.steps.finish(intentId, call.caller);
+    } catch (err) {
+      if (!isCut(err)) throw err;
+      throw new DomainError(
+        err.kind,
+        `${err.message}; ${call.method} ${call.requestId} is recorded and its remaining steps are left to a retry with the same request_id or to the recovery worker`,
+      );
+    }
+  }
+}
+
+/** One admin call that changes something: its idempotency key and the caller it works for. */
+interface AdminCall {
+  readonly requestId: string;
+  readonly method: string;
+  readonly fingerprint: string;
+  readonly caller: Caller;
 }

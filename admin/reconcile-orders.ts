@@ -1,7 +1,7 @@
 import { orderOfTaker } from '../allocator/attempts';
 import { PartitionRef } from '../allocator/gateway';
 import { PartitionInspector } from '../allocator/inspector';
-import { SkuCheck } from './discrepancy';
+import { SkuCheck, stayForCheck } from './discrepancy';
 
 /**
  * Reconcile's look at who holds a SKU's units: every order with units taken and not released, from
@@ -62,6 +62,7 @@ export async function checkHolders(
   const rolledBack = new Set<string>();
   if (check.repair) {
     for (const [orderId] of stuckHolding) {
+      stayForCheck(check, `before rolling back order ${orderId}`);
       await recover(orderId);
       const [after] = await inspector.orderStates([orderId]);
       if (after?.state !== 'PENDING') rolledBack.add(orderId);

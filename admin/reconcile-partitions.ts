@@ -3,7 +3,8 @@ import { PartitionLedgerView, checkpointPartition, partitionAsOf } from '../stor
 import { PartitionRow } from '../store/partitions';
 import { PartitionRef } from '../allocator/gateway';
 import { PartitionAudit, PartitionInspector } from '../allocator/inspector';
-import { SkuCheck } from './discrepancy';
+import { pause } from '../kernel/caller';
+import { SkuCheck, stayForCheck } from './discrepancy';
 
 /**
  * Reconcile's comparison of each partition's units in Redis with MySQL's ledger, at one cut.
@@ -13,6 +14,8 @@ import { SkuCheck } from './discrepancy';
  * writes a ledger record carrying its number, so MySQL's rows 1..seq of the partition describe
  * exactly that state. MySQL is asked until it holds all of them (records on their way through the
  * stream are waited for, never mistaken for missing units), and only then are the two compared.
+ * The wait ends early when Reconcile's caller goes: the call then answers DEADLINE_EXCEEDED or
+ * CANCELLED, not a report (LEDGER_BEHIND is what the whole cut timeout could not get).
  *
  * A difference found there does not change while Reserves and Releases go on: each changes Redis
  * and MySQL by the same amount. So a repair stays right later, unless another repair ran in
@@ -69,7 +72,7 @@ async function compareOne(check: SkuCheck, db: Pool, inspector: PartitionInspect
     if (audit.state === 'suspect') return;
   }
   // A partition whose hash is gone changes no more: all MySQL has of it is the whole story.
-  const view = audit.exists ? await viewAtCut(db, id, audit.seq, deadline) : await partitionAsOf(db, id, Number.MAX_SAFE_INTEGER);
+  const view = audit.exists ? await viewAtCut(check, db, id, audit.seq, deadline) : await partitionAsOf(db, id, Number.MAX_SAFE_INTEGER);
   if (!view) return;
   if (audit.exists && (view.rows > audit.seq || view.highestSeq > audit.seq)) {
     // MySQL may hold changes made after the cut; Redis going back behind them is what matters.
@@ -98,6 +101,7 @@ async function compareOne(check: SkuCheck, db: Pool, inspector: PartitionInspect
     id,
   );
   if (!check.repair) return;
+  stayForCheck(check, `before repairing partition ${id}`);
   const units = Math.abs(view.pool - audit.avail);
   const reason = missing ? 'pool units missing from Redis returned to base' : 'units MySQL never counted taken off sale';
   const res = await inspector.repairPartition(ref, audit.fix, missing ? 'missing' : 'excess', units, `reconcile:${id}:fix${audit.fix}`, reason, view.highestSeq + 1);
@@ -109,11 +113,15 @@ async function compareOne(check: SkuCheck, db: Pool, inspector: PartitionInspect
   }
 }
 
-/** MySQL's view of the partition at `seq`, asked again until it holds every change up to there or the deadline passes. */
-async function viewAtCut(db: Pool, partitionId: string, seq: number, deadline: number): Promise<PartitionLedgerView | undefined> {
+/**
+ * MySQL's view of the partition at `seq`, asked again until it holds every change up to there or
+ * the cut's deadline passes; throws DEADLINE_EXCEEDED or CANCELLED once the caller goes first.
+ */
+async function viewAtCut(check: SkuCheck, db: Pool, partitionId: string, seq: number, deadline: number): Promise<PartitionLedgerView | undefined> {
   for (;;) {
+    stayForCheck(check, `waiting for MySQL to hold partition ${partitionId}'s records up to change ${seq}`);
     const view = await partitionAsOf(db, partitionId, seq);
     if (!view || view.complete || view.rows > seq || Date.now() >= deadline) return view;
-    await new Promise((resolve) => setTimeout(resolve, CUT_POLL_MS));
+    await pause(Math.min(CUT_POLL_MS, deadline - Date.now()), check.caller);
   }
 }

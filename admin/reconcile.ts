@@ -1,4 +1,5 @@
 import type { Pool } from 'mysql2/promise';
+import { Caller, NO_CALLER, pause, stayForCaller } from '../kernel/caller';
 import { Logger } from '../kernel/logger';
 import { openIntentPartitions } from '../store/intents';
 import { transaction } from '../store/mysql';
@@ -6,7 +7,7 @@ import { PartitionRow, listPartitionRows, setPartitionState } from '../store/par
 import { StockRow, allSkus, readStock } from '../store/stock';
 import { PartitionAudit, PartitionInspector } from '../allocator/inspector';
 import { OperatorRegistry } from './types';
-import { Discrepancy, SkuCheck } from './discrepancy';
+import { Discrepancy, SkuCheck, stayForCheck } from './discrepancy';
 import { checkHolders } from './reconcile-orders';
 import { AdminRequests } from './requests';
 import { KnownPartition, comparePartitionUnits } from './reconcile-partitions';
@@ -52,6 +53,11 @@ const STATES_MYSQL_CAN_HOLD = new Set(['live', 'exhausted', 'drained']);
  *   - MySQL's own invariants: conservation, no negative term (once the records that could explain
  *     one have landed), shortfalls.
  * A dry run repairs nothing. Nothing in flight is reported as a difference.
+ *
+ * It works for its caller: no step (a SKU's reads, a wait for the ledger, a repair) starts once the
+ * caller has gone, and the call then answers DEADLINE_EXCEEDED or CANCELLED instead of a report.
+ * Repairs made before are each a complete, conditional step; the request id is claimed only with
+ * the whole report, so a retry with it runs again.
  */
 export class Reconciler {
   private readonly cutTimeoutMs: number;
@@ -65,9 +71,10 @@ export class Reconciler {
     this.registryGraceMs = options.registryGraceMs ?? 2000;
   }
 
-  async reconcile(skus: readonly string[], repair: boolean, requestId: string): Promise<ReconcileResult> {
+  async reconcile(skus: readonly string[], repair: boolean, requestId: string, caller: Caller = NO_CALLER): Promise<ReconcileResult> {
     const { pool, logger } = this.deps;
     const fingerprint = skus.join(',');
+    stayForCaller(caller, 'Reconcile');
     if (repair) {
       const prior = await this.requests.replay<ReconcileResult>(requestId, 'Reconcile', fingerprint);
       if (prior) return prior;
@@ -79,12 +86,14 @@ export class Reconciler {
       const check: SkuCheck = {
         sku,
         repair,
+        caller,
         report(kind, expected, actual, detail, partitionId = '', orderId = '') {
           const d: Discrepancy = { sku, partitionId, orderId, kind, expected, actual, detail, repaired: false };
           discrepancies.push(d);
           return d;
         },
       };
+      stayForCheck(check);
       partitionsChecked += await this.checkSku(check);
     }
     const result: ReconcileResult = { discrepancies, skusChecked: targets.length, partitionsChecked };
@@ -92,7 +101,7 @@ export class Reconciler {
       // Claimed and answered at once: a repair is a set of conditional steps, each safe to run again.
       await transaction(pool, async (conn) => {
         if (await this.requests.claim(conn, requestId, 'Reconcile', fingerprint)) await this.requests.complete(conn, requestId, result);
-      });
+      }, { caller });
     }
     if (discrepancies.length > 0) logger.warn({ discrepancies: discrepancies.length, repair }, 'reconcile found discrepancies');
     return result;
@@ -108,8 +117,11 @@ export class Reconciler {
     const partitions = [...known.values()];
 
     const { audits } = await comparePartitionUnits(check, pool, inspector, partitions, this.cutTimeoutMs);
+    stayForCheck(check);
     await this.checkRegistrations(check, partitions, audits, new Set(registered.map((e) => e.partitionId)));
+    stayForCheck(check);
     await checkHolders(check, inspector, partitions.filter((_, i) => audits[i].exists).map((p) => p.ref), this.options.recoveryGraceMs, this.deps.recover);
+    stayForCheck(check);
     await this.checkTotals(check, partitions.length > 0);
     return partitions.length;
   }
@@ -133,6 +145,7 @@ export class Reconciler {
         if (recorded === 'live') {
           const d = check.report('UNREGISTERED_PARTITION', 1, 0, 'live in Redis with units but not in the registry', partitionId);
           if (check.repair) {
+            stayForCheck(check, `before registering partition ${partitionId}`);
             await registry.registerPartition({ sku: check.sku, partitionId, node: p.row!.node, shard, epoch, createdAt: Date.now() });
             d.repaired = true;
           }
@@ -145,23 +158,25 @@ export class Reconciler {
       }
       if (recorded === 'live' && state === 'exhausted') {
         // Retiring an empty partition does not touch MySQL (it happens on the Reserve path): catch up quietly.
-        if (check.repair) await transaction(pool, (conn) => setPartitionState(conn, [partitionId], 'exhausted'));
+        if (check.repair) await transaction(pool, (conn) => setPartitionState(conn, [partitionId], 'exhausted'), { caller: check.caller });
       } else if (recorded && recorded !== 'creating' && recorded !== state) {
         const d = check.report('PARTITION_STATE', 0, 0, `MySQL says ${recorded}, Redis says ${state ?? 'missing'}`, partitionId);
         if (check.repair && state && STATES_MYSQL_CAN_HOLD.has(state)) {
-          await transaction(pool, (conn) => setPartitionState(conn, [partitionId], state as PartitionRow['state']));
+          await transaction(pool, (conn) => setPartitionState(conn, [partitionId], state as PartitionRow['state']), { caller: check.caller });
           d.repaired = true;
         }
       }
     }
     if (stale.length === 0) return;
-    await new Promise((resolve) => setTimeout(resolve, this.registryGraceMs));
+    await pause(this.registryGraceMs, check.caller);
+    stayForCheck(check, 'after the grace for registrations to catch up');
     const still = new Set((await registry.listPartitions(check.sku)).map((e) => e.partitionId));
     for (const p of stale.filter((s) => still.has(s.ref.partitionId))) {
       const now = await inspector.auditPartition(p.ref);
       if (now.exists && now.state === 'live') continue;
       const d = check.report('STALE_REGISTRATION', 0, 1, `registered but ${now.exists ? now.state : 'missing'} in Redis`, p.ref.partitionId);
       if (check.repair) {
+        stayForCheck(check, `before deregistering partition ${p.ref.partitionId}`);
         await registry.removePartition(check.sku, p.ref.partitionId, p.ref.epoch);
         d.repaired = true;
       }
@@ -182,7 +197,7 @@ export class Reconciler {
       if (hasPartitions) check.report('MISSING_SKU_ROW', 0, 0, 'partitions exist in Redis or etcd but MySQL has no row for the SKU');
       return;
     }
-    if (negativeTerms(row).length > 0 && (await this.ledgerCaughtUp(Date.now()))) {
+    if (negativeTerms(row).length > 0 && (await this.ledgerCaughtUp(check, Date.now()))) {
       row = (await readStock(pool, [check.sku])).get(check.sku)!;
     }
     for (const [term, value] of negativeTerms(row)) check.report('NEGATIVE_TERM', 0, value, `${term} is negative`);
@@ -191,14 +206,18 @@ export class Reconciler {
     if (row.shortfall > 0) check.report('SHORTFALL', 0, row.shortfall, 'orders hold units that are physically gone (a loss exceeded base and pool): release orders, or count the stock and SetStock');
   }
 
-  /** Waits until every ledger record written before `sinceMs` has landed in MySQL; false after the cut timeout. */
-  private async ledgerCaughtUp(sinceMs: number): Promise<boolean> {
+  /**
+   * Waits until every ledger record written before `sinceMs` has landed in MySQL; false after the
+   * cut timeout; DEADLINE_EXCEEDED or CANCELLED once the caller goes first.
+   */
+  private async ledgerCaughtUp(check: SkuCheck, sinceMs: number): Promise<boolean> {
     const until = Date.now() + this.cutTimeoutMs;
     for (;;) {
+      stayForCheck(check, 'waiting for the ledger to catch up');
       const lag = await this.deps.ledgerLag().catch(() => undefined);
       if (lag && (lag.waiting === 0 || Date.now() - lag.oldestAgeMs > sinceMs)) return true;
       if (Date.now() >= until) return false;
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await pause(Math.min(50, until - Date.now()), check.caller);
     }
   }
 }

@@ -8,6 +8,8 @@ import { Config, TlsFiles } from './config';
 import { unauthenticated, unimplemented } from './errors';
 import { Logger, createLogger } from '../kernel/logger';
 import { Metrics, startMetricsServer } from './metrics';
+import { oneRequestMessage } from './framing';
+import { outOfRangeField } from './proto-definition';
 import { reflectionFor } from './reflection';
 import { BindOptions, Handlers, UnaryMethodDefinition, bindService, decodingSafely } from './transport';
 import { HealthReport, ServingStatus } from './health';
@@ -110,7 +112,7 @@ export async function startApp(options: AppOptions): Promise<App> {
 
 /** One gRPC server with its health and reflection services. */
 class GrpcPort {
-  readonly server = new Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024 });
+  readonly server = new Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024, interceptors: [oneRequestMessage] });
   private readonly health: HealthImplementation;
   private closing = false;
 
@@ -122,7 +124,7 @@ class GrpcPort {
 
   /** Adds the API service; methods without a handler answer UNIMPLEMENTED. */
   serve<D extends Record<string, UnaryMethodDefinition<any, any>>>(definition: D, handlers: Partial<Handlers<D>> | undefined, options: BindOptions): void {
-    this.server.addService(decodingSafely(definition), bindService(definition, withUnimplemented(definition, options.serviceName, handlers), options));
+    this.server.addService(decodingSafely(definition, outOfRangeField), bindService(definition, withUnimplemented(definition, options.serviceName, handlers), options));
   }
 
   /** Binds the port, with TLS when certificate and key files are given. */

@@ -6,9 +6,10 @@ import {
   status,
 } from '@grpc/grpc-js';
 import { Logger } from '../kernel/logger';
-import { ServiceError, resourceExhausted, toStatus } from './errors';
+import { ServiceError, invalidArgument, resourceExhausted, toStatus } from './errors';
 import { InFlightLimit } from './in-flight';
 import { Metrics } from './metrics';
+import { OutOfRange } from './out-of-range';
 
 /**
  * What a handler knows of its call. Handlers never touch grpc-js: they take a request and this
@@ -58,17 +59,24 @@ export interface BindOptions {
 
 /** What requestDeserialize answers for a body it cannot decode (see decodingSafely). */
 class Undecodable {
-  constructor(readonly why: string) {}
+  constructor(
+    readonly why: string,
+    /** The int64 field whose value the server cannot take, when that is why. */
+    readonly outOfRange?: OutOfRange,
+  ) {}
 }
+
+/** Finds the int64 field of a refused body that is out of range (server/proto-definition.ts). */
+export type OutOfRangeLocator = (methodPath: string, body: Buffer) => OutOfRange | undefined;
 
 /**
  * A service definition whose requests never fail to decode inside grpc-js: a body that is not the
  * message (random bytes, an int64 beyond what a JavaScript number holds) becomes an Undecodable,
- * which the handler's adapter answers INVALID_ARGUMENT with reason UNDECODABLE_REQUEST. grpc-js
- * itself would answer INTERNAL ("Error deserializing request"), blaming the server for the
- * caller's bytes.
+ * which the handler's adapter answers INVALID_ARGUMENT: INVALID_FIELD naming the field for an int64
+ * out of range (found by `locate`), UNDECODABLE_REQUEST for the rest. grpc-js itself would answer
+ * INTERNAL ("Error deserializing request"), blaming the server for the caller's bytes.
  */
-export function decodingSafely<D extends Record<string, UnaryMethodDefinition<any, any>>>(definition: D): D {
+export function decodingSafely<D extends Record<string, UnaryMethodDefinition<any, any>>>(definition: D, locate?: OutOfRangeLocator): D {
   const safe: Record<string, UnaryMethodDefinition<unknown, unknown>> = {};
   for (const [name, method] of Object.entries(definition)) {
     safe[name] = {
@@ -77,12 +85,24 @@ export function decodingSafely<D extends Record<string, UnaryMethodDefinition<an
         try {
           return method.requestDeserialize(value);
         } catch (err) {
-          return new Undecodable(err instanceof Error ? err.message : String(err));
+          return new Undecodable(err instanceof Error ? err.message : String(err), locate?.(method.path, value));
         }
       },
     };
   }
   return safe as D;
+}
+
+/** The answer to a body that did not decode: the field when it is known. */
+function undecodable(request: Undecodable, serviceName: string, method: string): ServiceError {
+  const range = request.outOfRange;
+  if (range) {
+    return invalidArgument(
+      range.field,
+      `${range.value} is out of range: this server takes int64 values from -(2^53-1) to 2^53-1 (${Number.MAX_SAFE_INTEGER}); nothing was done`,
+    );
+  }
+  return new ServiceError(status.INVALID_ARGUMENT, 'UNDECODABLE_REQUEST', `the request is not a valid ${serviceName}/${method} message: ${request.why}`);
 }
 
 /**
@@ -143,9 +163,7 @@ function adaptUnary(method: string, handler: UnaryHandler<unknown, unknown>, opt
     };
     try {
       authorize?.(call.metadata);
-      if (call.request instanceof Undecodable) {
-        throw new ServiceError(status.INVALID_ARGUMENT, 'UNDECODABLE_REQUEST', `the request is not a valid ${serviceName}/${method} message: ${call.request.why}`);
-      }
+      if (call.request instanceof Undecodable) throw undecodable(call.request, serviceName, method);
       handler(call.request, ctx).then((response) => {
         ctx.answered = true;
         count(status.OK);

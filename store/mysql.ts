@@ -1,5 +1,7 @@
 import mysql, { Pool, PoolConnection } from 'mysql2/promise';
 import { Breakers, DependencyBreaker } from '../kernel/breaker';
+import { Caller, NO_CALLER, pause, stayForCaller } from '../kernel/caller';
+import { DomainError } from '../kernel/errors';
 import { DependencyTimeout, DependencyUnavailable } from '../kernel/dependency';
 
 export { applyMovement, applyMovements, AppliedMovements, Bucket, BUCKETS, Movement, MovementError, movementProblem } from './ledger-apply';
@@ -166,6 +168,31 @@ export interface TransactionOptions {
   readonly timeoutMs?: number;
   /** Told before each retry (logs, metrics, tests). */
   readonly onRetry?: (err: unknown, attempt: number) => void;
+  /**
+   * The call the transaction works for (kernel/caller.ts). Checked before BEGIN and before each
+   * retry: for a caller that has gone no run starts (DEADLINE_EXCEEDED or CANCELLED). A run that
+   * reaches the caller's deadline first is cut like one past `timeoutMs` (InnoDB rolls it back)
+   * and answers DEADLINE_EXCEEDED: the caller's deadline is not MySQL being slow, so the breaker
+   * does not count it. A cancellation lets the run in progress finish: it was started for the
+   * caller, and cutting it would change nothing the caller could see.
+   */
+  readonly caller?: Caller;
+}
+
+/** What limits one run: `timeoutMs` or the caller's deadline, whichever comes first; 0 ms is no limit. */
+export interface RunLimit {
+  readonly ms: number;
+  /** The caller's deadline, not the transaction's own timeout, sets the limit. */
+  readonly byCaller: boolean;
+}
+
+/** The limit of a run starting at `now` (pure: tested in test/unit). */
+export function runLimit(timeoutMs: number, deadline: number, now: number): RunLimit {
+  const toDeadline = deadline - now;
+  if (!Number.isFinite(toDeadline)) return { ms: Math.max(0, timeoutMs), byCaller: false };
+  const untilDeadline = Math.max(1, Math.ceil(toDeadline));
+  if (timeoutMs > 0 && timeoutMs <= untilDeadline) return { ms: timeoutMs, byCaller: false };
+  return { ms: untilDeadline, byCaller: true };
 }
 
 /** A transaction run that took longer than its `timeoutMs`; its outcome is unknown only if it was committing. */
@@ -183,35 +210,41 @@ export class MysqlTimeoutError extends DependencyTimeout {
  * transaction goes back to the pool with it). A connection whose ROLLBACK failed is destroyed, not
  * released, so no transaction ever leaks into the pool. The whole transaction runs again after a
  * deadlock or a lock wait timeout (InnoDB rolled it back), so `fn` must be safe to run again: it
- * may only touch the world outside MySQL once the returned promise has resolved.
+ * may only touch the world outside MySQL once the returned promise has resolved. With a `caller`,
+ * no run starts for a caller that has gone and none outlives its deadline (TransactionOptions).
  */
 export async function transaction<T>(pool: Pool, fn: (conn: PoolConnection) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
   const attempts = Math.max(1, options.attempts ?? 5);
+  const caller = options.caller ?? NO_CALLER;
   const guard = rawPools.get(pool);
   const run = guard ? () => guard.breaker.run(() => runOnce(guard.raw, fn, options).then(undefined, rethrowTyped)) : () => runOnce(pool, fn, options);
   for (let attempt = 1; ; attempt++) {
+    stayForCaller(caller, 'a MySQL transaction');
     try {
       return await run();
     } catch (err) {
       if (attempt >= attempts || !isRetryableTransactionError(err)) throw mysqlFailure(err);
       options.onRetry?.(err, attempt);
       const backoff = Math.min(1000, (options.backoffMs ?? 20) * 2 ** (attempt - 1)) * (0.5 + Math.random());
-      await new Promise((resolve) => setTimeout(resolve, backoff));
+      await pause(backoff, caller);
     }
   }
 }
 
 async function runOnce<T>(pool: Pool, fn: (conn: PoolConnection) => Promise<T>, options: TransactionOptions): Promise<T> {
+  const caller = options.caller ?? NO_CALLER;
   const timeoutMs = options.timeoutMs ?? 30_000;
   const started = Date.now();
-  const conn = await acquire(pool, timeoutMs);
+  const limit = runLimit(timeoutMs, caller.deadline, started);
+  const overrun = () => (limit.byCaller ? new DomainError('DEADLINE_EXCEEDED', "a MySQL transaction: ran out of time (the call's deadline) and its connection was cut; a retry with the same ids is safe") : new MysqlTimeoutError(timeoutMs));
+  const conn = await acquire(pool, limit.ms, overrun);
   let timedOut = false;
-  const left = timeoutMs - (Date.now() - started);
+  const left = limit.ms - (Date.now() - started);
   const watchdog =
-    timeoutMs > 0
+    limit.ms > 0
       ? setTimeout(() => {
           timedOut = true;
-          cut(conn);
+          cut(pool, conn);
         }, Math.max(1, left))
       : undefined;
   let reusable = true;
@@ -230,7 +263,7 @@ async function runOnce<T>(pool: Pool, fn: (conn: PoolConnection) => Promise<T>, 
     } catch {
       reusable = false;
     }
-    if (timedOut) throw new MysqlTimeoutError(timeoutMs);
+    if (timedOut) throw overrun();
     throw err;
   } finally {
     clearTimeout(watchdog);
@@ -240,12 +273,12 @@ async function runOnce<T>(pool: Pool, fn: (conn: PoolConnection) => Promise<T>, 
 }
 
 /** pool.getConnection with a deadline: mysql2 queues callers without one while every connection is busy. */
-async function acquire(pool: Pool, timeoutMs: number): Promise<PoolConnection> {
+async function acquire(pool: Pool, timeoutMs: number, overrun: () => Error): Promise<PoolConnection> {
   const pending = pool.getConnection();
   if (timeoutMs <= 0) return pending;
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new MysqlTimeoutError(timeoutMs)), timeoutMs);
+    timer = setTimeout(() => reject(overrun()), timeoutMs);
   });
   try {
     return await Promise.race([pending, deadline]);
@@ -261,12 +294,18 @@ async function acquire(pool: Pool, timeoutMs: number): Promise<PoolConnection> {
 /**
  * Cuts a connection's socket. Unlike conn.destroy() (a graceful FIN, after which mysql2 no longer
  * answers the statement in flight), a destroyed socket makes mysql2 fail every queued statement
- * with PROTOCOL_CONNECTION_LOST and drop the connection from its pool.
+ * with PROTOCOL_CONNECTION_LOST and drop the connection from its pool. The server notices a closed
+ * socket only when it next writes to it: a statement waiting for a row lock would keep its
+ * transaction's locks until its lock wait timeout (50 s by default), so the server thread is killed
+ * too, from another connection, and InnoDB rolls the transaction back at once. Best effort: when
+ * MySQL cannot be reached the KILL fails and the server drops the thread when it notices.
  */
-function cut(conn: PoolConnection): void {
+function cut(pool: Pool, conn: PoolConnection): void {
+  const threadId = (conn as unknown as { threadId?: unknown }).threadId;
   const core = (conn as unknown as { connection?: { stream?: { destroy(): void } } }).connection;
   if (core?.stream) core.stream.destroy();
   else conn.destroy();
+  if (typeof threadId === 'number') pool.query('KILL CONNECTION ?', [threadId]).catch(() => {});
 }
 
 const ER_LOCK_WAIT_TIMEOUT = 1205;

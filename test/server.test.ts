@@ -7,7 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { ReserveOutcome, ReserveRequest, ReserveResponse } from '../gen/inventory/v1/inventory.pb';
 import { AdminServiceClient, ListPartitionsRequest } from '../gen/inventory/v1/admin.pb';
 import { ADMIN_SERVICE, INVENTORY_SERVICE } from '../server/app';
-import { REASON_KEY } from '../server/errors';
+import { FIELD_KEY, REASON_KEY } from '../server/errors';
 import { testConfig, uniqueName } from './helpers/config';
 import { expectCode, healthClient, listServicesByReflection, unary } from './helpers/grpc';
 import { TestServer, startTestServer } from './helpers/server';
@@ -50,7 +50,7 @@ describe('gRPC server', () => {
     await expectCode(unary(server.admin, 'listPartitions', ListPartitionsRequest.fromPartial({}), md), grpc.status.UNAUTHENTICATED);
   });
 
-  it('answers a request it cannot decode INVALID_ARGUMENT (UNDECODABLE_REQUEST), not INTERNAL', async () => {
+  it('answers a request it cannot decode INVALID_ARGUMENT (UNDECODABLE_REQUEST, or the int64 field out of range), not INTERNAL', async () => {
     const raw = (address: string, path: string, body: Buffer, metadata = new grpc.Metadata()) => {
       const client = new grpc.Client(address, grpc.credentials.createInsecure());
       return new Promise<unknown>((resolve, reject) =>
@@ -66,8 +66,9 @@ describe('gRPC server', () => {
     // AdjustStock with delta = 2^63 - 1: an int64 no JavaScript number holds exactly.
     const int64Max = Buffer.from([0x0a, 0x01, 0x72, 0x12, 0x01, 0x73, 0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]);
     const huge = await expectCode(raw(server.adminAddress, '/inventory.v1.AdminService/AdjustStock', int64Max, server.adminAuth()), grpc.status.INVALID_ARGUMENT);
-    assert.equal(huge.metadata.get(REASON_KEY)[0], 'UNDECODABLE_REQUEST');
-    assert.match(huge.details, /adjustStock message: Value is larger than Number.MAX_SAFE_INTEGER/);
+    assert.equal(huge.metadata.get(REASON_KEY)[0], 'INVALID_FIELD');
+    assert.equal(huge.metadata.get(FIELD_KEY)[0], 'delta');
+    assert.match(huge.details, /^delta: 9223372036854775807 is out of range/);
   });
 
   it('serves Prometheus metrics that count answered calls', async () => {
