@@ -34,7 +34,7 @@ export const DEFAULT_LOAD: Omit<LoadOptions, 'tag' | 'skus'> = {
   releaseShare: 0.2,
   callTimeoutMs: 5000,
   retryForMs: 90_000,
-  maxInFlight: 400,
+  maxInFlight: 1500,
 };
 
 export type Operation = 'Reserve' | 'Confirm' | 'Release';

@@ -46,7 +46,7 @@ const SETTLE_MS = 3000;
 const RECOVERY_LIMIT_MS = 60_000;
 
 /** Units of each SKU on hand, and carved into partitions up front: far more than any scenario's load buys. */
-const ON_HAND = 20_000;
+export const ON_HAND = 20_000;
 const CARVED = 4000;
 
 /** Puts `skus` on sale in the fixture's stores: on hand, carved into 8 partitions, in the registry cache. */
