@@ -37,9 +37,9 @@ function clientConstructor(protoFile: string, servicePath: string[], includeDirs
 }
 
 /** A client of the standard grpc.health.v1.Health service. */
-export function healthClient(address: string): grpc.Client {
+export function healthClient(address: string, options: Partial<grpc.ClientOptions> = {}): grpc.Client {
   const Health = clientConstructor(healthProtoPath, ['grpc', 'health', 'v1', 'Health']);
-  return new Health(address, grpc.credentials.createInsecure());
+  return new Health(address, grpc.credentials.createInsecure(), options);
 }
 
 /** Lists the services a server exposes through grpc.reflection.v1 server reflection. */

@@ -27,16 +27,19 @@ export interface RedisNodeOptions {
    * the directory is a consistent earlier state and a restart after kill() has every write.
    */
   readonly aof?: boolean;
+  /** Memory limit (redis-server's maxmemory, e.g. "32mb"); writes past it are refused (noeviction). */
+  readonly maxmemory?: string;
 }
 
 export async function startRedisNode(options: RedisNodeOptions = {}): Promise<RedisNode> {
   const port = await freePort();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'inv-redis-'));
   const persistence = options.aof ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
+  const memory = options.maxmemory ? ['--maxmemory', options.maxmemory] : [];
   const launch = async (): Promise<ChildProcess> => {
     const started = spawn(
       'redis-server',
-      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--dir', dir, '--maxmemory-policy', 'noeviction'],
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--dir', dir, '--maxmemory-policy', 'noeviction', ...memory],
       { stdio: 'ignore' },
     );
     await waitForPort(port, 10_000);
@@ -68,7 +71,6 @@ export async function startRedisNode(options: RedisNodeOptions = {}): Promise<Re
   };
 }
 
-/** A TCP port nothing listens on now. */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer().listen(0, '127.0.0.1', () => {
