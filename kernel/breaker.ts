@@ -124,15 +124,3 @@ export class Breakers extends EventEmitter<{ change: [breaker: DependencyBreaker
     for (const breaker of this.byName.values()) breaker.shutdown();
   }
 }
-
-/** Turns an error of a dependency's edge into DependencyUnavailable when it says the dependency is down. */
-export type FailureClassifier = (err: unknown) => unknown;
-
-/** A guarded call: through the node's breaker, with the edge's errors made typed first. */
-export function guarded<T>(breaker: DependencyBreaker, classify: FailureClassifier, work: () => Promise<T>): Promise<T> {
-  return breaker.run(() =>
-    work().then(undefined, (err: unknown) => {
-      throw classify(err);
-    }),
-  );
-}

@@ -6,7 +6,9 @@ import {
   status,
 } from '@grpc/grpc-js';
 import { Logger } from '../kernel/logger';
-import { ServiceError, invalidArgument, resourceExhausted, toStatus } from './errors';
+import { Overloaded } from '../kernel/dependency';
+import { toServiceError } from './domain-errors';
+import { ServiceError, invalidArgument, toStatus } from './errors';
 import { InFlightLimit } from './in-flight';
 import { Metrics } from './metrics';
 import { OutOfRange } from './out-of-range';
@@ -139,7 +141,7 @@ function adaptUnary(method: string, handler: UnaryHandler<unknown, unknown>, opt
     const started = performance.now();
     if (inFlight && !inFlight.tryEnter()) {
       shed?.inc();
-      const failure = toStatus(overloaded(inFlight));
+      const failure = toStatus(toServiceError(new Overloaded(`the server has ${inFlight.limit} calls in progress (MAX_IN_FLIGHT); nothing was done, retry later`, inFlight.retryAfterMs())));
       count(failure.code);
       latency.observe((performance.now() - started) / 1000);
       callback(failure);
@@ -176,10 +178,6 @@ function adaptUnary(method: string, handler: UnaryHandler<unknown, unknown>, opt
       fail(err);
     }
   };
-}
-
-function overloaded(inFlight: InFlightLimit): ServiceError {
-  return resourceExhausted('OVERLOADED', `the server has ${inFlight.limit} calls in progress (MAX_IN_FLIGHT); nothing was done, retry later`, inFlight.retryAfterMs());
 }
 
 /**

@@ -7,7 +7,7 @@ import { stockConsumerOptions } from '../../server/mq-options';
 import { testConfig, uniqueName } from '../helpers/config';
 import { InventoryFixture, startInventory, waitFor } from '../helpers/inventory';
 import { TcpProxy } from '../helpers/tcp-proxy';
-import { FAULT_ENV, ON_HAND, degradedOf, noFailures, runScenario, servingThroughout, stockSkus } from './scenario';
+import { FAULT_ENV, ON_HAND, noFailures, runScenario, servingThroughout, stockSkus } from './scenario';
 
 /**
  * The other dependencies under steady load, each behind a TCP proxy of the test's own (the shared
@@ -38,8 +38,6 @@ describe('faults: etcd, MySQL, RabbitMQ', function () {
       await runScenario({
         name: 'etcd frozen 30 s (proxy blackhole: nothing flows, nothing closes, like SIGSTOP)',
         inv,
-        address: inv.server.inventoryAddress,
-        degraded: degradedOf(inv),
         skus,
         faultMs: 30_000,
         inject: async () => proxy.pause('blackhole'),
@@ -58,8 +56,6 @@ describe('faults: etcd, MySQL, RabbitMQ', function () {
       await runScenario({
         name: 'MySQL stopped 30 s (proxy refuses every connection)',
         inv,
-        address: inv.server.inventoryAddress,
-        degraded: degradedOf(inv),
         skus,
         faultMs: 30_000,
         inject: async () => proxy.pause('reset'),
@@ -115,8 +111,6 @@ describe('faults: etcd, MySQL, RabbitMQ', function () {
         await runScenario({
           name: `RabbitMQ gone 5 s (proxy resets the server's connections) while warehouse receipts arrive (~20/s)`,
           inv,
-          address: inv.server.inventoryAddress,
-          degraded: degradedOf(inv),
           skus,
           faultMs: 5000,
           alongside: publish,

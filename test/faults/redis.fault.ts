@@ -3,7 +3,7 @@ import { loadConfig } from '../../server/config';
 import { InventoryFixture, startInventory } from '../helpers/inventory';
 import { RedisNode, startRedisNode } from '../helpers/redis-node';
 import { TcpProxy } from '../helpers/tcp-proxy';
-import { FAULT_ENV, degradedOf, failuresOnly, runScenario, stockSkus } from './scenario';
+import { FAULT_ENV, failuresOnly, runScenario, stockSkus } from './scenario';
 
 /**
  * Redis faults under steady Reserve/Confirm/Release load, each on a Redis node or a proxy of the
@@ -26,8 +26,6 @@ describe('faults: Redis', function () {
       await runScenario({
         name: 'Redis SIGKILL, restarted after 3 s (the only node, appendfsync always)',
         inv,
-        address: inv.server.inventoryAddress,
-        degraded: degradedOf(inv),
         skus,
         faultMs: 3000,
         inject: () => node.kill(),
@@ -48,8 +46,6 @@ describe('faults: Redis', function () {
       await runScenario({
         name: 'one of two Redis nodes SIGKILLed, restarted after 5 s',
         inv,
-        address: inv.server.inventoryAddress,
-        degraded: degradedOf(inv),
         skus,
         faultMs: 5000,
         inject: () => nodeB.kill(),
@@ -70,8 +66,6 @@ describe('faults: Redis', function () {
       await runScenario({
         name: "the server's Redis connection cut (proxy resets every connection for 3 s)",
         inv,
-        address: inv.server.inventoryAddress,
-        degraded: degradedOf(inv),
         skus,
         faultMs: 3000,
         inject: async () => proxy.pause('reset'),
@@ -97,8 +91,6 @@ describe('faults: Redis', function () {
       await runScenario({
         name: 'a Redis node filled to its maxmemory (64 MB, noeviction) with junk for 4 s, then the junk deleted',
         inv,
-        address: inv.server.inventoryAddress,
-        degraded: degradedOf(inv),
         skus,
         faultMs: 4000,
         async inject() {

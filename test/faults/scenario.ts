@@ -17,9 +17,9 @@ export interface Scenario {
   readonly name: string;
   /** Its own stores and namespaces; the invariants are checked through its services. */
   readonly inv: InventoryFixture;
-  /** The InventoryService the load calls (the fixture's, or a server process beside it). */
-  readonly address: string;
-  /** Degraded lines of the server under load, when it runs in this process. */
+  /** The InventoryService the load calls when not the fixture's own (a server process beside it). */
+  readonly address?: string;
+  /** Degraded lines of the server under load; the fixture's when `address` is not given. */
   readonly degraded?: () => readonly string[];
   readonly skus: readonly string[];
   readonly faultMs: number;
@@ -59,8 +59,10 @@ export async function stockSkus(inv: InventoryFixture, skus: readonly string[]):
 }
 
 export async function runScenario(scenario: Scenario): Promise<ScenarioRow> {
-  const load = new OrderLoad(scenario.address, { ...DEFAULT_LOAD, tag: `o${randomBytes(3).toString('hex')}`, skus: scenario.skus });
-  const health = new HealthWatch(scenario.address, scenario.degraded);
+  const address = scenario.address ?? scenario.inv.server.inventoryAddress;
+  const degraded = scenario.address ? scenario.degraded : (scenario.degraded ?? degradedOf(scenario.inv));
+  const load = new OrderLoad(address, { ...DEFAULT_LOAD, tag: `o${randomBytes(3).toString('hex')}`, skus: scenario.skus });
+  const health = new HealthWatch(address, degraded);
   let running = true;
   const alongside = scenario.alongside?.(() => running);
   health.start();
