@@ -24,6 +24,8 @@ export const enum OrderCode {
   UnknownItem = -8,
   NotDue = -9,
   NotPending = -10,
+  /** The order's retention is over: it changes no more (includes/retention.lua). */
+  RetentionEnded = -11,
 }
 
 export const enum HoldCode {
@@ -37,6 +39,8 @@ export const enum HoldCode {
 export const enum BeginCode {
   New = 1,
   Exists = 2,
+  /** Nothing written: the order id is in the filter of forgotten ids (ask the archive). */
+  MaybeForgotten = 5,
 }
 
 /** order-reserve, besides BeginCode.Exists. */
@@ -86,6 +90,19 @@ export const enum ShipCode {
   NotInOrder = -2,
   /** Nothing of the SKU is committed any more: all released or shipped. */
   NothingCommitted = -3,
+  /** The order's retention is over: it changes no more. */
+  RetentionEnded = -4,
+}
+
+/** order-sealed (the forgetter's read). */
+export const enum SealedCode {
+  Sealed = 1,
+  /** The order is gone, or open again: its index entry was removed. */
+  Gone = -1,
+  /** Its retention is not over on the Redis clock: the entry now says when. */
+  NotDue = -2,
+  /** A release of it is still being applied. */
+  Releasing = -3,
 }
 
 /** partition-repair. */

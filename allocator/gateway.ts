@@ -1,7 +1,8 @@
-import { BeginCode, CreateCode, HoldCode, OrderCode, PendingCode, ReserveHereCode, RetireCode, ShipCode, TakeCode, UntakeCode, WithdrawCode } from './codes';
+import { BeginCode, CreateCode, SealedCode, HoldCode, OrderCode, PendingCode, ReserveHereCode, RetireCode, ShipCode, TakeCode, UntakeCode, WithdrawCode } from './codes';
 import { OrderFields, PieceTuple, fieldsFromPairs } from './doc';
 import { RedisShards } from './shards';
 import { LuaScript } from './scripts';
+import { ForgottenFilter, ForgottenFilterOptions } from './forgotten';
 
 /** A partition as the hot path addresses it. */
 export interface PartitionRef {
@@ -14,11 +15,31 @@ export interface PartitionRef {
 export type BeginResult =
   /** `attempt`: 1, or the next after a rolled-back one (order-begin). */
   | { readonly kind: 'new'; readonly created: number; readonly attempt: number }
-  | { readonly kind: 'exists'; readonly sameRequest: boolean; readonly fields: OrderFields };
+  /** `archived`: the order's record came from MySQL's archive (its retention in Redis is over). */
+  | { readonly kind: 'exists'; readonly sameRequest: boolean; readonly fields: OrderFields; readonly archived?: boolean }
+  /** Nothing written: the id is in the filter of forgotten ids; ask the archive (allocator/forgotten.ts). */
+  | MaybeForgotten;
+
+export interface MaybeForgotten {
+  readonly kind: 'maybe-forgotten';
+}
+
+export interface GatewayOptions {
+  /** How long an ended or paid order's record stays after its last change (ORDER_RETENTION_SECONDS). */
+  readonly retentionSeconds: number;
+  readonly filter: ForgottenFilterOptions;
+}
+
+/** Defaults for tools and tests; the server passes its configuration. */
+export const DEFAULT_GATEWAY_OPTIONS: GatewayOptions = {
+  retentionSeconds: 7 * 86400,
+  filter: { bits: 1 << 22, horizonMs: 30 * 86400_000 },
+};
 
 /** What order-reserve did: the whole Reserve at once, nothing (the partition is short: why), or the replay of an order that exists. */
 export type ReserveHereResult =
   | Extract<BeginResult, { kind: 'exists' }>
+  | MaybeForgotten
   | { readonly kind: 'short'; readonly code: TakeCode }
   | { readonly kind: 'reserved'; readonly created: number; readonly expires: number; readonly availAfter: number };
 
@@ -61,13 +82,23 @@ export class RedisGateway {
     | 'withdraw'
     | 'ship'
     | 'owe'
-    | 'event',
+    | 'event'
+    | 'sealed'
+    | 'forget'
+    | 'forgetTakes'
+    | 'forgetUser',
     LuaScript
   >;
 
+  readonly filter: ForgottenFilter;
+
   private readonly keysOfPartition = new WeakMap<PartitionRef, readonly [string, string]>();
 
-  constructor(readonly shards: RedisShards) {
+  constructor(
+    readonly shards: RedisShards,
+    readonly options: GatewayOptions = DEFAULT_GATEWAY_OPTIONS,
+  ) {
+    this.filter = new ForgottenFilter(shards.keys, options.filter);
     this.s = {
       begin: shards.script('order-begin'),
       reserve: shards.script('order-reserve'),
@@ -86,6 +117,10 @@ export class RedisGateway {
       ship: shards.script('order-ship'),
       owe: shards.script('partition-owe'),
       event: shards.script('event-once'),
+      sealed: shards.script('order-sealed'),
+      forget: shards.script('order-forget'),
+      forgetTakes: shards.script('takes-forget'),
+      forgetUser: shards.script('user-forget'),
     };
   }
 
@@ -110,13 +145,21 @@ export class RedisGateway {
    * Opens an attempt of a Reserve (PENDING with its plan), or answers the order that exists. `budgetMs`:
    * how long the attempt may work; past that a retry may roll it back (order-begin).
    */
-  async begin(orderId: string, fingerprint: string, plan: PieceTuple[], doc: string, ttlSeconds: number, budgetMs: number): Promise<BeginResult> {
+  async begin(
+    orderId: string,
+    fingerprint: string,
+    plan: PieceTuple[],
+    doc: string,
+    ttlSeconds: number,
+    budgetMs: number,
+    archiveAsked = false,
+  ): Promise<BeginResult> {
     const shard = this.keys.orderShard(orderId);
     const res = await this.shards.run<Array<number | string>>(
       shard,
       this.s.begin,
-      [this.keys.order(shard, orderId), this.keys.pending(shard), this.keys.releasing(shard)],
-      [orderId, fingerprint, JSON.stringify(plan), doc, ttlSeconds, Math.max(0, Math.floor(budgetMs))],
+      [this.keys.order(shard, orderId), this.keys.pending(shard), this.keys.releasing(shard), ...this.filter.checkKeys(shard)],
+      [orderId, fingerprint, JSON.stringify(plan), doc, ttlSeconds, Math.max(0, Math.floor(budgetMs)), ...this.filter.checkArgs(orderId, archiveAsked)],
     );
     return beginResult(res);
   }
@@ -126,19 +169,27 @@ export class RedisGateway {
    * when the partition has the whole quantity; otherwise nothing is written ('short': go on with
    * `begin` and the general path).
    */
-  async reserveHere(orderId: string, fingerprint: string, p: PartitionRef, units: number, reservedDoc: string, ttlSeconds: number): Promise<ReserveHereResult> {
+  async reserveHere(
+    orderId: string,
+    fingerprint: string,
+    p: PartitionRef,
+    units: number,
+    reservedDoc: string,
+    ttlSeconds: number,
+    archiveAsked = false,
+  ): Promise<ReserveHereResult> {
     const shard = p.shard;
     if (shard !== this.keys.orderShard(orderId)) throw new Error(`reserveHere: partition ${p.partitionId} is not in the shard of order ${orderId}`);
     const [partitionKey, takesKey] = this.partitionKeys(p);
     const res = await this.shards.run<Array<number | string>>(
       shard,
       this.s.reserve,
-      [this.keys.order(shard, orderId), this.keys.expiry(shard), partitionKey, takesKey, this.keys.ledger(shard)],
-      [orderId, fingerprint, ttlSeconds, reservedDoc, units, p.epoch, p.sku, p.partitionId],
+      [this.keys.order(shard, orderId), this.keys.expiry(shard), partitionKey, takesKey, this.keys.ledger(shard), ...this.filter.checkKeys(shard)],
+      [orderId, fingerprint, ttlSeconds, reservedDoc, units, p.epoch, p.sku, p.partitionId, ...this.filter.checkArgs(orderId, archiveAsked)],
     );
     if (res[0] === ReserveHereCode.Reserved) return { kind: 'reserved', created: Number(res[1]), expires: Number(res[2]), availAfter: Number(res[3]) };
     if (res[0] === ReserveHereCode.Short) return { kind: 'short', code: res[1] as TakeCode };
-    return beginResult(res) as Extract<BeginResult, { kind: 'exists' }>;
+    return beginResult(res) as Exclude<BeginResult, { kind: 'new' }>;
   }
 
   /**
@@ -146,13 +197,14 @@ export class RedisGateway {
    * exists ('exists': the replay). The record keeps what replays and refusals read (state, fp,
    * answer, times), without the doc, plan and ttl of an order that held something.
    */
-  async reject(orderId: string, fingerprint: string, shortages: string, retentionSeconds: number): Promise<BeginResult> {
+  async reject(orderId: string, fingerprint: string, shortages: string, retentionSeconds: number, archiveAsked = false): Promise<BeginResult> {
     const shard = this.keys.orderShard(orderId);
-    const res = await this.shards.run<Array<number | string>>(shard, this.s.reject, [this.keys.order(shard, orderId)], [
-      fingerprint,
-      shortages,
-      retentionSeconds,
-    ]);
+    const res = await this.shards.run<Array<number | string>>(
+      shard,
+      this.s.reject,
+      [this.keys.order(shard, orderId), this.keys.forget(shard), ...this.filter.checkKeys(shard)],
+      [fingerprint, shortages, retentionSeconds, orderId, ...this.filter.checkArgs(orderId, archiveAsked)],
+    );
     return beginResult(res);
   }
 
@@ -172,7 +224,7 @@ export class RedisGateway {
     const res = await this.shards.run<number[]>(
       shard,
       this.s.commit,
-      [this.keys.order(shard, orderId), this.keys.pending(shard), this.keys.expiry(shard)],
+      [this.keys.order(shard, orderId), this.keys.pending(shard), this.keys.expiry(shard), this.keys.forget(shard)],
       [orderId, outcome, payload, retentionSeconds, attempt],
     );
     return res[0] === PendingCode.Done ? res[2] : undefined;
@@ -183,8 +235,8 @@ export class RedisGateway {
     const res = await this.shards.run<number[]>(
       shard,
       this.s.confirm,
-      [this.keys.order(shard, orderId), this.keys.expiry(shard), this.keys.ledger(shard)],
-      [orderId],
+      [this.keys.order(shard, orderId), this.keys.expiry(shard), this.keys.ledger(shard), this.keys.forget(shard)],
+      [orderId, this.options.retentionSeconds],
     );
     return res[0] as OrderCode;
   }
@@ -203,7 +255,14 @@ export class RedisGateway {
     const res = await this.shards.run<Array<number | string>>(
       shard,
       this.s.release,
-      [this.keys.order(shard, orderId), this.keys.expiry(shard), this.keys.releasing(shard), this.keys.pending(shard), this.keys.outbox(shard)],
+      [
+        this.keys.order(shard, orderId),
+        this.keys.expiry(shard),
+        this.keys.releasing(shard),
+        this.keys.pending(shard),
+        this.keys.outbox(shard),
+        this.keys.forget(shard),
+      ],
       [orderId, releaseId, reason, items ? JSON.stringify(items) : '', retentionSeconds, recoveryGraceMs, rolledBackBy],
     );
     const code = res[0] as OrderCode;
@@ -230,8 +289,8 @@ export class RedisGateway {
     const res = await this.shards.run<Array<number | string>>(
       shard,
       this.s.ship,
-      [this.keys.order(shard, orderId), this.keys.ledger(shard)],
-      [orderId, messageId, sku, units],
+      [this.keys.order(shard, orderId), this.keys.ledger(shard), this.keys.forget(shard)],
+      [orderId, messageId, sku, units, this.options.retentionSeconds],
     );
     const code = res[0] as ShipCode;
     if (code === ShipCode.NotConfirmed) return { code, units: 0, state: String(res[1]) };
@@ -385,6 +444,47 @@ export class RedisGateway {
     return fields.state ? fields : undefined;
   }
 
+  /**
+   * The forgetter's read of an order whose retention may be over (order-sealed): its record when
+   * it is sealed, else why not (the index entry is fixed up on the way).
+   */
+  async sealedOrder(orderId: string): Promise<{ code: SealedCode.Sealed; fields: OrderFields } | { code: Exclude<SealedCode, SealedCode.Sealed> }> {
+    const shard = this.keys.orderShard(orderId);
+    const res = await this.shards.run<Array<number | string>>(
+      shard,
+      this.s.sealed,
+      [this.keys.order(shard, orderId), this.keys.releasing(shard), this.keys.forget(shard)],
+      [orderId],
+    );
+    const code = res[0] as SealedCode;
+    return code === SealedCode.Sealed ? { code, fields: fieldsFromPairs(res as string[], 1) } : { code };
+  }
+
+  /** Clears a forgotten order's fields from a partition's takes hash (takes-forget); true when the retired partition went too. */
+  async forgetTakes(p: { sku: string; partitionId: string; shard: number }, fields: readonly string[]): Promise<boolean> {
+    const keys = [this.keys.partition(p.shard, p.sku, p.partitionId), this.keys.takes(p.shard, p.sku, p.partitionId)];
+    return (await this.shards.run<number>(p.shard, this.s.forgetTakes, keys, fields)) === 2;
+  }
+
+  /** Ends a forgotten order's part of a buyer's allowance (user-forget); the units that left it. */
+  async forgetAllowance(userId: string, sku: string, takers: readonly string[], releaseIds: readonly string[]): Promise<number> {
+    const shard = this.keys.userShard(userId);
+    return this.shards.run<number>(shard, this.s.forgetUser, [this.keys.user(shard, sku, userId)], [takers.length, ...takers, ...releaseIds]);
+  }
+
+  /** Deletes a sealed, archived and cleared order (order-forget), its id into the filter; false when it was reopened meanwhile. */
+  async forgetOrder(orderId: string, forgetAt: string): Promise<boolean> {
+    const shard = this.keys.orderShard(orderId);
+    const { key, args, ttlSeconds } = this.filter.addition(orderId);
+    const res = await this.shards.run<number>(
+      shard,
+      this.s.forget,
+      [this.keys.order(shard, orderId), this.keys.forget(shard), key],
+      [orderId, forgetAt, ...args, ttlSeconds],
+    );
+    return res === 1;
+  }
+
   /** Live `avail` of many partitions, sent back to back (ioredis writes them in one go per node). */
   async avail(partitions: readonly PartitionRef[]): Promise<number[]> {
     return Promise.all(
@@ -398,7 +498,7 @@ export class RedisGateway {
    */
   async due(
     shard: number,
-    index: 'expiry' | 'pending' | 'releasing',
+    index: 'expiry' | 'pending' | 'releasing' | 'forget',
     upTo: number,
     limit: number,
     offset = 0,
@@ -414,6 +514,7 @@ export class RedisGateway {
 }
 
 function beginResult(res: Array<number | string>): BeginResult {
+  if (res[0] === BeginCode.MaybeForgotten) return { kind: 'maybe-forgotten' };
   if (res[0] === BeginCode.New) return { kind: 'new', created: Number(res[1]), attempt: Number(res[2] ?? 1) };
   return { kind: 'exists', sameRequest: res[1] === 1, fields: fieldsFromPairs(res as string[], 2) };
 }

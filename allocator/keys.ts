@@ -73,6 +73,16 @@ export class Keys {
     return `${this.tag(shard)}:releasing`;
   }
 
+  /** zset: ended and paid orders by the ms their retention ends (includes/retention.lua). */
+  forget(shard: number): string {
+    return `${this.tag(shard)}:forget`;
+  }
+
+  /** The shard's filter of order ids forgotten in one generation (allocator/forgotten.ts). */
+  seen(shard: number, generation: number): string {
+    return `${this.tag(shard)}:seen:${generation}`;
+  }
+
   /** The shard's event outbox stream. */
   outbox(shard: number): string {
     return `${this.tag(shard)}:outbox`;

@@ -4,7 +4,7 @@ import { OrderCode } from './codes';
 import { PartitionDirectory } from './directory';
 import { OrderFields, toReservation } from './doc';
 import { RedisGateway } from './gateway';
-import { Reservation } from './types';
+import { OrderArchive, Reservation } from './types';
 
 /**
  * Reads of reservations for Reserve, Confirm, Release and the read calls: an order's record, a wait
@@ -16,7 +16,16 @@ export class OrderReader {
     private readonly gateway: RedisGateway,
     private readonly directory: PartitionDirectory,
     private readonly reserveTimeoutMs: number,
+    private readonly archive: OrderArchive,
   ) {}
+
+  /**
+   * The record of an order Redis forgot, from MySQL's archive (its retention ended: keys.ts); only
+   * asked when Redis does not know the order.
+   */
+  archived(orderId: string): Promise<OrderFields | undefined> {
+    return this.archive.find(orderId);
+  }
 
   async reservation(orderId: string): Promise<Reservation> {
     return toReservation(orderId, await this.requireOrder(orderId));
@@ -57,8 +66,9 @@ export class OrderReader {
     }
   }
 
+  /** The order's record in Redis, or, once Redis forgot it, in the archive. */
   async requireOrder(orderId: string): Promise<OrderFields> {
-    const fields = await this.gateway.order(orderId);
+    const fields = (await this.gateway.order(orderId)) ?? (await this.archived(orderId));
     if (!fields) throw new DomainError('RESERVATION_NOT_FOUND', `no reservation for order ${orderId}`);
     return fields;
   }
@@ -74,6 +84,23 @@ export function rolledBack(orderId: string): DomainError {
     'ROLLED_BACK',
     `this attempt to reserve order ${orderId} took too long and was rolled back; it holds nothing; retry with the same order id`,
   );
+}
+
+/**
+ * What a change of a forgotten order meets, by its archived state: the refusal the order script
+ * would have given (a paid order's retention is over: RetentionEnded).
+ */
+export function archivedRefusal(state: string): OrderCode {
+  switch (state) {
+    case 'RELEASED':
+      return OrderCode.AlreadyReleased;
+    case 'EXPIRED':
+      return OrderCode.AlreadyExpired;
+    case 'REJECTED':
+      return OrderCode.Rejected;
+    default:
+      return OrderCode.RetentionEnded;
+  }
 }
 
 /** What an order script's answer means to the caller, for every code that ends the call. */
@@ -93,6 +120,11 @@ export function orderError(code: OrderCode, orderId: string, sku?: string): Doma
       return new DomainError('ALREADY_CONFIRMED', `order ${orderId} is paid; release it with CANCEL_AFTER_PAYMENT, REFUND or RISK_CONTROL`);
     case OrderCode.NotConfirmed:
       return new DomainError('NOT_CONFIRMED', `order ${orderId} is not paid; release it with CANCEL_BEFORE_PAYMENT, TIMEOUT or RISK_CONTROL`);
+    case OrderCode.RetentionEnded:
+      return new DomainError(
+        'RETENTION_ENDED',
+        `order ${orderId} ended its retention (ORDER_RETENTION_SECONDS after its last change): its record is archived and changes no more; goods that come back are a warehouse RETURN`,
+      );
     case OrderCode.UnknownItem:
       return new DomainError('UNKNOWN_ITEM', `sku ${sku} is not part of order ${orderId}`, sku);
     default:

@@ -2,7 +2,7 @@ import { Caller, NO_CALLER, stayForCaller } from '../kernel/caller';
 import { OrderCode } from './codes';
 import { OrderDoc, ReleaseRecord, parseDoc, parseRelease, toReservation } from './doc';
 import { RedisGateway } from './gateway';
-import { OrderReader, orderError } from './orders';
+import { OrderReader, archivedRefusal, orderError } from './orders';
 import { LineItem, ReleaseReason, ReleaseResult, Reservation, ReservationOptions } from './types';
 
 /** Release ids of the system's own releases; they start with '#', which callers' ids cannot. */
@@ -38,8 +38,17 @@ export class Releases {
       stayForCaller(caller, what);
       code = await this.gateway.confirm(orderId);
     }
+    if (code === OrderCode.NotFound) return this.confirmForgotten(orderId);
     if (code !== OrderCode.Done && code !== OrderCode.Replayed) throw orderError(code, orderId);
     return { reservation: await this.orders.reservation(orderId), replayed: code === OrderCode.Replayed };
+  }
+
+  /** Confirm of an order Redis forgot: a paid one's replay, from the archive; else its refusal. */
+  private async confirmForgotten(orderId: string): Promise<{ reservation: Reservation; replayed: boolean }> {
+    const fields = await this.orders.archived(orderId);
+    if (!fields) throw orderError(OrderCode.NotFound, orderId);
+    if (fields.state !== 'CONFIRMED') throw orderError(archivedRefusal(fields.state), orderId);
+    return { reservation: toReservation(orderId, fields), replayed: true };
   }
 
   async release(
@@ -60,6 +69,7 @@ export class Releases {
       stayForCaller(caller, what);
       res = await run();
     }
+    if (res.code === OrderCode.NotFound) return this.releaseForgotten(orderId, releaseId);
     // Recorded: what follows applies it (as the sweeper would), whether or not the caller is still there.
     if (res.code !== OrderCode.Done && res.code !== OrderCode.Replayed) throw orderError(res.code, orderId, 'sku' in res ? res.sku : undefined);
     const record = parseRelease(res.release);
@@ -67,9 +77,18 @@ export class Releases {
     await this.applyRelease(orderId, releaseId, record, parseDoc(fields.doc));
     return {
       reservation: toReservation(orderId, fields),
-      released: Object.entries(record.items).map(([sku, quantity]) => ({ sku, quantity })),
+      released: releasedItems(record),
       replayed: res.code === OrderCode.Replayed,
     };
+  }
+
+  /** Release of an order Redis forgot: the replay of a release it recorded, from the archive; else its refusal. */
+  private async releaseForgotten(orderId: string, releaseId: string): Promise<ReleaseResult> {
+    const fields = await this.orders.archived(orderId);
+    if (!fields) throw orderError(OrderCode.NotFound, orderId);
+    const record = fields.doc ? parseDoc(fields.doc).releases[releaseId] : undefined;
+    if (!record) throw orderError(archivedRefusal(fields.state), orderId);
+    return { reservation: toReservation(orderId, fields), released: releasedItems(record), replayed: true };
   }
 
   /**
@@ -140,4 +159,8 @@ export class Releases {
     await this.applyRelease(orderId, releaseId, parseRelease(res.release), parseDoc(fields.doc));
     return res.code === OrderCode.Done ? 'done' : 'gone';
   }
+}
+
+function releasedItems(record: ReleaseRecord): LineItem[] {
+  return Object.entries(record.items).map(([sku, quantity]) => ({ sku, quantity }));
 }

@@ -6,7 +6,7 @@ import { RedisGateway } from './gateway';
 import { OrderReader } from './orders';
 import { Releases, SweepOutcome } from './releases';
 import { Reserver } from './reserve';
-import { LineItem, ReleaseReason, ReleaseResult, Reservation, ReservationOptions, ReserveInput, ReserveResult, TopUpRequester } from './types';
+import { LineItem, NO_ARCHIVE, OrderArchive, ReleaseReason, ReleaseResult, Reservation, ReservationOptions, ReserveInput, ReserveResult, TopUpRequester } from './types';
 
 export { fingerprint } from './reserve';
 export type { ReserveInput, ReservationOptions, TopUpRequester } from './types';
@@ -22,8 +22,15 @@ export class ReservationService {
   private readonly reserver: Reserver;
   private readonly releases: Releases;
 
-  constructor(gateway: RedisGateway, directory: PartitionDirectory, deregistrar: PartitionDeregistrar, options: ReservationOptions, logger: Logger) {
-    this.orders = new OrderReader(gateway, directory, options.reserveTimeoutMs);
+  constructor(
+    gateway: RedisGateway,
+    directory: PartitionDirectory,
+    deregistrar: PartitionDeregistrar,
+    options: ReservationOptions,
+    logger: Logger,
+    archive: OrderArchive = NO_ARCHIVE,
+  ) {
+    this.orders = new OrderReader(gateway, directory, options.reserveTimeoutMs, archive);
     this.releases = new Releases(gateway, this.orders, options);
     this.reserver = new Reserver(gateway, directory, deregistrar, this.orders, this.releases, options, logger);
   }

@@ -7,7 +7,7 @@ import { HoldCode, RetireCode, TakeCode } from './codes';
 import { Coalescer } from './coalesce';
 import { DirectoryPartition, PartitionDeregistrar, PartitionDirectory } from './directory';
 import { DocPiece, OrderDoc, OrderFields, PieceTuple, oneItemDoc, oneItemReservation, storedShortages, toReservation } from './doc';
-import { BeginResult, PartitionRef, RedisGateway } from './gateway';
+import { BeginResult, MaybeForgotten, PartitionRef, RedisGateway } from './gateway';
 import { OrderReader, rolledBack } from './orders';
 import { RECOVERY_RELEASE, Releases } from './releases';
 import { LineItem, ReservationOptions, ReserveInput, ReserveResult, Shortage, TopUpRequester } from './types';
@@ -145,7 +145,7 @@ export class Reserver {
     const { orderId, userId } = input;
     const item = input.items[0];
     const doc = oneItemDoc(item.sku, item.quantity, userId, first);
-    const here = await this.gateway.reserveHere(orderId, fp, first, item.quantity, doc, ttlSeconds);
+    const here = await this.gated(orderId, fp, (asked) => this.gateway.reserveHere(orderId, fp, first, item.quantity, doc, ttlSeconds, asked));
     if (here.kind === 'reserved') {
       if (here.availAfter === 0) this.retire(first);
       return { outcome: 'RESERVED', reservation: oneItemReservation(orderId, item, userId, first, here.created, here.expires), replayed: false };
@@ -166,7 +166,7 @@ export class Reserver {
     // A top-up wait that ran out of time found no shortage: nothing is written, nothing remembered.
     stayForCaller(run.caller, reserveOf(orderId), run.giveUpAt);
     const shortages: Shortage[] = [{ sku: item.sku, reason: 'OUT_OF_STOCK', requested: item.quantity, available: 0 }];
-    const rejected = await this.gateway.reject(orderId, fp, JSON.stringify(shortages), this.options.orderRetentionSeconds);
+    const rejected = await this.gated(orderId, fp, (asked) => this.gateway.reject(orderId, fp, JSON.stringify(shortages), this.options.orderRetentionSeconds, asked));
     if (rejected.kind === 'new') return { outcome: 'REJECTED', shortages, replayed: false };
     return this.answerExisting(input, fp, ttlSeconds, rejected, run, 0);
   }
@@ -186,6 +186,24 @@ export class Reserver {
   }
 
   /**
+   * A gate script (order-reserve, order-reject, order-begin) with the archive asked when the order
+   * id may have lived before (in the filter of forgotten ids, allocator/forgotten.ts): an archived
+   * order is answered as the order that exists; one the archive does not have (the filter's false
+   * positive) is gated again without the filter. Only such ids wait for MySQL.
+   */
+  private async gated<R extends { kind: string }>(
+    orderId: string,
+    fp: string,
+    gate: (archiveAsked: boolean) => Promise<R | MaybeForgotten>,
+  ): Promise<Exclude<R, MaybeForgotten> | Extract<BeginResult, { kind: 'exists' }>> {
+    const first = await gate(false);
+    if (first.kind !== 'maybe-forgotten') return first as Exclude<R, MaybeForgotten>;
+    const fields = await this.orders.archived(orderId);
+    if (fields) return { kind: 'exists', sameRequest: fields.fp === fp, fields, archived: true };
+    return (await gate(true)) as Exclude<R, MaybeForgotten>;
+  }
+
+  /**
    * A Reserve of an order id that exists: if it asks the same, its replay, after waiting for an
    * attempt still in flight (and rolling it back once past its give-up time); an attempt that was
    * rolled back is started over (`restarts` so far in this call).
@@ -199,6 +217,7 @@ export class Reserver {
     restarts: number,
   ): Promise<ReserveResult> {
     const { orderId } = input;
+    if (existing.archived) return this.replayOfArchived(input, existing);
     if (!existing.sameRequest && !sameRestoredOrder(existing.fields, input.items)) {
       throw new DomainError(
         'IDEMPOTENCY_KEY_REUSED',
@@ -271,7 +290,7 @@ export class Reserver {
       releases: {},
     };
     stayForCaller(run.caller, reserveOf(orderId), run.giveUpAt);
-    const begun = await this.gateway.begin(orderId, fp, plan, JSON.stringify(doc), ttlSeconds, run.giveUpAt - Date.now());
+    const begun = await this.gated(orderId, fp, (asked) => this.gateway.begin(orderId, fp, plan, JSON.stringify(doc), ttlSeconds, run.giveUpAt - Date.now(), asked));
     if (begun.kind === 'exists') return this.answerExisting(input, fp, ttlSeconds, begun, run, restarts);
     const attempt = { ...run, number: begun.attempt, taker: takerOf(orderId, begun.attempt) };
 
@@ -479,6 +498,26 @@ export class Reserver {
     const expiresAt = await this.gateway.commit(attempt.orderId, attempt.number, outcome, payload, this.options.orderRetentionSeconds);
     if (expiresAt === undefined) throw rolledBack(attempt.orderId);
     return expiresAt;
+  }
+
+  /**
+   * A Reserve of an order whose record Redis forgot and MySQL archived: the same request is a late
+   * retry and gets the first answer, nothing taken; anything else reuses the id, and so does a
+   * retry of an attempt rolled back that long ago (starting it over would meet its old records in
+   * the ledger). Order ids are never reused.
+   */
+  private replayOfArchived(input: ReserveInput, existing: Extract<BeginResult, { kind: 'exists' }>): ReserveResult {
+    const { orderId } = input;
+    const { fields } = existing;
+    const ended = new Date(Number(fields.ended || fields.confirmed || fields.created)).toISOString();
+    const same = existing.sameRequest || sameRestoredOrder(fields, input.items);
+    if (!same || (fields.state === 'REJECTED' && storedShortages(fields) === 'RECOVERED')) {
+      throw new DomainError(
+        'IDEMPOTENCY_KEY_REUSED',
+        `order id ${orderId} belongs to an order that ended at ${ended} (${same ? 'its Reserve was rolled back' : fields.state}); its record is archived and order ids are never reused: use a new order id`,
+      );
+    }
+    return this.replayOf(orderId, fields);
   }
 
   /** The replay of a settled order (not PENDING, not rolled back). */

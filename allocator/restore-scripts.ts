@@ -62,7 +62,7 @@ export class RestoreScripts {
   /** Creates an order's record again unless it exists (order-restore); true when created. */
   async restoreOrder(order: RestoredOrderRecord, ttlSeconds: number, retentionSeconds: number): Promise<boolean> {
     const shard = this.keys.orderShard(order.orderId);
-    const res = await this.eval(shard, this.orderScript, [this.keys.order(shard, order.orderId), this.keys.expiry(shard)], [
+    const res = await this.eval(shard, this.orderScript, [this.keys.order(shard, order.orderId), this.keys.expiry(shard), this.keys.forget(shard)], [
       order.orderId,
       order.state,
       order.doc,

@@ -78,6 +78,22 @@ export interface ReservationOptions {
   readonly orderRetentionSeconds: number;
 }
 
+/** MySQL's archive of the orders Redis forgot (store/order-archive.ts; the forgetter fills it). */
+export interface OrderArchive {
+  /** The archived record (the order hash as it was when forgotten), or undefined. */
+  find(orderId: string): Promise<Record<string, string> | undefined>;
+  /** Archives sealed orders; an order archived before is overwritten (the same record, or a later life of a reopened attempt). */
+  save(orders: ReadonlyArray<{ readonly orderId: string; readonly fields: Record<string, string> }>): Promise<void>;
+}
+
+/** No archive: nothing was ever forgotten (tools and tests that run no forgetter). */
+export const NO_ARCHIVE: OrderArchive = {
+  find: async () => undefined,
+  save: async () => {
+    throw new Error('no order archive configured');
+  },
+};
+
 export interface ReserveInput {
   readonly orderId: string;
   readonly items: readonly LineItem[];

@@ -19,6 +19,8 @@ export type DomainErrorKind =
   | 'INSUFFICIENT_BASE'
   | 'PARTITION_NOT_FOUND'
   | 'UNKNOWN_NODE'
+  /** The order's retention is over: its record is archived and it changes no more. */
+  | 'RETENTION_ENDED'
   /** The caller's deadline (or the work's own time limit) passed first: nothing is remembered, retry. */
   | 'DEADLINE_EXCEEDED'
   /** The client cancelled the call: no new step was started for it. */

@@ -119,6 +119,8 @@ export class StockMessageApplier implements StockApplier {
       outcome = res.state
         ? { kind: 'dead', reason: `ORDER_NOT_PAID: order ${u.orderId} is ${res.state}, only a CONFIRMED order ships` }
         : { kind: 'dead', reason: `UNKNOWN_ORDER: no order ${u.orderId}` };
+    } else if (res.code === ShipCode.RetentionEnded) {
+      outcome = { kind: 'dead', reason: `RETENTION_ENDED: order ${u.orderId} ended its retention (ORDER_RETENTION_SECONDS after its last change); its record is archived and changes no more` };
     } else if (res.code === ShipCode.NotInOrder) outcome = { kind: 'dead', reason: `UNKNOWN_ITEM: sku ${u.sku} is not part of order ${u.orderId}` };
     else outcome = { kind: 'dead', reason: `NOTHING_COMMITTED: order ${u.orderId} has no committed units of sku ${u.sku} left` };
     await transaction(this.deps.pool, (conn) => this.settle(conn, u, outcome));

@@ -77,8 +77,22 @@ export interface Config {
   readonly recoveryGraceMs: number;
   /** The longest a Reserve works before giving up (and rolling back). RESERVE_TIMEOUT_MS, default 10000. */
   readonly reserveTimeoutMs: number;
-  /** How long ended reservations stay readable for replays. ORDER_RETENTION_SECONDS, default 7 days. */
+  /**
+   * How long an ended or paid order's record stays in Redis after its last change, for replays and
+   * late changes; then the forgetter archives it in MySQL and deletes its keys (allocator/keys.ts).
+   * Must exceed RESERVE_TIMEOUT_MS. ORDER_RETENTION_SECONDS, default 3 days.
+   */
   readonly orderRetentionSeconds: number;
+  /** How often the forgetter looks for orders whose retention ended. FORGET_INTERVAL_MS, default 5000. */
+  readonly forgetIntervalMs: number;
+  /**
+   * Bits of one shard's filter of forgotten order ids per generation (allocator/forgotten.ts):
+   * 10 x orders forgotten per horizon / REDIS_SHARDS for ~1% of new orders asking MySQL.
+   * FORGOTTEN_FILTER_BITS, default 4194304 (512 KiB per shard and generation).
+   */
+  readonly forgottenFilterBits: number;
+  /** How long at least a forgotten order id is recognised (one filter generation). FORGOTTEN_HORIZON_SECONDS, default 30 days. */
+  readonly forgottenHorizonSeconds: number;
   /**
    * Where the ledger writer (Redis streams into MySQL) runs. `process` (default): the server starts
    * it as a child process and restarts it if it dies, so that its batches never stall the request
@@ -223,7 +237,10 @@ export function loadConfig(env: Env = process.env): Config {
     sweepIntervalMs: read.int('SWEEP_INTERVAL_MS', 1000, 10, 600_000),
     recoveryGraceMs: read.int('RECOVERY_GRACE_MS', 60_000, 100, 86_400_000),
     reserveTimeoutMs: read.int('RESERVE_TIMEOUT_MS', 10_000, 50, 600_000),
-    orderRetentionSeconds: read.int('ORDER_RETENTION_SECONDS', 7 * 86400, 60, 365 * 86400),
+    orderRetentionSeconds: read.int('ORDER_RETENTION_SECONDS', 3 * 86400, 1, 365 * 86400),
+    forgetIntervalMs: read.int('FORGET_INTERVAL_MS', 5000, 10, 600_000),
+    forgottenFilterBits: read.int('FORGOTTEN_FILTER_BITS', 1 << 22, 64, 2 ** 32),
+    forgottenHorizonSeconds: read.int('FORGOTTEN_HORIZON_SECONDS', 30 * 86400, 1, 3650 * 86400),
     ledgerWriter: read.oneOf('LEDGER_WRITER', 'process', LEDGER_WRITER_MODES),
     ledgerWriterNice: read.int('LEDGER_WRITER_NICE', 10, 0, 19),
     topUpEnabled: read.bool('TOPUP_ENABLED', true),
@@ -261,6 +278,9 @@ export function loadConfig(env: Env = process.env): Config {
   };
   if (config.defaultTtlSeconds > config.maxTtlSeconds) {
     throw new ConfigError('DEFAULT_TTL_SECONDS', `must not exceed MAX_TTL_SECONDS (${config.maxTtlSeconds})`);
+  }
+  if (config.orderRetentionSeconds * 1000 <= config.reserveTimeoutMs) {
+    throw new ConfigError('ORDER_RETENTION_SECONDS', `must exceed RESERVE_TIMEOUT_MS (${config.reserveTimeoutMs} ms): a late script of a Reserve would meet its take records cleared`);
   }
   if (config.recoveryGraceMs <= config.reserveTimeoutMs) {
     throw new ConfigError('RECOVERY_GRACE_MS', `must exceed RESERVE_TIMEOUT_MS (${config.reserveTimeoutMs}): a slow Reserve would be rolled back under its feet`);

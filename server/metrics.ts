@@ -45,6 +45,14 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Records the forgetter ended once their retention was over (allocator/forgetter.ts). */
+  readonly forgotten = new Counter({
+    name: 'inventory_forgotten_total',
+    help: 'Records deleted from Redis at the end of their retention: orders (archived in MySQL first), and exhausted or drained partitions nothing held any more',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+
   /** Partitions found with fewer changes in Redis than MySQL's ledger holds, by Redis node (admin/lost-writes.ts). */
   readonly redisLostWrites = new Counter({
     name: 'inventory_redis_lost_writes_total',
@@ -120,6 +128,36 @@ export class Metrics {
         const shards = Array.from({ length: sweeper.shardCount }, (_, shard) => shard);
         const ages = await Promise.all(shards.map((shard) => sweeper.oldestPendingAgeMs(shard).catch(() => -1000)));
         ages.forEach((ms, shard) => this.labels(String(shard)).set(ms / 1000));
+      },
+    });
+  }
+
+  /**
+   * The forgetter's backlog, read at scrape time: orders whose retention ended and whose records are
+   * still in Redis (all shards), and how long ago the oldest one's ended. Growing means Redis memory
+   * grows: MySQL (the archive) is down, or the forgetter does not keep up.
+   */
+  observeForgetter(forgetter: { readonly shardCount: number; backlog(shard: number): Promise<{ due: number; oldestDueAgeMs: number }> }): void {
+    let last: Promise<{ due: number; oldestDueAgeMs: number }> | undefined;
+    const read = () =>
+      (last ??= Promise.all(Array.from({ length: forgetter.shardCount }, (_, shard) => forgetter.backlog(shard)))
+        .then((all) => ({ due: all.reduce((n, b) => n + b.due, 0), oldestDueAgeMs: Math.max(0, ...all.map((b) => b.oldestDueAgeMs)) }))
+        .catch(() => ({ due: -1, oldestDueAgeMs: -1000 }))
+        .finally(() => setImmediate(() => (last = undefined))));
+    new Gauge({
+      name: 'inventory_forget_backlog_orders',
+      help: 'Orders whose retention ended still waiting in Redis to be archived and deleted (-1: a Redis node did not answer)',
+      registers: [this.registry],
+      async collect() {
+        this.set((await read()).due);
+      },
+    });
+    new Gauge({
+      name: 'inventory_forget_oldest_due_seconds',
+      help: 'How long ago the retention of the oldest order still waiting to be forgotten ended',
+      registers: [this.registry],
+      async collect() {
+        this.set((await read()).oldestDueAgeMs / 1000);
       },
     });
   }

@@ -2,7 +2,7 @@ import type { Etcd3 } from 'etcd3';
 import type { Pool } from 'mysql2/promise';
 import { StockOperator } from '../admin/operator';
 import { OperatorRegistry } from '../admin/types';
-import { RedisGateway } from '../allocator/gateway';
+import { GatewayOptions, RedisGateway } from '../allocator/gateway';
 import { PartitionInspector } from '../allocator/inspector';
 import { PartitionCreator } from '../allocator/partitions';
 import { RedisShards } from '../allocator/shards';
@@ -26,7 +26,7 @@ export interface OperatorGraph {
 /** Builds the operator's graph on connected clients (the server's, or a process of its own: the stock-message consumer's). */
 export function buildOperatorGraph(clients: { shards: RedisShards; etcd: Etcd3; mysql: Pool }, config: Config, logger: Logger): OperatorGraph {
   const { shards, etcd, mysql } = clients;
-  const gateway = new RedisGateway(shards);
+  const gateway = new RedisGateway(shards, gatewayOptions(config));
   const inspector = new PartitionInspector(shards);
   const registry = new Registry(etcd, config.etcdNamespace, logger);
   const registryWrites = new RegistryWriteQueue(registry, logger);
@@ -40,4 +40,12 @@ export function buildOperatorGraph(clients: { shards: RedisShards; etcd: Etcd3; 
   const partitions = new PartitionCreator(gateway, registryWrites);
   const operator = new StockOperator(mysql, gateway, inspector, partitions, operatorRegistry, logger);
   return { gateway, inspector, registry, registryWrites, operatorRegistry, partitions, operator };
+}
+
+/** The gateway's settings from the configuration: retention and the filter of forgotten order ids. */
+export function gatewayOptions(config: Config): GatewayOptions {
+  return {
+    retentionSeconds: config.orderRetentionSeconds,
+    filter: { bits: config.forgottenFilterBits, horizonMs: config.forgottenHorizonSeconds * 1000 },
+  };
 }

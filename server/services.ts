@@ -33,6 +33,8 @@ import type { Breakers } from '../kernel/breaker';
 import { Logger } from '../kernel/logger';
 import { Metrics } from './metrics';
 import { StockTotalsReader } from './stock-totals';
+import { Forgetter } from '../allocator/forgetter';
+import { MysqlOrderArchive } from '../store/order-archive';
 import { every } from './periodic';
 
 /**
@@ -56,6 +58,8 @@ export interface Services {
   readonly reconciler: Reconciler;
   readonly ledger: LedgerWriter;
   readonly sweeper: Sweeper;
+  /** Ends the records of orders whose retention is over (allocator/forgetter.ts). */
+  readonly forgetter: Forgetter;
   readonly inventory: InventoryHandlers;
   readonly admin: AdminHandlers;
   /** What the server can do now, from its dependencies (server/health.ts). */
@@ -83,7 +87,8 @@ export async function createServices(config: Config, logger: Logger, metrics: Me
     // LEDGER_WRITER=process: main.ts runs the writer in a child; here it only reports the lag.
     if (config.ledgerWriter === 'inline') await ledger.start();
     metrics.observeLedger(ledger);
-    const reservations = new ReservationService(gateway, cache, registryWrites, config, logger);
+    const archive = new MysqlOrderArchive(mysql);
+    const reservations = new ReservationService(gateway, cache, registryWrites, config, logger, archive);
     const reconciler = new Reconciler(
       {
         pool: mysql,
@@ -121,6 +126,11 @@ export async function createServices(config: Config, logger: Logger, metrics: Me
       metrics.swept.labels(kind).inc(n),
     );
     metrics.observeRecovery(sweeper);
+    const forgetter = new Forgetter(gateway, archive, {}, logger, (counts) => {
+      metrics.forgotten.labels('order').inc(counts.orders);
+      if (counts.partitions > 0) metrics.forgotten.labels('partition').inc(counts.partitions);
+    });
+    metrics.observeForgetter(forgetter);
     // MQ_CONSUMER=inline: the warehouses' messages and the events out, in this process (process: main.ts runs them in a child).
     const mq = config.mqConsumer === 'inline' ? await startInlineMq(config, logger, metrics, { mysql, shards, operator, gateway, registry, breakers: stores.breakers }) : undefined;
     const health = new HealthMonitor(
@@ -131,6 +141,7 @@ export async function createServices(config: Config, logger: Logger, metrics: Me
     await health.start();
     const workers = [
       every('sweeper', config.sweepIntervalMs, () => sweeper.sweep(), logger),
+      every('forgetter', config.forgetIntervalMs, () => forgetter.forget(), logger),
       every('intents', Math.max(1000, config.intentRecoveryMs / 3), () => operator.recoverIntents(config.intentRecoveryMs), logger),
       every('lost-writes', config.lostWritesRetryMs, () => lostWrites.retry(), logger),
     ];
@@ -150,6 +161,7 @@ export async function createServices(config: Config, logger: Logger, metrics: Me
       reconciler,
       ledger,
       sweeper,
+      forgetter,
       health,
       lostWrites,
       inventory: inventoryHandlers(reservations, config, metrics, new StockTotalsReader((skus) => readStock(mysql, skus)), admission),

@@ -189,6 +189,22 @@ export const MIGRATIONS: readonly Migration[] = [
       'UPDATE skus SET on_hand = on_hand - shortfall, shortfall_off_hand = 1 WHERE shortfall > 0 AND shortfall_off_hand = 0',
     ],
   },
+  {
+    version: 7,
+    name: 'order archive',
+    statements: [
+      // The orders Redis forgot once their retention ended (store/order-archive.ts): the order hash
+      // as it was, as JSON, so replays and refusals of a forgotten order answer as before.
+      `CREATE TABLE IF NOT EXISTS order_archive (
+        order_id VARCHAR(128) ${ID} NOT NULL PRIMARY KEY,
+        state VARCHAR(16) NOT NULL,
+        fields MEDIUMTEXT NOT NULL,
+        ended_at TIMESTAMP(3) NULL,
+        archived_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
+        KEY order_archive_ended (ended_at)
+      ) ${TABLE}`,
+    ],
+  },
 ];
 
 /**

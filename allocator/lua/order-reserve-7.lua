@@ -12,6 +12,8 @@
   KEYS[3] partition hash  (as take)
   KEYS[4] takes hash      (as take)
   KEYS[5] ledger stream of the shard
+  KEYS[6] forgotten-id filter, current generation   (as order-begin)
+  KEYS[7] forgotten-id filter, previous generation
 
   ARGV[1] order id
   ARGV[2] fingerprint of the request (items, user, ttl)
@@ -21,12 +23,15 @@
   ARGV[6] expected epoch of the partition
   ARGV[7] sku id
   ARGV[8] partition id
+  ARGV[9..11] the filter check (as order-begin)
 
   Returns {3, created_ms, expires_ms, avail_after}  RESERVED: taken and committed
           {4, take_code}                            nothing written: use the general path
           {2, same_request (1|0), HGETALL...}       EXISTS (as order-begin)
+          {5}                                       MAYBE_FORGOTTEN (as order-begin)
 ]]
 -- @include order
+-- @include filter
 -- @include take
 local order, expiry, part, takes, stream = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local id, fp, ttl, units = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[5])
@@ -34,6 +39,9 @@ local id, fp, ttl, units = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[5])
 local existing = existing_order(order, fp)
 if existing then
   return existing
+end
+if maybe_forgotten(KEYS[6], KEYS[7], ARGV[9], ARGV[10], ARGV[11]) then
+  return {5}
 end
 
 local checked = check_take(part, takes, id, units, units, ARGV[6])

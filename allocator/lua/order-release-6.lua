@@ -21,6 +21,8 @@
   KEYS[3] releasing zset  "<order>\n<release id>" -> recorded ms
   KEYS[4] pending zset    order id -> created ms (Reserves not answered yet)
   KEYS[5] outbox stream   events for other systems (hold.expired)
+  KEYS[6] forget zset      order id -> ms its retention ends (includes/retention.lua): set when the
+                           order ends, and moved on by every change of a CONFIRMED one
 
   ARGV[1] order id
   ARGV[2] release id
@@ -47,14 +49,16 @@
                 attempt's give-up time): the entry stays
           {-10} NOT_PENDING (RECOVERY on an order that is no longer PENDING, or, '<n>', no longer
                 attempt n)
+          {-11} RETENTION_ENDED (the order's retention is over: it changes no more)
           Every answer but NOT_DUE leaves no entry of a RECOVERY in `pending` nor of an EXPIRE in `expiry`.
 ]]
 -- @include now
 -- @include outbox
+-- @include retention
 local order, expiry, releasing, pending, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local id, relid, reason = ARGV[1], ARGV[2], ARGV[3]
 
-local h = redis.call('HMGET', order, 'state', 'doc', 'plan', 'expires', 'created', 'att', 'until')
+local h = redis.call('HMGET', order, 'state', 'doc', 'plan', 'expires', 'created', 'att', 'until', 'forget')
 local state = h[1]
 -- Stale entries (the order is gone, or past what the index waits for) go whatever the answer below.
 if reason == 'RECOVERY' and state ~= 'PENDING' then
@@ -71,6 +75,7 @@ if doc.releases[relid] then
 end
 
 local now = now_ms()
+if sealed(h[8], now) then return {-11} end
 local att = h[6] or '1'
 if reason == 'RECOVERY' then
   if state ~= 'PENDING' then return {-10} end
@@ -146,7 +151,6 @@ redis.call('HSET', order, 'doc', cjson.encode(doc), 'state', next_state)
 if next_state ~= state then
   redis.call('HSET', order, 'ended', now, 'expires', 0)
   redis.call('ZREM', expiry, id)
-  redis.call('EXPIRE', order, tonumber(ARGV[5]))
   if reason == 'RECOVERY' then
     redis.call('HSET', order, 'answer', 'RECOVERED')
     redis.call('ZREM', pending, id)
@@ -157,6 +161,9 @@ if next_state ~= state then
     outbox(events, 'hold.expired:' .. id, 'hold.expired', sku, now,
       {orderId = id, userId = doc.user, items = release.items, expiresAt = tonumber(h[4])})
   end
+end
+if next_state ~= state or state == 'CONFIRMED' then
+  keep_until(order, KEYS[6], id, now, ARGV[5])
 end
 redis.call('ZADD', releasing, now, id .. '\n' .. relid)
 return {1, cjson.encode(release), next_state}

@@ -6,23 +6,34 @@
   the refusals of Confirm and Release read (state, fp, answer, times), not the doc: it holds nothing.
 
   KEYS[1] order hash  (as order-begin)
+  KEYS[2] forget zset  order id -> ms its retention ends (includes/retention.lua)
+  KEYS[3] forgotten-id filter, current generation   (as order-begin)
+  KEYS[4] forgotten-id filter, previous generation
 
   ARGV[1] fingerprint of the request (items, user, ttl)
   ARGV[2] shortages JSON, the answer
   ARGV[3] seconds to keep the record for replays
+  ARGV[4] order id
+  ARGV[5..7] the filter check (as order-begin)
 
   Returns {1, now_ms}                          REJECTED now
           {2, same_request (1|0), HGETALL...}  EXISTS (as order-begin)
+          {5}                                  MAYBE_FORGOTTEN (as order-begin)
 ]]
 -- @include order
+-- @include filter
+-- @include retention
 local order = KEYS[1]
 
 local existing = existing_order(order, ARGV[1])
 if existing then
   return existing
 end
+if maybe_forgotten(KEYS[3], KEYS[4], ARGV[5], ARGV[6], ARGV[7]) then
+  return {5}
+end
 local now = now_ms()
 local at = int(now)
 redis.call('HSET', order, 'state', 'REJECTED', 'fp', ARGV[1], 'created', at, 'answer', ARGV[2], 'ended', at)
-redis.call('EXPIRE', order, tonumber(ARGV[3]))
+keep_until(order, KEYS[2], ARGV[4], now, ARGV[3])
 return {1, now}

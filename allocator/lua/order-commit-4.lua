@@ -7,6 +7,7 @@
   KEYS[1] order hash
   KEYS[2] pending zset
   KEYS[3] expiry zset   order id -> expires ms
+  KEYS[4] forget zset   order id -> ms its retention ends (includes/retention.lua)
 
   ARGV[1] order id
   ARGV[2] outcome: RESERVED or REJECTED
@@ -18,6 +19,7 @@
           {-1, state}   this attempt is not PENDING any more
 ]]
 -- @include now
+-- @include retention
 local order, pending, expiry = KEYS[1], KEYS[2], KEYS[3]
 local h = redis.call('HMGET', order, 'state', 'att')
 local state = h[1]
@@ -32,7 +34,7 @@ if ARGV[2] == 'RESERVED' then
   redis.call('ZADD', expiry, expires, ARGV[1])
 else
   redis.call('HSET', order, 'state', 'REJECTED', 'answer', ARGV[3], 'ended', now)
-  redis.call('EXPIRE', order, tonumber(ARGV[4]))
+  keep_until(order, KEYS[4], ARGV[1], now, ARGV[4])
 end
 redis.call('ZREM', pending, ARGV[1])
 return {1, now, expires}

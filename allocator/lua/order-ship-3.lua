@@ -8,28 +8,34 @@
 
   KEYS[1] order hash
   KEYS[2] ledger stream of the order's shard
+  KEYS[3] forget zset   order id -> ms its retention ends (a shipment moves it on)
 
   ARGV[1] order id
   ARGV[2] message id (idempotency key of this shipment)
   ARGV[3] sku id
   ARGV[4] units to ship (> 0)
+  ARGV[5] seconds to keep the record after this change
 
   Returns {1, units}    shipped now (capped at what is committed)
           {2, units}    this message shipped before: its units
           {-1, state}   the order is not CONFIRMED (or does not exist: state '')
           {-2}          the SKU is not part of the order
           {-3}          nothing of the SKU is committed any more (all released or shipped)
+          {-4}          RETENTION_ENDED: the order's retention is over, it changes no more
 ]]
 -- @include now
 -- @include ledger
+-- @include retention
 local order, stream = KEYS[1], KEYS[2]
 local id, msg, sku = ARGV[1], ARGV[2], ARGV[3]
 
-local h = redis.call('HMGET', order, 'state', 'doc')
+local h = redis.call('HMGET', order, 'state', 'doc', 'forget')
 if h[1] ~= 'CONFIRMED' then return {-1, h[1] or ''} end
 local doc = cjson.decode(h[2])
 doc.ships = doc.ships or {}
 if doc.ships[msg] then return {2, doc.ships[msg]} end
+local now = now_ms()
+if sealed(h[3], now) then return {-4} end
 
 local item = nil
 for _, it in ipairs(doc.items) do
@@ -43,5 +49,6 @@ if units <= 0 then return {-3} end
 item.shipped = (item.shipped or 0) + units
 doc.ships[msg] = units
 redis.call('HSET', order, 'doc', cjson.encode(doc))
-ledger(stream, 'ship:' .. msg, 'ship', sku, units, 'committed', 'outside', {'order', id, 'at', int(now_ms())})
+keep_until(order, KEYS[3], id, now, ARGV[5])
+ledger(stream, 'ship:' .. msg, 'ship', sku, units, 'committed', 'outside', {'order', id, 'at', int(now)})
 return {1, units}
