@@ -64,7 +64,7 @@ describe('MySQL store: migrations, transactions, movements', function () {
       assert.ok(recorded.every((r) => r.applied_at instanceof Date && Math.abs(r.applied_at.getTime() - Date.now()) < 60_000), 'applied_at is a UTC time');
       const [tables] = await pool.query<RowDataPacket[]>('SHOW TABLES');
       const names = tables.map((t) => Object.values(t)[0]).sort();
-      assert.deepEqual(names, ['admin_requests', 'event_outbox', 'intents', 'ledger', 'ledger_dead_letters', 'partitions', 'schema_migrations', 'skus', 'stock_messages']);
+      assert.deepEqual(names, ['admin_requests', 'event_outbox', 'intents', 'ledger', 'ledger_dead_letters', 'order_archive', 'partitions', 'schema_migrations', 'skus', 'stock_messages']);
 
       assert.deepEqual(await migrate(pool, logger), [], 'a second run has nothing to do');
       // A migration that died after its DDL but before its record runs again harmlessly.

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { status } from '@grpc/grpc-js';
 import { ReleaseReason, ReserveOutcome } from '../../gen/inventory/v1/inventory.pb';
+import { MysqlOrderArchive } from '../../store/order-archive';
 import { StockRow } from '../../store/stock';
 import { InventoryFixture } from './inventory';
 
@@ -21,6 +22,8 @@ export interface SaleOptions {
   readonly confirmShare?: number;
   /** Hold lifetime; short ones expire during the sale. Default the server's. */
   readonly ttlSeconds?: number;
+  /** A pause of each buyer after each of its orders, to stretch a sale over seconds. Default 0. */
+  readonly pauseMs?: number;
   /** Work to run during the sale; `running()` turns false once every buyer has had its answer. */
   readonly during?: (running: () => boolean) => Promise<void>;
 }
@@ -50,6 +53,7 @@ export async function runSale(inv: InventoryFixture, sku: string, tag: string, o
       } else if (roll < (options.cancelShare ?? 0) + (options.confirmShare ?? 0)) {
         await refusedIfExpired(inv.confirm(orderId));
       }
+      if (options.pauseMs) await new Promise((resolve) => setTimeout(resolve, options.pauseMs));
     }
   };
   const buyers = Promise.all(Array.from({ length: options.callers }, buyer)).finally(() => (running = false));
@@ -89,8 +93,11 @@ export async function checkSale(inv: InventoryFixture, sku: string, sale: SaleOu
   const stock = (await inv.services.operator.stock([sku])).get(sku)!;
   assert.equal(stock.onHand + stock.shortfall, stock.base + stock.pool + stock.reserved + stock.committed, `conservation: ${JSON.stringify(stock)}`);
   for (const term of [stock.base, stock.pool, stock.reserved, stock.committed]) assert.ok(term >= 0, JSON.stringify(stock));
-  const states = await inv.services.inspector.orderStates(sale.won);
-  const holding = states.filter((s) => s?.state === 'RESERVED' || s?.state === 'CONFIRMED').length;
+  // An order Redis forgot (its retention ended) is read from MySQL's archive.
+  const archive = new MysqlOrderArchive(inv.services.mysql);
+  const redisStates = await inv.services.inspector.orderStates(sale.won);
+  const states = await Promise.all(redisStates.map(async (s, i) => s?.state ?? (await archive.find(sale.won[i]))?.state));
+  const holding = states.filter((s) => s === 'RESERVED' || s === 'CONFIRMED').length;
   assert.equal(stock.reserved + stock.committed, holding, `MySQL holds ${stock.reserved + stock.committed}, acknowledged orders ${holding}`);
   const partitions = await inv.services.operator.listPartitions(sku, true);
   const audits = await Promise.all(partitions.map((p) => inv.services.inspector.auditPartition({ sku, partitionId: p.partitionId, shard: p.shard, epoch: p.epoch })));

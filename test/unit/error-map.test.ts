@@ -39,6 +39,7 @@ describe('the error map: every row', () => {
     INSUFFICIENT_BASE: [status.FAILED_PRECONDITION, undefined],
     PARTITION_NOT_FOUND: [status.NOT_FOUND, undefined],
     UNKNOWN_NODE: [status.INVALID_ARGUMENT, 'redis_nodes'],
+    RETENTION_ENDED: [status.FAILED_PRECONDITION, undefined],
     DEADLINE_EXCEEDED: [status.DEADLINE_EXCEEDED, undefined],
     CANCELLED: [status.CANCELLED, undefined],
   };
