@@ -7,7 +7,7 @@ import { eventId } from '../kernel/events';
 import { Logger } from '../kernel/logger';
 import { Intent, closeIntent, readIntent, staleIntents, updateIntent } from '../store/intents';
 import { applyMovement, transaction } from '../store/mysql';
-import { insertPartitions, listPartitionRows, setPartitionState } from '../store/partitions';
+import { insertPartitions, listPartitionRows, markCreatedLive, setPartitionState } from '../store/partitions';
 import { addShortfall, lockStock } from '../store/stock';
 import { settleMessage } from '../store/stock-messages';
 import { Withdrawn, adminMovement, drainMovement, partitionRow, toCreated, withdrawnMovement } from './movements';
@@ -85,7 +85,7 @@ export class IntentSteps {
     stayFor(run);
     await this.creator.materialize(created);
     await this.transaction(run, async (conn) => {
-      await setPartitionState(conn, created.map((p) => p.partitionId), 'live');
+      await markCreatedLive(conn, created.map((p) => p.partitionId));
       await this.close(conn, intent, {
         partitions: await this.views.of(intent.sku, created.map((p) => p.partitionId)),
         stock: await lockStock(conn, intent.sku),
@@ -115,7 +115,7 @@ export class IntentSteps {
     const created = payload.create.map((p) => toCreated(sku, p));
     stayFor(run);
     await this.creator.materialize(created);
-    await this.transaction(run, (conn) => setPartitionState(conn, created.map((p) => p.partitionId), 'live'));
+    await this.transaction(run, (conn) => markCreatedLive(conn, created.map((p) => p.partitionId)));
     if (payload.createFirst) await this.drainAll(sku, payload.drain, run);
     await this.transaction(run, async (conn) => {
       await this.close(conn, intent, {

@@ -50,6 +50,16 @@ export async function setPartitionState(conn: PoolConnection, partitionIds: read
   await conn.query('UPDATE partitions SET state = ? WHERE partition_id IN (?)', [state, partitionIds]);
 }
 
+/**
+ * Records partitions that were created in Redis and registered as live, but only those still
+ * `creating`: once registered a partition can be drained (DrainPartition lists creating ones too)
+ * before its creator gets here, and the drain's `drained` must not be overwritten.
+ */
+export async function markCreatedLive(conn: PoolConnection, partitionIds: readonly string[]): Promise<void> {
+  if (partitionIds.length === 0) return;
+  await conn.query("UPDATE partitions SET state = 'live' WHERE partition_id IN (?) AND state = 'creating'", [partitionIds]);
+}
+
 /** Partitions of one SKU (or all), optionally only the live ones. */
 export async function listPartitionRows(db: Pool | PoolConnection, sku?: string, liveOnly = false): Promise<PartitionRow[]> {
   const where: string[] = [];
