@@ -82,16 +82,22 @@ export class Forgetter {
     for (let page = 0; page < (this.options.pagesPerRound ?? 10); page++) {
       // A second of slack: the Redis clock may run ahead of ours; order-sealed decides.
       const entries = await this.gateway.due(shard, 'forget', Date.now() + 1000, batch, kept);
+      // The orders of a page are independent: their calls go out together (one pipe write per tick).
+      const reads = await Promise.all(entries.map(({ member }) => this.gateway.sealedOrder(member)));
       const sealed: Array<{ orderId: string; fields: OrderFields }> = [];
-      for (const { member } of entries) {
-        const read = await this.gateway.sealedOrder(member);
-        if (read.code === SealedCode.Sealed) sealed.push({ orderId: member, fields: read.fields });
+      reads.forEach((read, i) => {
+        if (read.code === SealedCode.Sealed) sealed.push({ orderId: entries[i].member, fields: read.fields });
         else if (read.code === SealedCode.Releasing) kept++;
-      }
+      });
       if (sealed.length > 0) await this.archive.save(sealed);
-      for (const { orderId, fields } of sealed) {
-        counts.partitions += await this.clearRecords(orderId, fields);
-        if (await this.gateway.forgetOrder(orderId, fields.forget)) counts.orders++;
+      const forgotten = await Promise.all(
+        sealed.map(async ({ orderId, fields }) => {
+          counts.partitions += await this.clearRecords(orderId, fields);
+          return this.gateway.forgetOrder(orderId, fields.forget);
+        }),
+      );
+      for (const done of forgotten) {
+        if (done) counts.orders++;
         else kept++;
       }
       if (entries.length < batch) break;

@@ -20,8 +20,13 @@
 local order, forget, filter = KEYS[1], KEYS[2], KEYS[3]
 local f = redis.call('HGET', order, 'forget')
 if f and f ~= ARGV[2] then return 0 end
-add_to_filter(filter, tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]))
-if redis.call('TTL', filter) == -1 then redis.call('EXPIRE', filter, tonumber(ARGV[6])) end
+local m = tonumber(ARGV[5])
+-- Created at its full size in one go: grown bit by bit by SETBIT, Redis's greedy string growth
+-- would leave it at about 1.5 times its m / 8 bytes.
+if redis.call('EXISTS', filter) == 0 then
+  redis.call('SET', filter, string.rep('\0', math.ceil(m / 8)), 'EX', tonumber(ARGV[6]))
+end
+add_to_filter(filter, tonumber(ARGV[3]), tonumber(ARGV[4]), m)
 redis.call('DEL', order)
 redis.call('ZREM', forget, ARGV[1])
 return 1
