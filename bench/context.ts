@@ -6,10 +6,11 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { stackPids } from './cpu';
-import { Options } from './options';
+import { ON_REQUEST, Options } from './options';
 import { ROOT } from './paths';
 import { ProfileSummary } from './profile-summary';
 import { Row } from './rows';
+import { SoakResult } from './soak-result';
 import { Namespace, newNamespace } from './stack';
 
 /** A round of the transport ceiling and the flash sale, 1 worker, measured one right after the other. */
@@ -28,6 +29,7 @@ export class Bench {
   readonly seeding: Record<string, unknown> = {};
   readonly rounds: Round[] = [];
   profile: ProfileSummary | undefined;
+  soak: SoakResult | undefined;
   profileFile: string | undefined;
   /** performance.now() when the last measured load started (after the settle steps). */
   lastLoadStartedAt = 0;
@@ -43,7 +45,7 @@ export class Bench {
   }
 
   wants(group: string): boolean {
-    return (this.o.only ? this.o.only.has(group) : true) && !this.o.skip.has(group);
+    return (this.o.only ? this.o.only.has(group) : !ON_REQUEST.has(group)) && !this.o.skip.has(group);
   }
 
   refreshStack(): void {

@@ -6,9 +6,12 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ROOT } from './paths';
+import { SoakOptions } from './soak-result';
 
 /** The groups of scenarios that --only and --skip choose from. */
-export const GROUPS = ['ceiling', 'flash', 'sellout', 'cart', 'baseline', 'storm', 'workers', 'profile'];
+export const GROUPS = ['ceiling', 'flash', 'sellout', 'cart', 'baseline', 'storm', 'workers', 'profile', 'soak'];
+/** Groups run only when --only names them (they take minutes and measure something else than speed). */
+export const ON_REQUEST = new Set(['soak']);
 
 export interface Options {
   quick: boolean;
@@ -31,6 +34,7 @@ export interface Options {
   skip: Set<string>;
   keep: boolean;
   out: string;
+  soak: SoakOptions;
   /** Before each measured scenario, wait (up to 2 min) until the machine's other load is under this % of a core. */
   waitQuiet: number | undefined;
 }
@@ -66,7 +70,7 @@ const OPTIONS = {
     help: ['ceiling and flash sale (1 worker) rounds, run alternately; the ratios are', "the medians of the rounds' (default 3; quick 1)"],
   },
   'baseline-pool': { type: 'string', arg: '<n>', help: ['mysql2 pool size of the baseline server (default 32)'] },
-  only: { type: 'string', arg: '<list>', help: [`groups to run: ${GROUPS.join(',')}`] },
+  only: { type: 'string', arg: '<list>', help: [`groups to run: ${GROUPS.join(',')}`, `(${[...ON_REQUEST].join(', ')}: only when named here)`] },
   skip: { type: 'string', arg: '<list>', help: ['groups to leave out'] },
   keep: { type: 'boolean', help: ['keep the bench namespace (Redis prefix, etcd prefix, databases) afterwards'] },
   'wait-quiet': {
@@ -74,6 +78,10 @@ const OPTIONS = {
     arg: '[pct]',
     help: ['before each scenario wait (up to 2 min) until other processes use less than', `pct% of a core (default ${WAIT_QUIET_PCT}): for shared machines`],
   },
+  'soak-duration': { type: 'string', arg: '<s>', help: ['soak: seconds of steady orders (default 180; quick 40)'] },
+  'soak-rate': { type: 'string', arg: '<n>', help: ['soak: orders started per second (default 300)'] },
+  'soak-retention': { type: 'string', arg: '<s>', help: ['soak: ORDER_RETENTION_SECONDS of its server (default 15; quick 5)'] },
+  'soak-probe': { type: 'string', arg: '<n>', help: ['soak: orders of the bytes-per-order probe (default 20000; quick 3000)'] },
   out: { type: 'string', arg: '<dir>', help: ['results folder (default bench-results)'] },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies Record<string, OptionSpec>;
@@ -134,6 +142,12 @@ export function parseOptions(argv: readonly string[]): Options | 'help' {
     only: groups('only', v.only),
     skip: groups('skip', v.skip) ?? new Set(),
     keep: v.keep ?? false,
+    soak: {
+      durationMs: number('soak-duration', v['soak-duration'], 10, 3600, quick ? 40 : 180) * 1000,
+      rate: number('soak-rate', v['soak-rate'], 1, 100_000, 300),
+      retentionS: number('soak-retention', v['soak-retention'], 2, 3600, quick ? 5 : 15),
+      probeOrders: number('soak-probe', v['soak-probe'], 100, 1_000_000, quick ? 3000 : 20_000),
+    },
     out: v.out === undefined ? path.join(ROOT, 'bench-results') : path.resolve(v.out),
     waitQuiet: v['wait-quiet'] === undefined ? undefined : number('wait-quiet', v['wait-quiet'], 1, 200),
   };

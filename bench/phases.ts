@@ -14,6 +14,7 @@ import { summarize } from './profile-summary';
 import { Progress } from './progress';
 import { baselineFlash, cart, ceiling, flash, storm } from './scenarios';
 import { SeedSku, seedInventory } from './seed';
+import { soak, soakServerEnv } from './soak';
 
 /** Our server's SKUs (but the cart's), named up front so that one seeding creates them all. */
 export interface SkuPlan {
@@ -167,6 +168,13 @@ export async function profiledFlash(bench: Bench, skus: SkuPlan): Promise<void> 
   }
 }
 
+/** The soak: its own server with a retention of seconds; memory over minutes of steady orders (soak.ts). */
+export async function soakPhase(bench: Bench): Promise<void> {
+  await withServer(startInventory(bench, 1, 'inventory-soak', [], false, soakServerEnv(bench.o.soak)), async (inv) => {
+    bench.soak = await soak(bench, inv, bench.o.soak);
+  });
+}
+
 // ------------------------------------------------------------------ servers
 
 /** Runs `use` on the server once it is up (or on undefined), and stops the server after. */
@@ -184,7 +192,7 @@ function start(bench: Bench, name: string, script: string, workers: number, labe
 }
 
 /** Our server; `cartNs` puts it in the cart's namespace and database. */
-function startInventory(bench: Bench, workers: number, label: string, nodeArgs: string[] = [], cartNs = false): Promise<ServerProcess> {
+function startInventory(bench: Bench, workers: number, label: string, nodeArgs: string[] = [], cartNs = false, env: Record<string, string> = {}): Promise<ServerProcess> {
   const config = cartNs ? bench.ns.cartConfig : bench.ns.config;
   return start(
     bench,
@@ -197,6 +205,7 @@ function startInventory(bench: Bench, workers: number, label: string, nodeArgs: 
       ETCD_NAMESPACE: config.etcdNamespace,
       MYSQL_URL: cartNs ? bench.ns.cartDbUrl : bench.ns.inventoryDbUrl,
       DEMO_DATA: 'false',
+      ...env,
     },
     nodeArgs,
   );

@@ -64,6 +64,8 @@ export interface ServerProcess {
   readonly child: ChildProcess;
   readonly pid: number;
   readonly target: string;
+  /** host:port of AdminService (our server; the others do not serve it). */
+  readonly adminTarget: string;
   readonly metricsPort: number;
   readonly logFile: string;
   stop(): Promise<void>;
@@ -155,6 +157,7 @@ export async function startServer(launch: ServerLaunch): Promise<ServerProcess> 
     child,
     pid: child.pid!,
     target,
+    adminTarget: `127.0.0.1:${adminPort}`,
     metricsPort,
     logFile: launch.logFile,
     stop: () => stopChild(child, 15_000).then(() => new Promise<void>((resolve) => log.end(() => resolve()))),

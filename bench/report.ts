@@ -11,6 +11,7 @@ import { fmt, ms } from './format';
 import { ROOT } from './paths';
 import { formatSummary } from './profile-summary';
 import { Row, errorCodes } from './rows';
+import { soakReport } from './soak';
 
 export interface Ratio {
   what: string;
@@ -110,7 +111,29 @@ export function report(bench: Bench): string {
       `${o.durationMs / 1000} s per scenario; flash ${fmt(o.units)} units / ${o.partitions} partitions, sell-out ${fmt(o.selloutUnits)} units, ` +
       `cart ${fmt(o.skus)} SKUs x ${o.skuPartitions} partitions x ${fmt(o.skuUnits)} units`,
   );
-  lines.push('');
+  if (bench.rows.length > 0) lines.push(...loadTables(bench));
+  if (bench.profile) {
+    lines.push('');
+    const w = bench.profileWindow;
+    lines.push(
+      `Server profile of the flash sale (${path.relative(ROOT, bench.profileFile!)}` +
+        (w ? `, samples ${(w.fromMs / 1000).toFixed(1)}-${(w.toMs / 1000).toFixed(1)} s after start: the measured load only` : '') +
+        '):',
+    );
+    lines.push(...formatSummary(bench.profile).split('\n').map((l) => `  ${l}`));
+  }
+  if (bench.soak) lines.push('', ...soakReport(bench.soak));
+  if (bench.notes.length > 0) {
+    lines.push('');
+    lines.push('Notes:');
+    for (const n of bench.notes) lines.push(`  ${n}`);
+  }
+  return lines.join('\n');
+}
+
+/** The load scenarios' tables: answers, CPU, details and ratios. */
+function loadTables(bench: Bench): string[] {
+  const lines: string[] = [''];
   const head = ['scenario', 'client', 'calls', 'calls/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'errors by code', 'sold / stocked', 'check'];
   const table: string[][] = [head];
   for (const r of bench.rows) {
@@ -167,22 +190,7 @@ export function report(bench: Bench): string {
     const target = r.target ? `  target ${r.target}: ${r.met ? 'MET' : 'NOT MET'}` : '';
     lines.push(`  ${r.what}: ${r.display}${target}`);
   }
-  if (bench.profile) {
-    lines.push('');
-    const w = bench.profileWindow;
-    lines.push(
-      `Server profile of the flash sale (${path.relative(ROOT, bench.profileFile!)}` +
-        (w ? `, samples ${(w.fromMs / 1000).toFixed(1)}-${(w.toMs / 1000).toFixed(1)} s after start: the measured load only` : '') +
-        '):',
-    );
-    lines.push(...formatSummary(bench.profile).split('\n').map((l) => `  ${l}`));
-  }
-  if (bench.notes.length > 0) {
-    lines.push('');
-    lines.push('Notes:');
-    for (const n of bench.notes) lines.push(`  ${n}`);
-  }
-  return lines.join('\n');
+  return lines;
 }
 
 /** A row's line under Details: its answers, its sell-out, its cart, its failed check and its notes. */
@@ -220,6 +228,7 @@ export function writeJson(bench: Bench): string {
     rows: bench.rows,
     ratios: ratios(bench),
     profile: bench.profile ? { file: path.relative(ROOT, bench.profileFile!), window: bench.profileWindow, ...bench.profile } : undefined,
+    soak: bench.soak,
     notes: bench.notes,
   };
   writeFileSync(file, `${JSON.stringify(json, null, 2)}\n`);

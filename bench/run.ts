@@ -16,6 +16,8 @@
  *   storm        h2load replays ONE order id against our server, and the same against the echo server
  *   2 workers    ceiling and flash again with WORKERS=2
  *   profile      flash once more with the server under node --cpu-prof, summarised
+ *   soak         (only when named in --only) Redis memory over minutes of steady orders with a
+ *                retention of seconds: bytes per order, flat once retention is reached (soak.ts)
  *
  * This file is the entry point: it runs the parts of a run in order, cleans up and prints the
  * report. options.ts parses the command line, phases.ts starts the servers and runs each part,
@@ -26,10 +28,11 @@ import path from 'node:path';
 import { Bench } from './context';
 import { HELP, Options, parseOptions } from './options';
 import { ROOT } from './paths';
-import { baselinePhase, cartPhase, moreWorkers, oneWorker, planSkus, profiledFlash, seedOurs } from './phases';
+import { baselinePhase, cartPhase, moreWorkers, oneWorker, planSkus, profiledFlash, seedOurs, soakPhase } from './phases';
 import { stopAll } from './procs';
 import { note } from './progress';
 import { report, writeJson } from './report';
+import { soakOk } from './soak';
 import { cleanupStale, describeNamespace, dropNamespace } from './stack';
 
 /** The whole run, group by group; what each part starts and measures is in phases.ts. */
@@ -50,6 +53,7 @@ async function run(bench: Bench): Promise<void> {
   if (bench.wants('baseline')) await baselinePhase(bench);
   if (bench.wants('workers')) await moreWorkers(bench, skus);
   if (bench.wants('profile')) await profiledFlash(bench, skus);
+  if (bench.wants('soak')) await soakPhase(bench);
 }
 
 /** Stops every process the run started and drops its namespace (unless --keep). */
@@ -95,7 +99,7 @@ async function main(): Promise<void> {
   if (exiting) return;
   exiting = true;
   await cleanup(bench);
-  if (bench.rows.length > 0) {
+  if (bench.rows.length > 0 || bench.soak) {
     process.stdout.write(`${report(bench)}\n`);
     const file = writeJson(bench);
     process.stdout.write(`\nResults: ${path.relative(ROOT, file)} (logs and profile in ${path.relative(ROOT, bench.dir)}/); took ${((performance.now() - started) / 1000).toFixed(0)} s\n`);
@@ -104,7 +108,7 @@ async function main(): Promise<void> {
     process.stderr.write(`bench failed: ${failed instanceof Error ? failed.stack : String(failed)}\n`);
     process.exit(1);
   }
-  if (bench.rows.some((r) => r.check && !r.check.ok)) process.exit(3);
+  if (bench.rows.some((r) => r.check && !r.check.ok) || (bench.soak && !soakOk(bench.soak))) process.exit(3);
 }
 
 void main();
