@@ -3,17 +3,43 @@
  * hash tag: `<prefix>:{s<N>}:...`. All keys one script touches share a shard, so every script runs
  * unchanged on Redis Cluster; the shard also picks the node on plain multi-node Redis (ShardMap).
  *
- * Per shard:
+ * Every key has an end (issue "Bounded Redis"; Redis runs with noeviction, so a key that never
+ * ends is memory that never comes back). Per shard, what creates each key, what ends it, and its
+ * size (measured by `npm run bench -- --only soak`, Redis 7 with hash-max-listpack-value 1024 as
+ * the stack runs it; with Redis's default of 64 the order hash is a hashtable and about 1.7x):
+ *
+ *   o:<order>            reservation (orders whose id hashes to the shard). Created by Reserve.
+ *                        Ends ORDER_RETENTION_SECONDS after its last change (released, expired,
+ *                        rejected, shipped, and confirmed orders alike): the forgetter
+ *                        (forgetter.ts) archives it in MySQL (order_archive) and deletes it.
+ *                        ~0.5-0.7 KB, its share of the takes and allowance fields below included
+ *                        ~1 KB per order kept (soak probe)
+ *   forget               zset: orders by the ms their retention ends (includes/retention.lua);
+ *                        an entry per ended or paid order, removed as the order is forgotten
+ *   seen:<generation>    Bloom filter of the order ids forgotten in one generation
+ *                        (forgotten.ts): FORGOTTEN_FILTER_BITS / 8 bytes (512 KiB by default),
+ *                        created at full size by the first forget of the generation, expires two
+ *                        generations later (FORGOTTEN_HORIZON_SECONDS each, 30 days by default)
  *   p:<sku>:<partition>  partition hash (avail, epoch, state, seq, cap; lostat/lostto: the numbers of
- *                        a lost-writes incident, admin/lost-writes.ts)
- *   t:<sku>:<partition>  takes of that partition per order (t:/r:/x: fields)
- *   o:<order>            reservation (orders whose id hashes to the shard)
- *   u:<sku>:<user>       a buyer's per-user allowance of a SKU (users hash to shards)
- *   ledger               stream of change records for the ledger writer
- *   pending              zset: Reserve calls not answered yet (crash recovery)
- *   expiry               zset: unpaid holds by expiry time
- *   releasing            zset: releases recorded but not yet fully applied
- *   topup:<sku>          short-lived lock: one server at a time tops a SKU up
+ *                        a lost-writes incident, admin/lost-writes.ts). Created by Preallocate,
+ *                        Rebalance or a top-up; a partition that no longer sells (exhausted,
+ *                        drained) is deleted by the forgetter with the last take record of its
+ *                        takes hash: no order can return units to it any more (a late return goes
+ *                        to base through the ledger). ~200 B
+ *   t:<sku>:<partition>  takes of that partition per order (t:/r:/x: fields, ~50 B per order and
+ *                        attempt); the forgetter deletes an order's fields when it forgets the
+ *                        order, and the hash goes with its last field
+ *   u:<sku>:<user>       a buyer's per-user allowance of a SKU (users hash to shards): what the
+ *                        per-user limit counts is the units the buyer holds or bought in orders
+ *                        that are open or ended less than the retention ago. Fields per order go
+ *                        when the order is forgotten, the key with the last of them
+ *   pending              zset: Reserve calls not answered yet (crash recovery); an entry lives
+ *                        for one Reserve call
+ *   expiry               zset: unpaid holds by expiry time; an entry per open hold
+ *   releasing            zset: releases recorded but not yet fully applied; an entry for the
+ *                        length of one Release
+ *   ledger               stream of change records for the ledger writer, which deletes each
+ *                        record once MySQL has committed it: as long as MySQL lags
  *   outbox               stream of events for other systems (kernel/events.ts, docs/events.md),
  *                        appended in the same script as the change they report; the publisher
  *                        (mq/events.ts, consumer group `events`) deletes each once RabbitMQ has
@@ -22,6 +48,7 @@
  *   ev:<event id>        marker that a derived event (stock.low, sku.sold_out) is in the outbox
  *                        already, so servers seeing the same moment add it once; expires after a
  *                        week (the top-up's stockEventTtlSeconds)
+ *   topup:<sku>          short-lived lock (PX): one server at a time tops a SKU up
  */
 export class Keys {
   /** Per shard, built once: the tag, and the shard-wide keys the hot path names on every call. */
