@@ -1,14 +1,14 @@
 import type { Pool, RowDataPacket } from 'mysql2/promise';
-import type { OrderArchive } from '../allocator/types';
 
 /**
  * MySQL's archive of the orders Redis forgot once their retention ended (allocator/forgetter.ts):
  * the order hash as it was, so a late retry of a Reserve, a Confirm, a Release or a read of a
  * forgotten order is answered as Redis would have answered it (allocator/orders.ts), and a reused
  * order id is recognised. One row per order id, kept for good: the history lives in MySQL.
- * The filter of forgotten ids (allocator/forgotten.ts) decides when a Reserve asks.
+ * The filter of forgotten ids (allocator/forgotten.ts) decides when a Reserve asks. It is the
+ * allocator's OrderArchive (allocator/types.ts) by shape: the store does not import the allocator.
  */
-export class MysqlOrderArchive implements OrderArchive {
+export class MysqlOrderArchive {
   constructor(private readonly db: Pool) {}
 
   async find(orderId: string): Promise<Record<string, string> | undefined> {
