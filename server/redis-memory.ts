@@ -105,9 +105,12 @@ export class RedisMemoryWatch {
     }
     if (level === before) return;
     const usage = `redis ${node} uses ${mib(reading.usedBytes)} of its maxmemory ${mib(reading.maxBytes)} (${percent(memoryRatio(reading))})`;
-    if (level === 'full') this.logger.error({ ...fields, fullRatio: this.limits.fullRatio }, `${usage}: full, its writes are refused (noeviction) and Reserves on it fail; ${ADVICE}`);
-    else if (level === 'high') this.logger.warn({ ...fields, warnRatio: this.limits.warnRatio }, `${usage}, past REDIS_MEMORY_WARN_RATIO: writes will be refused when it is full; ${ADVICE}`);
-    else this.logger.info({ ...fields, warnRatio: this.limits.warnRatio }, `${usage}, below REDIS_MEMORY_WARN_RATIO again`);
+    const ratios = { warnRatio: this.limits.warnRatio, fullRatio: this.limits.fullRatio };
+    if (level === 'full') this.logger.error({ ...fields, ...ratios }, `${usage}: full, its writes are refused (noeviction) and Reserves on it fail; ${ADVICE}`);
+    else if (level === 'high' && before === 'ok') this.logger.warn({ ...fields, ...ratios }, `${usage}, past REDIS_MEMORY_WARN_RATIO: writes will be refused when it is full; ${ADVICE}`);
+    // Down from full: writes are taken again, and the warning of this rise was given already.
+    else if (level === 'high') this.logger.info({ ...fields, ...ratios }, `${usage}, below REDIS_MEMORY_FULL_RATIO again (still past REDIS_MEMORY_WARN_RATIO)`);
+    else this.logger.info({ ...fields, ...ratios }, `${usage}, below REDIS_MEMORY_WARN_RATIO again`);
   }
 }
 

@@ -47,7 +47,7 @@ describe('redis memory', () => {
     return { watch, lines, set: (node: string, answer: string | Error) => answers.set(node, answer) };
   }
 
-  it('logs each crossing once: a warning past the warn ratio, an error when full, info when back', async () => {
+  it('logs each crossing once: a warning past the warn ratio, an error when full, info on the way back', async () => {
     const { watch, lines, set } = watchOf('a:1');
     const seen = () => lines.splice(0).map((l) => `${l.level}: ${l.msg.replace(/^redis a:1 uses 0\.0 MiB of its maxmemory 0\.0 MiB \(\d+%\)[,:] /, '').replace(/;.*/, '')}`);
     set('a:1', info(100, 1000));
@@ -69,10 +69,17 @@ describe('redis memory', () => {
     await watch.check();
     assert.deepEqual(seen(), ['error: full, its writes are refused (noeviction) and Reserves on it fail']);
     assert.deepEqual([watch.notices(), watch.fullNodes()], [[], ['a:1']]);
+    set('a:1', info(900, 1000));
+    await watch.check();
+    assert.deepEqual(seen(), ['info: below REDIS_MEMORY_FULL_RATIO again (still past REDIS_MEMORY_WARN_RATIO)'], 'no second warning for the same rise');
+    assert.deepEqual([watch.notices().length, watch.fullNodes()], [1, []]);
     set('a:1', info(100, 1000));
     await watch.check();
     assert.deepEqual(seen(), ['info: below REDIS_MEMORY_WARN_RATIO again']);
     assert.deepEqual([watch.notices(), watch.fullNodes()], [[], []]);
+    set('a:1', info(990, 1000));
+    await watch.check();
+    assert.deepEqual(seen(), ['error: full, its writes are refused (noeviction) and Reserves on it fail'], 'straight to full: one error');
   });
 
   it('warns once about a node without maxmemory, and reads a silent node as unknown without forgetting its level', async () => {
