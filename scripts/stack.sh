@@ -16,6 +16,7 @@
 # Knobs of this script only (defaults in brackets; README "The local stack"):
 #   STACK_RABBITMQ_NODE [inventory@localhost]   STACK_RABBITMQ_DIST_PORT [AMQP port + 20000]
 #   STACK_WAIT_SECS [30]   STACK_RABBITMQ_WAIT_SECS [60]
+#   STACK_REDIS_MAXMEMORY [1gb]   maxmemory of the Redis we start (noeviction: past it writes fail)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -91,6 +92,10 @@ cmd_up() {
   done
   for u in "${UNITS[@]}"; do
     if [[ ${ACTION[$u]} != reuse ]]; then wait_ready "$u"; fi
+  done
+  # a reused server keeps its settings; its part may say what we would have set otherwise
+  for u in "${UNITS[@]}"; do
+    if [[ ${ACTION[$u]} == reuse ]] && declare -F "${KIND[$u]}_reused" >/dev/null; then "${KIND[$u]}_reused" "$u"; fi
   done
   # 4. summary
   printf 'stack up (%s ms):\n' "$(($(now_ms) - t0))"

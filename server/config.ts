@@ -151,6 +151,19 @@ export interface Config {
   readonly lostWritesRetryMs: number;
   /** How long health keeps reporting a node that lost writes after its partitions were restored. LOST_WRITES_NOTICE_SECONDS, default 900. */
   readonly lostWritesNoticeSeconds: number;
+  /** How often each Redis node's memory is read (INFO memory) for the gauges, the warning and health. REDIS_MEMORY_CHECK_MS, default 10000. */
+  readonly redisMemoryCheckMs: number;
+  /**
+   * Share of a node's maxmemory, in (0, 1], past which a warning is logged and health is degraded:
+   * Redis runs with noeviction, so at maxmemory every write is refused. REDIS_MEMORY_WARN_RATIO, default 0.8.
+   */
+  readonly redisMemoryWarnRatio: number;
+  /**
+   * Share of a node's maxmemory, in (0, 1], from which the node counts as full: its writes are
+   * refused, so health treats it like a node that is down (NOT_SERVING when no node is left).
+   * At least the warn ratio. REDIS_MEMORY_FULL_RATIO, default 0.98.
+   */
+  readonly redisMemoryFullRatio: number;
   /** The topic exchange the inventory's events go to (docs/events.md). MQ_EVENTS_EXCHANGE, default "inventory.events". */
   readonly mqEventsExchange: string;
   /** How often an idle event publisher looks at the outboxes. MQ_EVENTS_POLL_MS, default 250. */
@@ -261,6 +274,9 @@ export function loadConfig(env: Env = process.env): Config {
     healthIntervalMs: read.int('HEALTH_INTERVAL_MS', 1000, 100, 60_000),
     lostWritesRetryMs: read.int('LOST_WRITES_RETRY_MS', 5000, 100, 600_000),
     lostWritesNoticeSeconds: read.int('LOST_WRITES_NOTICE_SECONDS', 900, 0, 30 * 86400),
+    redisMemoryCheckMs: read.int('REDIS_MEMORY_CHECK_MS', 10_000, 100, 3_600_000),
+    redisMemoryWarnRatio: read.ratio('REDIS_MEMORY_WARN_RATIO', 0.8),
+    redisMemoryFullRatio: read.ratio('REDIS_MEMORY_FULL_RATIO', 0.98),
     mqEventsExchange: read.matching('MQ_EVENTS_EXCHANGE', 'inventory.events', AMQP_NAME, AMQP_NAME_RULE),
     mqEventsPollMs: read.int('MQ_EVENTS_POLL_MS', 250, 10, 60_000),
     stockLowThreshold: read.int('STOCK_LOW_THRESHOLD', 10, 0, 1_000_000_000),
@@ -287,6 +303,9 @@ export function loadConfig(env: Env = process.env): Config {
   }
   if (config.admissionBurst > 0 && config.admissionReservesPerSecond === 0) {
     throw new ConfigError('ADMISSION_BURST', 'must be 0 while ADMISSION_RESERVES_PER_SECOND is 0 (unlimited)');
+  }
+  if (config.redisMemoryWarnRatio > config.redisMemoryFullRatio) {
+    throw new ConfigError('REDIS_MEMORY_WARN_RATIO', `must not exceed REDIS_MEMORY_FULL_RATIO (${config.redisMemoryFullRatio}): a node would refuse writes before anyone was warned`);
   }
   if (config.mqDeadLetterExchange === config.mqStockExchange) {
     throw new ConfigError('MQ_DEAD_LETTER_EXCHANGE', 'must differ from MQ_STOCK_EXCHANGE: dead letters would be consumed again');
@@ -322,6 +341,15 @@ class EnvReader {
     if (!/^-?\d+$/.test(value)) throw new ConfigError(name, `${JSON.stringify(value)} is not an integer`);
     const n = Number(value);
     if (n < min || n > max) throw new ConfigError(name, `${n} is outside ${min}..${max}`);
+    return n;
+  }
+
+  /** A share, such as 0.8: a decimal number above 0 and at most 1. */
+  ratio(name: string, fallback: number): number {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    const n = Number(value);
+    if (!/^\d*\.?\d+$/.test(value) || n <= 0 || n > 1) throw new ConfigError(name, `${JSON.stringify(value)} is not a share in (0, 1], such as 0.8`);
     return n;
   }
 

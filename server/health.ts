@@ -7,7 +7,8 @@ import { Logger } from '../kernel/logger';
 /**
  * What the server can do now, from its dependencies, for health checks and load balancers
  * (grpc.health.v1 on both ports, /healthz, /readyz):
- *   - InventoryService needs Redis: NOT_SERVING when no Redis node answers. A node down, MySQL down
+ *   - InventoryService needs Redis: NOT_SERVING when no Redis node answers, or none that answers
+ *     can take writes (all at maxmemory: redis-memory.ts). A node down or full, MySQL down
  *     (reservations go on, the ledger waits, totals are stale) or etcd down (the registry snapshot
  *     serves) leave it SERVING, degraded, and say which.
  *   - AdminService needs MySQL (the record) and Redis: NOT_SERVING without them; etcd down
@@ -33,6 +34,8 @@ export interface HealthDependencies {
   readonly etcd: Etcd3;
   /** Lines of what else works less well (a Redis node that lost writes: admin/lost-writes.ts). */
   readonly notices?: () => readonly string[];
+  /** Redis nodes at their maxmemory (server/redis-memory.ts): they answer but refuse every write. */
+  readonly redisFull?: () => readonly string[];
 }
 
 /** How long a probe may take before the dependency counts as down. */
@@ -91,7 +94,7 @@ export class HealthMonitor extends EventEmitter<{ change: [report: HealthReport]
       const before = this.current.checks[name];
       checks[name] = before && before.up === results[i] ? before : { up: results[i], since: now };
     });
-    const next = judge(checks, this.deps.notices?.() ?? []);
+    const next = judge(checks, this.deps.notices?.() ?? [], this.deps.redisFull?.() ?? []);
     const changed =
       names.some((name) => checks[name] !== this.current.checks[name]) || next.degraded.join('\n') !== this.current.degraded.join('\n');
     this.current = next;
@@ -105,15 +108,20 @@ export class HealthMonitor extends EventEmitter<{ change: [report: HealthReport]
 }
 
 /** What the dependencies' states mean for each service. */
-export function judge(checks: Record<string, { up: boolean; since: number }>, notices: readonly string[] = []): HealthReport {
+export function judge(checks: Record<string, { up: boolean; since: number }>, notices: readonly string[] = [], redisFull: readonly string[] = []): HealthReport {
   const redisNodes = Object.keys(checks).filter((name) => name.startsWith('redis '));
   const redisDown = redisNodes.filter((name) => !checks[name].up);
-  const anyRedis = redisDown.length < redisNodes.length;
+  // noeviction: a node at its maxmemory answers but refuses every write, so for Reserves it is as good as down.
+  const full = redisNodes.filter((name) => checks[name].up && redisFull.includes(name.slice(6)));
+  const anyRedis = redisDown.length + full.length < redisNodes.length;
   const mysqlUp = checks.mysql?.up ?? true;
   const etcdUp = checks.etcd?.up ?? true;
   const degraded: string[] = [];
-  if (!anyRedis) degraded.push('no Redis node answers: nothing can be reserved');
-  else if (redisDown.length > 0) degraded.push(`${redisDown.map((n) => n.slice(6)).join(', ')} down: orders and partitions on ${redisDown.length === 1 ? 'it' : 'them'} fail`);
+  const nodes = (names: string[]) => names.map((n) => n.slice(6)).join(', ');
+  const onThem = (names: string[]) => `orders and partitions on ${names.length === 1 ? 'it' : 'them'} fail`;
+  if (redisDown.length === redisNodes.length) degraded.push('no Redis node answers: nothing can be reserved');
+  else if (redisDown.length > 0) degraded.push(`${nodes(redisDown)} down: ${onThem(redisDown)}`);
+  if (full.length > 0) degraded.push(`${nodes(full)} full (maxmemory), writes refused: ${anyRedis ? onThem(full) : 'nothing can be reserved'}`);
   if (!mysqlUp) degraded.push('MySQL down: reservations go on, the ledger waits in Redis, totals in GetStock are stale, admin calls fail');
   if (!etcdUp) degraded.push('etcd down: routing from the last registry snapshot, registry writes queue');
   degraded.push(...notices);

@@ -4,6 +4,7 @@ import { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { BreakerState } from '../kernel/breaker';
 import type { StockConsumerStats } from '../mq/consumer';
+import { MemoryReading, memoryRatio } from './redis-memory';
 
 /**
  * Every Prometheus metric of one server instance, on a registry of its own (not prom-client's
@@ -177,6 +178,30 @@ export class Metrics {
         for (const b of breakers.all()) this.labels(b.dependency, b.node ?? '').set(BREAKER_GAUGE[b.state]);
       },
     });
+  }
+
+  /**
+   * Each Redis node's memory as of the watcher's last check (redis-memory.ts), read at scrape time:
+   * used bytes, maxmemory (0: no limit) and their ratio (0 without a limit); -1 while the node does
+   * not answer. With noeviction a node at its maxmemory refuses every write.
+   */
+  observeRedisMemory(watch: { readings(): ReadonlyArray<{ node: string; reading: MemoryReading | undefined }> }): void {
+    const gauges: Array<[name: string, help: string, value: (reading: MemoryReading) => number]> = [
+      ['inventory_redis_used_bytes', 'Memory used by each Redis node (INFO memory used_memory) at the last check; -1: the node did not answer', (r) => r.usedBytes],
+      ['inventory_redis_maxmemory_bytes', 'maxmemory of each Redis node (0: no limit); at the limit every write is refused (noeviction)', (r) => r.maxBytes],
+      ['inventory_redis_memory_ratio', 'used / maxmemory of each Redis node (0: no limit); past REDIS_MEMORY_WARN_RATIO health is degraded, from REDIS_MEMORY_FULL_RATIO the node counts as full', memoryRatio],
+    ];
+    for (const [name, help, value] of gauges) {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['node'] as const,
+        registers: [this.registry],
+        collect() {
+          for (const { node, reading } of watch.readings()) this.labels(node).set(reading ? value(reading) : -1);
+        },
+      });
+    }
   }
 
   /** InventoryService calls in progress, read at scrape time, and the cap they are shed at. */

@@ -36,6 +36,7 @@ import { StockTotalsReader } from './stock-totals';
 import { Forgetter } from '../allocator/forgetter';
 import { MysqlOrderArchive } from '../store/order-archive';
 import { every } from './periodic';
+import { RedisMemoryWatch } from './redis-memory';
 
 /**
  * Everything one server process runs, built from the configuration: the Redis shards, the etcd
@@ -66,6 +67,8 @@ export interface Services {
   readonly health: HealthMonitor;
   /** Finds and restores partitions of a Redis node that came back having lost writes. */
   readonly lostWrites: LostWritesGuard;
+  /** Each Redis node's memory against its maxmemory (server/redis-memory.ts). */
+  readonly redisMemory: RedisMemoryWatch;
   /** Stops the background work and closes every client, in order. */
   readonly closers: Array<() => Promise<void>>;
 }
@@ -133,8 +136,19 @@ export async function createServices(config: Config, logger: Logger, metrics: Me
     metrics.observeForgetter(forgetter);
     // MQ_CONSUMER=inline: the warehouses' messages and the events out, in this process (process: main.ts runs them in a child).
     const mq = config.mqConsumer === 'inline' ? await startInlineMq(config, logger, metrics, { mysql, shards, operator, gateway, registry, breakers: stores.breakers }) : undefined;
+    const redisNodes = shards.clients.map((client, i) => ({ node: config.redisNodes[i], client }));
+    const redisMemory = new RedisMemoryWatch(redisNodes, { warnRatio: config.redisMemoryWarnRatio, fullRatio: config.redisMemoryFullRatio }, logger);
+    metrics.observeRedisMemory(redisMemory);
+    // Read once before health starts, so a node already full is never reported SERVING.
+    await redisMemory.check();
     const health = new HealthMonitor(
-      { redis: shards.clients.map((client, i) => ({ node: config.redisNodes[i], client })), mysql, etcd, notices: () => lostWrites.notices() },
+      {
+        redis: redisNodes,
+        mysql,
+        etcd,
+        notices: () => [...lostWrites.notices(), ...redisMemory.notices()],
+        redisFull: () => redisMemory.fullNodes(),
+      },
       config.healthIntervalMs,
       logger,
     );
@@ -144,6 +158,7 @@ export async function createServices(config: Config, logger: Logger, metrics: Me
       every('forgetter', config.forgetIntervalMs, () => forgetter.forget(), logger),
       every('intents', Math.max(1000, config.intentRecoveryMs / 3), () => operator.recoverIntents(config.intentRecoveryMs), logger),
       every('lost-writes', config.lostWritesRetryMs, () => lostWrites.retry(), logger),
+      every('redis-memory', config.redisMemoryCheckMs, () => redisMemory.check(), logger),
     ];
 
     return {
@@ -164,6 +179,7 @@ export async function createServices(config: Config, logger: Logger, metrics: Me
       forgetter,
       health,
       lostWrites,
+      redisMemory,
       inventory: inventoryHandlers(reservations, config, metrics, new StockTotalsReader((skus) => readStock(mysql, skus)), admission),
       admin: adminHandlers(operator, reconciler, new AdmissionSettings(mysql, registry), admission.defaults),
       closers: [

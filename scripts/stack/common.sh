@@ -12,6 +12,7 @@ done <"$ROOT/config/stack.env"
 RMQ_NODE="${STACK_RABBITMQ_NODE:-inventory@localhost}"
 WAIT_SECS="${STACK_WAIT_SECS:-30}"
 RMQ_WAIT_SECS="${STACK_RABBITMQ_WAIT_SECS:-60}"
+REDIS_MAXMEMORY="${STACK_REDIS_MAXMEMORY:-1gb}"
 
 die() { printf 'stack: %s\n' "$*" >&2; exit 1; }
 note() { printf 'stack: %s\n' "$*" >&2; }

@@ -115,8 +115,11 @@ export async function runScenario(scenario: Scenario): Promise<ScenarioRow> {
 /** The in-process server's degraded lines, for the health watch. */
 export const degradedOf = (inv: InventoryFixture) => () => inv.services.health.report().degraded;
 
-/** Settings of every scenario's server: health probed often enough to time recovery to 0.2 s. */
-export const FAULT_ENV: Record<string, string> = { HEALTH_INTERVAL_MS: '200' };
+/**
+ * Settings of every scenario's server: health probed, and Redis memory read (a full node is
+ * NOT_SERVING), often enough to time recovery to 0.2 s.
+ */
+export const FAULT_ENV: Record<string, string> = { HEALTH_INTERVAL_MS: '200', REDIS_MEMORY_CHECK_MS: '200' };
 
 /** A check that every failed call (of any operation) answered what `allowed` matches, code/reason and message. */
 export function failuresOnly(allowed: RegExp) {

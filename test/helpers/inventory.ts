@@ -13,7 +13,7 @@ import {
 import { CreatedPartition } from '../../allocator/partitions';
 import { StockMessageApplier } from '../../mq/apply';
 import { Config } from '../../server/config';
-import { createLogger } from '../../kernel/logger';
+import { Logger, createLogger } from '../../kernel/logger';
 import { Metrics } from '../../server/metrics';
 import { Services, createServices } from '../../server/services';
 import { testConfig, uniqueName } from './config';
@@ -38,9 +38,10 @@ export interface InventoryFixture {
   close(): Promise<void>;
 }
 
-export async function startInventory(tag: string, overrides: Record<string, string> = {}, config?: Config): Promise<InventoryFixture> {
+/** `logger`: one of the test's own, to assert what the server logs (helpers/logs.ts). */
+export async function startInventory(tag: string, overrides: Record<string, string> = {}, config?: Config, logger?: Logger): Promise<InventoryFixture> {
   config ??= testConfig(uniqueName(tag), overrides);
-  const logger = createLogger(config.logLevel);
+  logger ??= createLogger(config.logLevel);
   const metrics = new Metrics();
   const services = await createServices(config, logger, metrics);
   const server = await startTestServer({ config, logger, metrics, inventory: services.inventory, admin: services.admin, health: services.health, closers: services.closers });

@@ -44,6 +44,11 @@ describe('configuration', () => {
     ['LEDGER_WRITER', 'maybe'],
     ['ADMISSION_RESERVES_PER_SECOND', '-1'],
     ['MAX_IN_FLIGHT', 'lots'],
+    ['REDIS_MEMORY_CHECK_MS', '10'],
+    ['REDIS_MEMORY_WARN_RATIO', '80%'],
+    ['REDIS_MEMORY_WARN_RATIO', '0'],
+    ['REDIS_MEMORY_FULL_RATIO', '1.5'],
+    ['REDIS_MEMORY_FULL_RATIO', '-0.9'],
   ];
   for (const [variable, value] of bad) {
     it(`rejects ${variable}=${JSON.stringify(value)} naming the variable`, () => {
@@ -66,6 +71,7 @@ describe('configuration', () => {
   it('checks values against each other', () => {
     assert.throws(() => loadConfig({ DEFAULT_TTL_SECONDS: '100', MAX_TTL_SECONDS: '50' }), /DEFAULT_TTL_SECONDS/);
     assert.throws(() => loadConfig({ ADMISSION_BURST: '10' }), /ADMISSION_BURST: must be 0 while ADMISSION_RESERVES_PER_SECOND is 0/);
+    assert.throws(() => loadConfig({ REDIS_MEMORY_WARN_RATIO: '0.99' }), /REDIS_MEMORY_WARN_RATIO: must not exceed REDIS_MEMORY_FULL_RATIO \(0\.98\)/);
   });
 
   it('admits every SKU without limit by default and sheds past 2000 calls in flight', () => {
@@ -73,6 +79,13 @@ describe('configuration', () => {
     assert.deepEqual([config.admissionReservesPerSecond, config.admissionBurst, config.maxInFlight], [0, 0, 2000]);
     const set = loadConfig({ ADMISSION_RESERVES_PER_SECOND: '500', ADMISSION_BURST: '50', MAX_IN_FLIGHT: '0' });
     assert.deepEqual([set.admissionReservesPerSecond, set.admissionBurst, set.maxInFlight], [500, 50, 0]);
+  });
+
+  it('watches Redis memory every 10 s, warning past 80% of maxmemory and counting a node full from 98%', () => {
+    const config = loadConfig({});
+    assert.deepEqual([config.redisMemoryCheckMs, config.redisMemoryWarnRatio, config.redisMemoryFullRatio], [10_000, 0.8, 0.98]);
+    const set = loadConfig({ REDIS_MEMORY_WARN_RATIO: '.5', REDIS_MEMORY_FULL_RATIO: '1' });
+    assert.deepEqual([set.redisMemoryWarnRatio, set.redisMemoryFullRatio], [0.5, 1]);
   });
 
   it('fails server start-up with the name of the bad variable', () => {
