@@ -9,6 +9,7 @@ import { openIntent } from '../store/intents';
 import { transaction } from '../store/mysql';
 import { StockRow, lockExistingStock, lockStock } from '../store/stock';
 import { MessageRecord, advanceSequence, claimMessage, settleMessage } from '../store/stock-messages';
+import { shipArchived } from './ship-archived';
 import { ApplyOutcome, StockApplier, StockUpdate } from './types';
 
 export interface StockMessageApplierDeps {
@@ -35,8 +36,9 @@ type Step = { readonly outcome: ApplyOutcome } | { readonly redis: 'shrink' | 's
  * Redis is recorded in the same transaction and done after it, safely again on a redelivery:
  *   - a loss that base cannot cover shrinks the pool: a `loss` intent (admin/stock-changes.ts),
  *     which settles the message when it closes;
- *   - a shipment moves a paid order's committed units out (lua/order-ship-2.lua, idempotent by
- *     message id; its ledger record carries the units to MySQL), then the message is settled.
+ *   - a shipment moves a paid order's committed units out (lua/order-ship-3.lua, idempotent by
+ *     message id; its ledger record carries the units to MySQL), then the message is settled; an
+ *     order past its retention ships in MySQL alone, from its archived record (ship-archived.ts).
  * Until then the message stays `pending`: the consumer acknowledges only what returned, so a crash
  * redelivers it and this finishes what the first delivery began.
  */
@@ -113,14 +115,18 @@ export class StockMessageApplier implements StockApplier {
   /** The Redis half of a SHIPMENT: order-ship, then the message settled with what it did. */
   private async ship(u: StockUpdate): Promise<ApplyOutcome> {
     const res = await this.deps.gateway.ship(u.orderId!, u.messageId, u.sku, u.quantity);
+    // An order Redis no longer has (or is about to forget): its record is in MySQL's archive.
+    const retentionEnded = res.code === ShipCode.RetentionEnded;
+    if (retentionEnded || (res.code === ShipCode.NotConfirmed && !res.state)) {
+      const archived = await shipArchived(this.deps.pool, u, retentionEnded);
+      if (archived) return archived;
+    }
     let outcome: ApplyOutcome;
     if (res.code === ShipCode.Shipped || res.code === ShipCode.Replayed) outcome = { kind: 'applied', detail: `${res.units} units of order ${u.orderId} shipped` };
     else if (res.code === ShipCode.NotConfirmed) {
       outcome = res.state
         ? { kind: 'dead', reason: `ORDER_NOT_PAID: order ${u.orderId} is ${res.state}, only a CONFIRMED order ships` }
         : { kind: 'dead', reason: `UNKNOWN_ORDER: no order ${u.orderId}` };
-    } else if (res.code === ShipCode.RetentionEnded) {
-      outcome = { kind: 'dead', reason: `RETENTION_ENDED: order ${u.orderId} ended its retention (ORDER_RETENTION_SECONDS after its last change); its record is archived and changes no more` };
     } else if (res.code === ShipCode.NotInOrder) outcome = { kind: 'dead', reason: `UNKNOWN_ITEM: sku ${u.sku} is not part of order ${u.orderId}` };
     else outcome = { kind: 'dead', reason: `NOTHING_COMMITTED: order ${u.orderId} has no committed units of sku ${u.sku} left` };
     await transaction(this.deps.pool, (conn) => this.settle(conn, u, outcome));

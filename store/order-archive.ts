@@ -1,4 +1,4 @@
-import type { Pool, RowDataPacket } from 'mysql2/promise';
+import type { Pool, PoolConnection, RowDataPacket } from 'mysql2/promise';
 
 /**
  * MySQL's archive of the orders Redis forgot once their retention ended (allocator/forgetter.ts):
@@ -14,6 +14,17 @@ export class MysqlOrderArchive {
   async find(orderId: string): Promise<Record<string, string> | undefined> {
     const [rows] = await this.db.query<RowDataPacket[]>('SELECT fields FROM order_archive WHERE order_id = ?', [orderId]);
     return rows.length === 0 ? undefined : (JSON.parse(String(rows[0].fields)) as Record<string, string>);
+  }
+
+  /** The archived record, its row locked until the transaction ends (a shipment of a forgotten order). */
+  async lockedRecord(conn: PoolConnection, orderId: string): Promise<Record<string, string> | undefined> {
+    const [rows] = await conn.query<RowDataPacket[]>('SELECT fields FROM order_archive WHERE order_id = ? FOR UPDATE', [orderId]);
+    return rows.length === 0 ? undefined : (JSON.parse(String(rows[0].fields)) as Record<string, string>);
+  }
+
+  /** Replaces an archived record's fields, within the transaction that locked it. */
+  async rewrite(conn: PoolConnection, orderId: string, fields: Record<string, string>): Promise<void> {
+    await conn.query('UPDATE order_archive SET fields = ? WHERE order_id = ?', [JSON.stringify(fields), orderId]);
   }
 
   async save(orders: ReadonlyArray<{ readonly orderId: string; readonly fields: Record<string, string> }>): Promise<void> {

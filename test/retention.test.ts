@@ -4,7 +4,7 @@ import type { Redis } from 'ioredis';
 import { ReleaseReason, ReservationState, ReserveOutcome } from '../gen/inventory/v1/inventory.pb';
 import { orderHashes } from '../allocator/forgotten';
 import { expectCode } from './helpers/grpc';
-import { InventoryFixture, reasonOf, startInventory, waitFor } from './helpers/inventory';
+import { InventoryFixture, reasonOf, startInventory, stockApplierOf, waitFor } from './helpers/inventory';
 import { checkSale, repeatWhile, runSale } from './helpers/sale';
 
 const RETENTION_S = 2;
@@ -118,6 +118,32 @@ describe('bounded Redis: the retention of orders and what ends with them', funct
     assert.equal(reused.metadata.get('inventory-error-field')[0], 'order_id');
     assert.match(reused.message, /archived.*never reused/);
     assert.equal(await inv.availOf(parts), before);
+  });
+
+  it('a shipment of a paid order past its retention is applied from the archive, once, and Reconcile stays clean', async () => {
+    await inv.services.operator.setStock('ret-ship-set', 'ret-ship', 20, 'count');
+    await inv.services.operator.preallocate('ret-ship-pre', 'ret-ship', 20, 1);
+    await waitFor(() => inv.services.cache.partitions('ret-ship').length === 1);
+    assert.equal((await inv.reserve('ret-shipped', [['ret-ship', 4]])).outcome, ReserveOutcome.RESERVE_OUTCOME_RESERVED);
+    await inv.confirm('ret-shipped');
+    await forgetAll();
+    assert.equal(await redis.exists(inv.services.shards.keys.order(inv.services.shards.keys.orderShard('ret-shipped'), 'ret-shipped')), 0);
+    const applier = stockApplierOf(inv);
+    const shipment = { messageId: 'ret-ship-m1', sku: 'ret-ship', kind: 'SHIPMENT' as const, quantity: 3, orderId: 'ret-shipped', occurredAt: new Date() };
+    const first = await applier.apply(shipment);
+    assert.equal(first.kind, 'applied', JSON.stringify(first));
+    assert.equal((await applier.apply(shipment)).kind, 'skipped', 'a redelivery changes nothing');
+    // A second message for more than is left is capped at the one unit still committed.
+    assert.equal((await applier.apply({ ...shipment, messageId: 'ret-ship-m2', quantity: 5 })).kind, 'applied');
+    const third = await applier.apply({ ...shipment, messageId: 'ret-ship-m3', quantity: 1 });
+    assert.equal(third.kind === 'dead' && third.reason.split(':')[0], 'NOTHING_COMMITTED');
+    await inv.services.ledger.drain(10_000);
+    const row = (await inv.services.operator.stock(['ret-ship'])).get('ret-ship')!;
+    assert.deepEqual([row.onHand, row.committed, row.reserved], [16, 0, 0]);
+    const read = await inv.getReservation('ret-shipped');
+    assert.deepEqual([read.reservation?.items[0].quantity, read.reservation?.items[0].shippedQuantity], [4, 4]);
+    const found = await inv.services.reconciler.reconcile(['ret-ship'], false, '');
+    assert.deepEqual(found.discrepancies.map((d) => `${d.kind}: ${d.detail}`), []);
   });
 
   it('the allowance a per-user limit counts ends with the retention of its orders', async () => {
