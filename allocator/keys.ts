@@ -12,8 +12,8 @@
  *                        Ends ORDER_RETENTION_SECONDS after its last change (released, expired,
  *                        rejected, shipped, and confirmed orders alike): the forgetter
  *                        (forgetter.ts) archives it in MySQL (order_archive) and deletes it.
- *                        ~0.5-0.7 KB, its share of the takes and allowance fields below included
- *                        ~1 KB per order kept (soak probe)
+ *                        With its take and allowance fields and index entries: ~830 B per open
+ *                        hold, ~860 B per order kept for its retention (soak probe)
  *   forget               zset: orders by the ms their retention ends (includes/retention.lua);
  *                        an entry per ended or paid order, removed as the order is forgotten
  *   seen:<generation>    Bloom filter of the order ids forgotten in one generation
