@@ -13,8 +13,8 @@ import { Keys, fnv1a } from './keys';
  *
  * A filter only fills up, so there is one per generation of FORGOTTEN_HORIZON: ids go into the
  * current one and the check reads the current and the previous one, and each filter expires two
- * generations after it began. An id is so remembered for at least the horizon after it was
- * forgotten; later a reuse starts a new order. A filter fuller than planned costs more archive
+ * generations after it began. An id is so remembered for at least the horizon (less a minute of
+ * clock slack) after it was forgotten; later a reuse starts a new order. A filter fuller than planned costs more archive
  * reads (false positives are answered by MySQL), never a wrong answer.
  *
  * Size: bits per shard and generation (FORGOTTEN_FILTER_BITS) = 10 x orders forgotten per horizon /

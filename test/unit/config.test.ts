@@ -49,6 +49,10 @@ describe('configuration', () => {
     ['REDIS_MEMORY_WARN_RATIO', '0'],
     ['REDIS_MEMORY_FULL_RATIO', '1.5'],
     ['REDIS_MEMORY_FULL_RATIO', '-0.9'],
+    ['ORDER_RETENTION_SECONDS', '0'],
+    ['FORGET_INTERVAL_MS', 'often'],
+    ['FORGOTTEN_FILTER_BITS', '8'],
+    ['FORGOTTEN_HORIZON_SECONDS', '0'],
   ];
   for (const [variable, value] of bad) {
     it(`rejects ${variable}=${JSON.stringify(value)} naming the variable`, () => {
@@ -72,6 +76,14 @@ describe('configuration', () => {
     assert.throws(() => loadConfig({ DEFAULT_TTL_SECONDS: '100', MAX_TTL_SECONDS: '50' }), /DEFAULT_TTL_SECONDS/);
     assert.throws(() => loadConfig({ ADMISSION_BURST: '10' }), /ADMISSION_BURST: must be 0 while ADMISSION_RESERVES_PER_SECOND is 0/);
     assert.throws(() => loadConfig({ REDIS_MEMORY_WARN_RATIO: '0.99' }), /REDIS_MEMORY_WARN_RATIO: must not exceed REDIS_MEMORY_FULL_RATIO \(0\.98\)/);
+    // A Reserve's late script must never meet its take records forgotten.
+    assert.throws(() => loadConfig({ ORDER_RETENTION_SECONDS: '10', RESERVE_TIMEOUT_MS: '10000' }), /ORDER_RETENTION_SECONDS: must exceed RESERVE_TIMEOUT_MS/);
+    assert.equal(loadConfig({ ORDER_RETENTION_SECONDS: '11', RESERVE_TIMEOUT_MS: '10000' }).orderRetentionSeconds, 11);
+  });
+
+  it('keeps orders in Redis a day after their last change, and remembers forgotten ids for 30 days', () => {
+    const config = loadConfig({});
+    assert.deepEqual([config.orderRetentionSeconds, config.forgottenHorizonSeconds, config.forgottenFilterBits], [86400, 30 * 86400, 1 << 22]);
   });
 
   it('admits every SKU without limit by default and sheds past 2000 calls in flight', () => {
