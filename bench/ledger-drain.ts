@@ -34,7 +34,7 @@ async function main(): Promise<void> {
       for (let j = i; j < Math.min(records, i + 1000); j++) {
         const shard = j % config.redisShards;
         const record = { id: `take:o${j}:p${shard}`, kind: 'take', sku: 'bench-sku', qty: '1', from: 'pool', to: 'reserved' };
-        pipeline.xadd(shards.keys.ledger(shard), '*', 'm', JSON.stringify({ ...record, order: `o${j}`, partition: `p${shard}`, epoch: '1', seq: String(j), at }));
+        pipeline.xadd(shards.keys.ledger(shard), '*', 'm', JSON.stringify({ ...record, order: `o${j}`, partition: `p${shard}`, epoch: '1', seq: String(j + 1), at }));
       }
       await pipeline.exec();
     }
