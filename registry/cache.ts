@@ -13,11 +13,11 @@ export interface RegistryCacheEvents {
   'partition-removed': (entry: PartitionEntry) => void;
   /** A SKU entry was created, replaced or (entry undefined) deleted. */
   'sku-changed': (entry: SkuEntry | undefined, sku: string) => void;
-  /** A full re-list was applied (at start, and after every watch loss); the differences came as events before it. */
+  /** A full re-list was applied (at start, and after a watch etcd cancelled); the differences came as events before it. */
   'reloaded': (revision: string) => void;
   /** The watch is live again: etcd acknowledged it, changes now arrive as they happen. */
   'connected': () => void;
-  /** The watch is no longer live (stream broken, etcd unreachable, or watch cancelled, e.g. by compaction); the cache serves its last state and resyncs. */
+  /** The watch is no longer live (stream broken, etcd unreachable, or watch cancelled, e.g. by compaction); the cache serves its last state and resumes or resyncs. */
   'disconnected': (err: Error) => void;
   /** A background failure worth a look: a watch cancelled by etcd, a value that does not parse, a re-list refused. Logged when nobody listens. */
   'error': (err: Error) => void;
@@ -51,10 +51,14 @@ const NO_PARTITIONS: readonly PartitionEntry[] = Object.freeze([]);
 
 /**
  * The registry as this server sees it: loaded with one range read, then kept current by a watch of
- * the whole namespace from the loaded revision + 1. Any loss of the watch (error, disconnect, or a
- * cancellation by compaction, which etcd3 reports as 'error' and never resumes) leads to a full
- * re-list and a new watch, with backoff; the differences are emitted as events, so listeners also
- * learn what changed while the cache was cut off. Meanwhile the last state keeps being served.
+ * the whole namespace from the loaded revision + 1. A broken watch stream (its member killed or cut
+ * off from the leader, etcd unreachable) is resumed, with backoff, from the revision after the last
+ * one applied, on whichever member answers: etcd replays what happened meanwhile, so nothing is
+ * missed and a cluster's servers do not all re-list at once when a member goes. A watch etcd
+ * cancels (compaction past that revision, which etcd3 reports as 'error' and never resumes) or one
+ * that delivered what cannot be applied leads to a full re-list and a new watch; the differences
+ * are emitted as events, so listeners also learn what changed while the cache was cut off.
+ * Meanwhile the last state keeps being served.
  */
 export class RegistryCache extends RegistryEmitter<RegistryCacheEvents> {
   private readonly ns: Namespace;
@@ -67,6 +71,12 @@ export class RegistryCache extends RegistryEmitter<RegistryCacheEvents> {
   private readonly listTimeoutMs: number;
 
   private rev = '0';
+  /**
+   * Where a resumed watch starts: the revision after the last one applied. Tracked here, not by
+   * etcd3's own reconnect, which resumes after the revision in the watch's creation answer (the
+   * member's current one) and so skips the history a watch from an older revision had not yet sent.
+   */
+  private resumeAt = '1';
   private running = false;
   /** Bumped by every resync and by stop(), so callbacks of a superseded attempt do nothing. */
   private generation = 0;
@@ -237,35 +247,47 @@ export class RegistryCache extends RegistryEmitter<RegistryCacheEvents> {
   }
 
   private scheduleResync(): void {
+    this.schedule(() => void this.resync());
+  }
+
+  private schedule(next: () => void): void {
     clearTimeout(this.resyncTimer);
-    this.resyncTimer = setTimeout(() => void this.resync(), this.backoffMs);
+    this.resyncTimer = setTimeout(next, this.backoffMs);
     this.backoffMs = Math.min(this.backoffMs * 2, this.maxBackoffMs);
   }
 
   private watch(startRevision: string): void {
+    this.resumeAt = startRevision;
     const watcher = this.ns.watch().prefix('').startRevision(startRevision).watcher();
     this.watcher = watcher;
     watcher
       .on('connected', () => watcher === this.watcher && this.markLive())
       .on('data', (res) => watcher === this.watcher && this.applyWatch(res))
-      .on('disconnected', (err) => watcher === this.watcher && this.lose(err))
+      .on('disconnected', (err) => watcher === this.watcher && this.lose(err, 'resume'))
       .on('error', (err) => {
         if (watcher !== this.watcher) return;
         this.notify('error', new Error(`registry watch cancelled by etcd, re-listing: ${err.message}`, { cause: err }));
-        this.lose(err);
+        this.lose(err, 'relist');
       });
   }
 
-  /** The watch is gone: keep serving, count staleness from now, resync after a delay. */
-  private lose(err: Error): void {
-    this.logger.warn({ err, revision: this.rev }, 'registry cache: watch lost, will re-list');
+  /** The watch is gone: keep serving, count staleness from now, resume the watch (or re-list) after a delay. */
+  private lose(err: Error, then: 'resume' | 'relist'): void {
+    this.logger.warn({ err, revision: this.rev, resumeAt: this.resumeAt }, `registry cache: watch lost, will ${then === 'resume' ? 'resume it' : 're-list'}`);
     if (this.live) {
       this.live = false;
       this.syncedAt = performance.now();
       this.notify('disconnected', err);
     }
     void this.dropWatcher();
-    this.scheduleResync();
+    if (then === 'relist') this.scheduleResync();
+    else this.scheduleResume();
+  }
+
+  /** A new watch from the revision after the last one applied, unless a resync or stop() comes first. */
+  private scheduleResume(): void {
+    const generation = this.generation;
+    this.schedule(() => generation === this.generation && this.watch(this.resumeAt));
   }
 
   private markLive(): void {
@@ -294,11 +316,15 @@ export class RegistryCache extends RegistryEmitter<RegistryCacheEvents> {
         if (event.type === 'Put') this.applyPut(key, event.kv);
         else this.applyDelete(key, event.kv.mod_revision);
       }
-      this.advance(res.header.revision);
+      // A catch-up batch's header carries the member's current revision, past the events it holds
+      // (etcd sends history in batches): only an answer without events (progress) vouches for it.
+      const applied = res.events.length > 0 ? res.events[res.events.length - 1].kv.mod_revision : res.header.revision;
+      this.resumeAt = nextRevision(applied);
+      this.advance(applied);
     } catch (err) {
       // etcd3 would rethrow this from setImmediate and crash the process; start over instead.
       this.notify('error', err as Error);
-      this.lose(err as Error);
+      this.lose(err as Error, 'relist');
     }
   }
 

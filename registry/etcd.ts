@@ -1,3 +1,4 @@
+import { InterceptingCall, Interceptor } from '@grpc/grpc-js';
 import { ExponentialBackoff, IBackoff, IPolicy, handleWhen, noop, retry } from 'cockatiel';
 import { Etcd3, GRPCDeadlineExceededError, isRecoverableError } from 'etcd3';
 import { Breakers, DependencyBreaker } from '../kernel/breaker';
@@ -32,6 +33,16 @@ export interface EtcdClientOptions {
   readonly keepaliveMs?: number;
   /** Upper bound of etcd3's own watch-stream reconnect backoff, ms. Default 5000 (etcd3: 30000). */
   readonly watchBackoffMaxMs?: number;
+  /**
+   * Send etcd's `hasleader` metadata (Go's clientv3.WithRequireLeader) on every call but the
+   * maintenance ones. Default true. A member cut off from its cluster's leader then refuses calls
+   * ("etcdserver: no leader", so etcd3 tries another member at once instead of waiting out the
+   * deadline) and ends open watches after 3 election timeouts, instead of serving a watch that
+   * silently stops while the rest of the cluster takes writes: the registry cache would look live
+   * and be stale. Maintenance calls (health's status probe) go without: every member is leaderless
+   * for a moment during an election, which is no outage.
+   */
+  readonly requireLeader?: boolean;
 }
 
 /** An etcd3 client with the defaults above, for the registry and anything else that talks to etcd. */
@@ -43,6 +54,7 @@ export function createEtcdClient(endpoints: readonly string[], options: EtcdClie
     reconnectBackoffMaxMs = 5000,
     keepaliveMs = 10_000,
     watchBackoffMaxMs = 5000,
+    requireLeader = true,
   } = options;
   const retryable = handleWhen((err) => isRecoverableError(err) && !(err instanceof GRPCDeadlineExceededError));
   return new Etcd3({
@@ -56,6 +68,8 @@ export function createEtcdClient(endpoints: readonly string[], options: EtcdClie
       'grpc.keepalive_timeout_ms': Math.min(keepaliveMs, 5000),
       'grpc.initial_reconnect_backoff_ms': Math.min(reconnectBackoffMaxMs, 1000),
       'grpc.max_reconnect_backoff_ms': reconnectBackoffMaxMs,
+      // etcd3 hands these options to each grpc-js client, which takes its interceptors from them.
+      ...(requireLeader ? ({ interceptors: [hasLeader] } as object) : {}),
     },
     faultHandling: {
       global: retries > 0 ? retry(retryable, { maxAttempts: retries }) : noop,
@@ -65,6 +79,17 @@ export function createEtcdClient(endpoints: readonly string[], options: EtcdClie
     },
   });
 }
+
+/** Adds `hasleader: true`, the metadata etcd checks for WithRequireLeader. */
+const hasLeader: Interceptor = (options, nextCall) => {
+  if (options.method_definition.path.startsWith('/etcdserverpb.Maintenance/')) return new InterceptingCall(nextCall(options));
+  return new InterceptingCall(nextCall(options), {
+    start(metadata, listener, next) {
+      metadata.set('hasleader', 'true');
+      next(metadata, listener);
+    },
+  });
+};
 
 /**
  * An opossum breaker in the shape of the cockatiel policy etcd3 runs each call to a host through:

@@ -4,7 +4,8 @@
 # RabbitMQ, each on the project's own port, with data, logs and pid files under .stack/.
 #
 #   scripts/stack.sh up              start what does not answer yet, reuse what does
-#   scripts/stack.sh status          what answers, and whether it is ours; exit 1 if any is down
+#   scripts/stack.sh up --etcd-cluster   the same with a 3-member etcd in place of the one
+#   scripts/stack.sh status [--etcd-cluster]  what answers, and whether it is ours; exit 1 if any is down
 #   scripts/stack.sh down [--purge]  stop exactly the processes this script started
 #   scripts/stack.sh purge           down, then delete .stack/ data and logs
 #
@@ -17,6 +18,8 @@
 #   STACK_RABBITMQ_NODE [inventory@localhost]   STACK_RABBITMQ_DIST_PORT [AMQP port + 20000]
 #   STACK_WAIT_SECS [30]   STACK_RABBITMQ_WAIT_SECS [60]
 #   STACK_REDIS_MAXMEMORY [1gb]   maxmemory of the Redis we start (noeviction: past it writes fail)
+#   STACK_ETCD_CLUSTER [0]   1: as --etcd-cluster
+#   STACK_ETCD_CLUSTER_PORT [2479]   the cluster's first client port; members on it, +2, +4 (peers +1)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -93,6 +96,7 @@ cmd_up() {
   for u in "${UNITS[@]}"; do
     if [[ ${ACTION[$u]} != reuse ]]; then wait_ready "$u"; fi
   done
+  [[ $ETCD_CLUSTER == 1 ]] && etcd_cluster_ready
   # a reused server keeps its settings; its part may say what we would have set otherwise
   for u in "${UNITS[@]}"; do
     if [[ ${ACTION[$u]} == reuse ]] && declare -F "${KIND[$u]}_reused" >/dev/null; then "${KIND[$u]}_reused" "$u"; fi
@@ -105,6 +109,7 @@ cmd_up() {
     [[ -n ${PID[$u]:-} ]] && how+=" (ours, pid ${PID[$u]})" || how+=" (external)"
     printf '  %-9s %-28s %-27s %s\n' "${KIND[$u]}" "${ADDR[$u]}" "$how" "$(cli_hint "$u")"
   done
+  [[ $ETCD_CLUSTER == 1 ]] && printf '  point the service at the cluster: ETCD_ENDPOINTS=%s\n' "$(IFS=,; echo "${ETCD_EPS[*]}")"
   ((started)) && printf '  data and logs: %s (stop with: scripts/stack.sh down)\n' "$STACK"
   return 0
 }
@@ -153,6 +158,8 @@ cmd_purge() {
 }
 
 usage() { awk 'NR > 2 && /^#/ { sub(/^# ?/, ""); print; next } NR > 2 { exit }' "$0"; }
+
+[[ ${2:-} == --etcd-cluster && ${1:-} =~ ^(up|status)$ ]] && ETCD_CLUSTER=1
 
 case ${1:-} in
   up) load_config; cmd_up ;;

@@ -190,9 +190,12 @@ describe('RegistryCache', () => {
     assert.deepEqual(cache.partitions('a').map((p) => p.partitionId), ['p2']);
 
     // The delete has not reached etcd (say it is queued): a full re-list still sees p1 at its old revision.
+    // (A cut alone resumes the watch; the compaction makes the cache re-list.)
     await whenLive(cache);
     proxy.pause();
     await nextEvent(cache, 'disconnected');
+    await put('compact-marker', 'x'); // compacting at a later revision than the one the watch resumes from
+    await etcd.kv.compact({ revision: await put('compact-marker', 'y'), physical: true });
     proxy.resume();
     await nextEvent(cache, 'reloaded');
     assert.deepEqual(cache.partitions('a').map((p) => p.partitionId), ['p2']);
@@ -201,6 +204,27 @@ describe('RegistryCache', () => {
     await registry.registerPartition(partition('a', 'p1', 2));
     assert.equal((await back)[0].epoch, 2);
     assert.deepEqual(cache.partitions('a').map((p) => p.partitionId), ['p1', 'p2']);
+  });
+
+  it('a cut watch resumes after the last revision it applied: what changed meanwhile arrives as events, with no re-list', async () => {
+    const proxy = await startProxy();
+    await registry.registerPartition(partition('a', 'p1'));
+    const cache = await startCache(proxy);
+    await whenLive(cache);
+    let relists = 0;
+    cache.on('reloaded', () => relists++);
+    proxy.pause();
+    await nextEvent(cache, 'disconnected');
+    assert.equal(await registry.removePartition('a', 'p1', 1), 'deleted');
+    await registry.registerPartition(partition('a', 'p2'));
+    const added = nextEvent<[PartitionEntry]>(cache, 'partition-added');
+    const removed = nextEvent<[PartitionEntry]>(cache, 'partition-removed');
+    proxy.resume();
+    assert.equal((await removed)[0].partitionId, 'p1');
+    assert.equal((await added)[0].partitionId, 'p2');
+    await whenLive(cache);
+    await inSync(cache);
+    assert.equal(relists, 0, 'resumed, not re-listed');
   });
 
   it('ignores a put older than what it holds for the key', async () => {

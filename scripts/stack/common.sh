@@ -13,6 +13,8 @@ RMQ_NODE="${STACK_RABBITMQ_NODE:-inventory@localhost}"
 WAIT_SECS="${STACK_WAIT_SECS:-30}"
 RMQ_WAIT_SECS="${STACK_RABBITMQ_WAIT_SECS:-60}"
 REDIS_MAXMEMORY="${STACK_REDIS_MAXMEMORY:-1gb}"
+ETCD_CLUSTER="${STACK_ETCD_CLUSTER:-0}"   # 1 (or up --etcd-cluster): a 3-member etcd instead of the one
+ETCD_CLUSTER_PORT="${STACK_ETCD_CLUSTER_PORT:-2479}"
 
 die() { printf 'stack: %s\n' "$*" >&2; exit 1; }
 note() { printf 'stack: %s\n' "$*" >&2; }
@@ -58,12 +60,16 @@ load_config() {
     else i=$((i + 1)); add_unit "redis-remote$i" redis "$U_HOST" "$U_PORT" "$U_HOST:$U_PORT"; fi
   done
 
-  # A client with several endpoints is happy when any answers; we can only start the first.
-  ETCD_EPS=()
-  IFS=, read -ra ETCD_EPS <<<"$ETCD_ENDPOINTS"
-  split_url "${ETCD_EPS[0]//[[:space:]]/}" 2379
-  ETCD_SCHEME=${ETCD_EPS[0]%%://*}; [[ $ETCD_SCHEME == "${ETCD_EPS[0]}" ]] && ETCD_SCHEME=http
-  add_unit etcd etcd "$U_HOST" "$U_PORT" "$ETCD_SCHEME://$U_HOST:$U_PORT"
+  if [[ $ETCD_CLUSTER == 1 ]]; then
+    etcd_cluster_units
+  else
+    # A client with several endpoints is happy when any answers; we can only start the first.
+    ETCD_EPS=()
+    IFS=, read -ra ETCD_EPS <<<"$ETCD_ENDPOINTS"
+    split_url "${ETCD_EPS[0]//[[:space:]]/}" 2379
+    ETCD_SCHEME=${ETCD_EPS[0]%%://*}; [[ $ETCD_SCHEME == "${ETCD_EPS[0]}" ]] && ETCD_SCHEME=http
+    add_unit etcd etcd "$U_HOST" "$U_PORT" "$ETCD_SCHEME://$U_HOST:$U_PORT"
+  fi
 
   split_url "$MYSQL_URL" 3306
   M_USER=${U_USER:-root} M_PASS=$U_PASS M_DB=${U_PATH%%/*}

@@ -18,7 +18,7 @@ is_ours() {
 
 prog_of() {
   case $1 in
-    redis-*) echo redis-server ;; etcd) echo etcd ;; mariadb) echo mariadbd ;; rabbitmq) echo beam.smp ;;
+    redis-*) echo redis-server ;; etcd|etcd-*) echo etcd ;; mariadb) echo mariadbd ;; rabbitmq) echo beam.smp ;;
     *) return 1 ;;
   esac
 }
