@@ -45,7 +45,7 @@ describe('bounded Redis: the retention of orders and what ends with them', funct
       FORGOTTEN_FILTER_BITS: '64',
       TOPUP_ENABLED: 'false',
     });
-    redis = inv.services.shards.client(0);
+    redis = inv.services.shards.client(0) as Redis;
   });
   after(() => inv?.close());
 
