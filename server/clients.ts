@@ -1,5 +1,6 @@
 import type { Etcd3 } from 'etcd3';
 import type { Pool } from 'mysql2/promise';
+import { guardNodeMap } from '../allocator/node-map';
 import { RedisShards, ShardOptions } from '../allocator/shards';
 import { BreakerState, Breakers, DependencyBreaker } from '../kernel/breaker';
 import { Logger } from '../kernel/logger';
@@ -61,6 +62,7 @@ export async function openStores(config: Config, logger: Logger, options: { etcd
     shards.clients.forEach((client, i) => client.on('error', (err) => logger.warn({ err, node: names[i] }, 'redis connection error; reconnecting')));
     shards.onPipe((node, pipe) => pipe.on('disconnected', (err) => logger.warn({ err, node }, 'redis script connection lost; reconnecting')));
     await shards.connect({ scripts: options.scripts });
+    await guardNodeMap(shards);
     await ensureDatabase(config.mysqlUrl);
     mysql = createMysqlPool(config.mysqlUrl, { breaker: breakers.for('mysql') });
     await migrate(mysql, logger);
