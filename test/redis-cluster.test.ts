@@ -88,6 +88,25 @@ describe('Redis Cluster mode', function () {
     assert.deepEqual(kinds((await inv.services.reconciler.reconcile(['c-move'], false, '')).discrepancies), []);
   });
 
+  it('a script whose keys are not on a migrating slot’s source follows ASK to the target, once, leaving the map', async () => {
+    const shard = 0;
+    const slot = inv.services.shards.slot(shard);
+    const from = await cluster.masterOf(slot);
+    const to = (await cluster.nodes()).find((m) => m.master && !m.failed && m.address !== from.address)!;
+    const { counts } = inv.services.shards.cluster!;
+    const ref = { sku: 'c-ask', partitionId: 'p-ask', shard, epoch: 1 };
+    await cluster.moveSlot(slot, to.address, async () => {
+      const asked = counts.ask;
+      // A new partition's key is on neither node: the source answers -ASK, the target creates it.
+      assert.equal((await inv.services.gateway.createPartition(ref, 7)).created, true);
+      assert.equal(counts.ask, asked + 1, 'one ASK followed');
+      assert.equal(inv.services.shards.node(shard), from.address, 'ASK leaves the map as it was');
+      const onTarget = await cluster.client(to.address).pipeline().asking().exists(inv.services.shards.keys.partition(shard, ref.sku, ref.partitionId)).exec();
+      assert.deepEqual(onTarget?.[1], [null, 1], 'the key was made on the importing master');
+    });
+    assert.deepEqual(await inv.services.gateway.avail([ref]), [7], 'readable where the slot lives now');
+  });
+
   it('a master SIGKILLed mid-sale fails over to its replica; selling resumes; Reconcile reports only lost writes, if any', async () => {
     await flashSku('c-fail');
     const [victim] = await inv.services.operator.listPartitions('c-fail');

@@ -28,12 +28,18 @@ export interface RedisClusterFixture {
   nodes(): Promise<ClusterNode[]>;
   /** The master serving a slot now. */
   masterOf(slot: number): Promise<ClusterNode>;
+  /** A plain connection to one node (no redirects followed). */
+  client(address: string): Redis;
   /** SIGKILL a node (a crash). */
   kill(address: string): void;
   /** Waits until a node other than `address` serves `slot` and the live nodes say cluster_state:ok; returns it. */
   waitForFailover(address: string, slot: number, timeoutMs?: number): Promise<ClusterNode>;
-  /** Moves one slot, keys and all, from its master to `to` with raw commands (SETSLOT IMPORTING/MIGRATING, MIGRATE, SETSLOT NODE). */
-  moveSlot(slot: number, to: string): Promise<number>;
+  /**
+   * Moves one slot, keys and all, from its master to `to` with raw commands (SETSLOT
+   * IMPORTING/MIGRATING, MIGRATE, SETSLOT NODE); `midway` runs while the slot is marked migrating
+   * and no key has moved yet. Returns the number of keys moved.
+   */
+  moveSlot(slot: number, to: string, midway?: () => Promise<void>): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -109,6 +115,7 @@ export async function startRedisCluster(options: { basePort: number; masters?: n
     seeds,
     nodes,
     masterOf,
+    client,
     kill(address) {
       children.get(address)?.kill('SIGKILL');
     },
@@ -122,7 +129,7 @@ export async function startRedisCluster(options: { basePort: number; masters?: n
       }, timeoutMs, `failover of ${address}`);
       return promoted!;
     },
-    async moveSlot(slot, to) {
+    async moveSlot(slot, to, midway) {
       const all = await nodes();
       const source = await masterOf(slot);
       const target = all.find((n) => n.address === to);
@@ -130,6 +137,7 @@ export async function startRedisCluster(options: { basePort: number; masters?: n
       const [host, port] = target.address.split(':');
       await client(target.address).cluster('SETSLOT', slot, 'IMPORTING', source.id);
       await client(source.address).cluster('SETSLOT', slot, 'MIGRATING', target.id);
+      await midway?.();
       let moved = 0;
       for (;;) {
         const keys = (await client(source.address).cluster('GETKEYSINSLOT', slot, 1000)) as string[];
