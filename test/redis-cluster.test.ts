@@ -25,6 +25,8 @@ describe('Redis Cluster mode', function () {
     cluster = await startRedisCluster({ basePort: 7100, nodeTimeoutMs: 1000 });
     inv = await startInventory('cluster', {
       REDIS_CLUSTER: cluster.seeds.join(','),
+      // Not with REDIS_NODES, should the environment name one (empty counts as unset).
+      REDIS_NODES: '',
       TOPUP_ENABLED: 'false',
       LOST_WRITES_RETRY_MS: '300',
       BREAKER_RESET_MS: '300',
