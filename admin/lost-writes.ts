@@ -89,7 +89,7 @@ export class LostWritesGuard {
   }
 
   async checkAll(): Promise<void> {
-    await Promise.all(this.deps.redis.shards.options.nodes.map((node) => this.checkNode(node)));
+    await Promise.all(this.deps.redis.shards.nodes().map((node) => this.checkNode(node)));
   }
 
   /** Checks again the nodes whose check failed or that still have suspect partitions. */

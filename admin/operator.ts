@@ -111,8 +111,10 @@ export class StockOperator {
     const replay = await this.replay<RebalanceResult>(call);
     if (replay) return replay;
     for (const node of nodes) {
-      if (!this.gateway.shards.options.nodes.includes(node)) {
-        throw new DomainError('UNKNOWN_NODE', `${node} is not a configured Redis node (REDIS_NODES)`);
+      // In Redis Cluster mode the nodes are the masters serving slots now.
+      if (!this.gateway.shards.nodes().includes(node)) {
+        const what = this.gateway.shards.cluster ? 'a master of the Redis cluster (REDIS_CLUSTER)' : 'a configured Redis node (REDIS_NODES)';
+        throw new DomainError('UNKNOWN_NODE', `${node} is not ${what}`);
       }
     }
     const before = await this.views.list(sku, false);

@@ -49,6 +49,10 @@
  *                        already, so servers seeing the same moment add it once; expires after a
  *                        week (the top-up's stockEventTtlSeconds)
  *   topup:<sku>          short-lived lock (PX): one server at a time tops a SKU up
+ *
+ * And one key outside the shards, on every node in plain multi-node mode:
+ *   <prefix>:nodemap     the node list and shard count recorded at first start (node-map.ts);
+ *                        lives as long as the deployment (a few dozen bytes)
  */
 export class Keys {
   /** Per shard, built once: the tag, and the shard-wide keys the hot path names on every call. */
@@ -118,6 +122,15 @@ export class Keys {
   /** Marker of a derived event already in the outbox of the SKU's shard (event-once). */
   eventMark(sku: string, eventId: string): string {
     return `${this.tag(this.skuShard(sku))}:ev:${eventId}`;
+  }
+
+  /**
+   * Plain multi-node mode: the node list and shard count recorded at first start, on every node
+   * (node-map.ts). No hash tag: it is per node, not per shard. One small string for the life of
+   * the deployment.
+   */
+  nodeMap(): string {
+    return `${this.prefix}:nodemap`;
   }
 
   /** Lock that makes the top-up of a SKU single-flight across servers. */

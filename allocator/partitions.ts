@@ -23,8 +23,8 @@ export interface CreatedPartition {
 }
 
 /**
- * Carves partitions in Redis and registers them, spread round-robin over the Redis nodes and, on
- * each node, over its shards. Redis first, registry second: a partition is only routed to once it
+ * Carves partitions in Redis and registers them, spread round-robin over the Redis nodes (the
+ * masters, on Redis Cluster) and, on each node, over its shards. Redis first, registry second: a partition is only routed to once it
  * exists, and a retry with the same ids is idempotent at both steps.
  */
 export class PartitionCreator {
@@ -35,7 +35,10 @@ export class PartitionCreator {
   /** Splits `units` as evenly as possible over `count` new partitions, spread over `nodes`. */
   plan(sku: string, units: number, count: number, nodes?: readonly string[]): CreatedPartition[] {
     // Unless the caller names nodes, new stock goes where it can sell now: not onto a node that is down.
-    const targets = nodes && nodes.length > 0 ? nodes : this.gateway.shards.reachableNodes();
+    const named = nodes && nodes.length > 0 ? nodes : this.gateway.shards.reachableNodes();
+    // A master of a cluster may hold none of the virtual shards (REDIS_SHARDS too small for the slots): nothing can go there.
+    const targets = named.filter((node) => this.gateway.shards.shardsOn(node).length > 0);
+    if (targets.length === 0) throw new Error(`no virtual shard lives on ${named.join(', ')}`);
     const planned: CreatedPartition[] = [];
     for (let i = 0; i < count; i++) {
       const node = targets[(this.cursor + i) % targets.length];

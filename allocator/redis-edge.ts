@@ -1,5 +1,5 @@
 import { exists as isRedisCommand } from '@ioredis/commands';
-import type Redis from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { DependencyBreaker } from '../kernel/breaker';
 import { DependencyTimeout, DependencyUnavailable } from '../kernel/dependency';
 
@@ -43,7 +43,7 @@ function isCommand(method: string): boolean {
  * failures typed; `pipeline()`/`multi()` batches are guarded as one call at exec, and `duplicate()`
  * connections like this one. Events, connect and the rest pass through untouched.
  */
-export function guardRedisClient(client: Redis, node: string, breaker: DependencyBreaker): Redis {
+export function guardRedisClient<C extends Redis | Cluster>(client: C, node: string, breaker: Pick<DependencyBreaker, 'run'>): C {
   const classify = (err: unknown): never => {
     throw redisFailure(err, node);
   };
@@ -62,7 +62,7 @@ export function guardRedisClient(client: Redis, node: string, breaker: Dependenc
         const fn = value as (...args: unknown[]) => unknown;
         if (prop === 'duplicate') {
           // A connection of its own (a blocking reader) to the same node: guarded by the same breaker.
-          wrapped = (...args: unknown[]) => guardRedisClient(fn.apply(target, args) as Redis, node, breaker);
+          wrapped = (...args: unknown[]) => guardRedisClient(fn.apply(target, args) as C, node, breaker);
         } else if (prop === 'pipeline' || prop === 'multi') {
           wrapped = (...args: unknown[]) => guardBatch(fn.apply(target, args) as { exec: (...a: unknown[]) => Promise<unknown> });
         } else if (isCommand(prop)) {

@@ -114,20 +114,50 @@ export class ScriptPipe extends EventEmitter<{ disconnected: [err: Error | undef
     this.gate = gate;
   }
 
-  /** Runs a script: EVALSHA with its keys then its arguments. Resolves with the script's reply. */
-  run<T = unknown>(script: LuaScript, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<T> {
+  /**
+   * Runs a script: EVALSHA with its keys then its arguments. Resolves with the script's reply.
+   * `asking`: preceded by ASKING on the same connection (Redis Cluster's -ASK redirect: one call
+   * on the node importing the slot).
+   */
+  run<T = unknown>(script: LuaScript, keys: readonly string[], args: ReadonlyArray<string | number>, asking = false): Promise<T> {
     if (keys.length !== script.numberOfKeys) {
       return Promise.reject(new Error(`${script.name} takes ${script.numberOfKeys} keys, got ${keys.length}`));
     }
     if (this.state === 'closed') return Promise.reject(this.closedError());
     return new Promise<T>((resolve, reject) => {
       const call: Call = { script, keys, args, since: Date.now(), resolve: resolve as (v: unknown) => void, reject, resent: false };
-      if (this.state === 'ready' && !this.gated) this.send(call);
-      else {
-        this.waiting.push(call);
-        if (this.state === 'idle' && this.reconnectTimer === undefined) this.open();
-      }
+      if (asking) this.enqueue(internalCall(['ASKING']));
+      this.enqueue(call);
     });
+  }
+
+  /** Sends one command of our own (CLUSTER SLOTS, PING) and resolves with its reply; an error reply rejects. Not resent. */
+  command(parts: ReadonlyArray<string | number>): Promise<RespValue> {
+    if (this.state === 'closed') return Promise.reject(this.closedError());
+    return new Promise<RespValue>((resolve, reject) => {
+      const call: Call = { ...internalCall([...parts], reject), resolve: resolve as (v: unknown) => void };
+      this.enqueue(call);
+    });
+  }
+
+  /** Fails every call now with `err` and closes: the node left the cluster's masters, callers resend elsewhere. */
+  abandon(err: Error): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    for (const waiter of this.connectWaiters.splice(0)) waiter.reject(err);
+    clearInterval(this.sweeper);
+    clearTimeout(this.reconnectTimer);
+    this.failAll(err);
+    this.socket?.destroy();
+    this.socket = undefined;
+  }
+
+  private enqueue(call: Call): void {
+    if (this.state === 'ready' && !this.gated) this.send(call);
+    else {
+      this.waiting.push(call);
+      if (this.state === 'idle' && this.reconnectTimer === undefined) this.open();
+    }
   }
 
   /**

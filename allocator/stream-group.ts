@@ -1,4 +1,4 @@
-import type Redis from 'ioredis';
+import type { RedisClient } from './shards';
 
 /**
  * Reading Redis streams through a consumer group shared by many processes, the way both the ledger
@@ -29,7 +29,7 @@ export interface GroupReader {
 }
 
 /** Creates the group on every stream, from its start (entries written before any reader ran count too); an existing group is left as it is. */
-export async function createGroups(conn: Redis, streams: readonly string[], group: string): Promise<void> {
+export async function createGroups(conn: RedisClient, streams: readonly string[], group: string): Promise<void> {
   for (const stream of streams) {
     try {
       await conn.xgroup('CREATE', stream, group, '0', 'MKSTREAM');
@@ -43,7 +43,7 @@ export async function createGroups(conn: Redis, streams: readonly string[], grou
  * One read over all the streams: this consumer's pending entries (`pending`, ID 0: at start, after a
  * failure, after claiming) or new ones, waiting up to `blockMs` for them when given.
  */
-export async function readGroup(conn: Redis, streams: readonly string[], reader: GroupReader, from: 'pending' | 'new', blockMs?: number): Promise<GroupEntry[]> {
+export async function readGroup(conn: RedisClient, streams: readonly string[], reader: GroupReader, from: 'pending' | 'new', blockMs?: number): Promise<GroupEntry[]> {
   const args: Array<string | number> = ['GROUP', reader.group, reader.consumer, 'COUNT', reader.batchSize];
   if (from === 'new' && blockMs !== undefined) args.push('BLOCK', blockMs);
   args.push('STREAMS', ...streams, ...streams.map(() => (from === 'pending' ? '0' : '>')));
@@ -60,7 +60,7 @@ export async function readGroup(conn: Redis, streams: readonly string[], reader:
  * `dropped` names the streams where such a consumer had read between the look and its removal:
  * what it read left the pending list with it, and the caller must deliver it again.
  */
-export async function claimIdle(conn: Redis, streams: readonly string[], reader: GroupReader): Promise<{ claimed: number; dropped: string[] }> {
+export async function claimIdle(conn: RedisClient, streams: readonly string[], reader: GroupReader): Promise<{ claimed: number; dropped: string[] }> {
   const { group, consumer, batchSize, claimIdleMs, forgetConsumersAfterMs } = reader;
   let claimed = 0;
   const dropped: string[] = [];
@@ -83,7 +83,7 @@ export async function claimIdle(conn: Redis, streams: readonly string[], reader:
 }
 
 /** XACK and XDEL per stream, atomically (MULTI on one key, so it also holds on Redis Cluster). */
-export async function ackAndDelete(conn: Redis, group: string, entries: ReadonlyArray<Pick<GroupEntry, 'stream' | 'id'>>): Promise<void> {
+export async function ackAndDelete(conn: RedisClient, group: string, entries: ReadonlyArray<Pick<GroupEntry, 'stream' | 'id'>>): Promise<void> {
   const byStream = new Map<string, string[]>();
   for (const e of entries) byStream.set(e.stream, [...(byStream.get(e.stream) ?? []), e.id]);
   await Promise.all(

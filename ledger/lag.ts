@@ -1,5 +1,4 @@
-import type Redis from 'ioredis';
-import type { RedisShards } from '../allocator/shards';
+import type { RedisClient, RedisShards } from '../allocator/shards';
 import { LedgerLag } from './types';
 
 /** The ledger's lag: what the ledger_lag metrics, Reconcile and drain() read. */
@@ -10,16 +9,17 @@ import { LedgerLag } from './types';
  * Rejects when a Redis node does not answer.
  */
 export async function ledgerLag(shards: RedisShards): Promise<LedgerLag> {
-  const byClient = new Map<Redis, number[]>();
+  // One pipeline per node; on Redis Cluster one per shard (a pipeline of the Cluster client must keep to one slot).
+  const byClient = new Map<RedisClient | number, number[]>();
   for (let s = 0; s < shards.keys.shardCount; s++) {
-    const client = shards.client(s);
-    byClient.set(client, [...(byClient.get(client) ?? []), s]);
+    const group = shards.cluster ? s : shards.client(s);
+    byClient.set(group, [...(byClient.get(group) ?? []), s]);
   }
   let waiting = 0;
   let oldest = Infinity;
   await Promise.all(
-    [...byClient].map(async ([client, onNode]) => {
-      const pipeline = client.pipeline();
+    [...byClient].map(async ([, onNode]) => {
+      const pipeline = shards.client(onNode[0]).pipeline();
       for (const s of onNode) {
         const stream = shards.keys.ledger(s);
         pipeline.xlen(stream);

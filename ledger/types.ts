@@ -1,4 +1,4 @@
-import type Redis from 'ioredis';
+import type { RedisClient } from '../allocator/shards';
 
 /** The ledger writer's options, events, counters and the records it reads (writer.ts). */
 
@@ -116,9 +116,9 @@ export interface StreamEntry {
 export interface NodeLoop {
   readonly node: string;
   /** The node's shared client (CLIENT UNBLOCK, lag). */
-  readonly shared: Redis;
+  readonly shared: RedisClient;
   /** This writer's own connection to the node. */
-  readonly conn: Redis;
+  readonly conn: RedisClient;
   readonly shards: readonly number[];
   readonly streams: readonly string[];
   /** Read this consumer's pending records (ID 0) before new ones: at start, after any failure, after claiming. */

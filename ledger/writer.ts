@@ -23,7 +23,7 @@ export type { DeadLetter, LedgerBatch, LedgerLag, LedgerWriterEvents, LedgerWrit
  *   is a consumer of it, so each record goes to one writer, and a writer that dies leaves its
  *   unacknowledged records to be claimed by the others (XAUTOCLAIM after `claimIdleMs`).
  * - One loop per Redis node, on a connection of its own (XREADGROUP BLOCK holds it), reading all
- *   shards of that node at once.
+ *   shards of that node at once; on Redis Cluster one loop per shard (RedisShards.streamGroups).
  * - A batch is applied in one MySQL transaction; XACK and XDEL follow only after COMMIT. A crash
  *   in between delivers the batch again, and the ledger's unique event id turns it into a no-op.
  *   XDEL keeps the streams short: what is in a stream is what MySQL does not have yet.
@@ -88,11 +88,10 @@ export class LedgerWriter extends EventEmitter<LedgerWriterEvents> {
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
-    const { nodes } = this.shards.options;
-    const base = this.shards.clients[0]?.options.commandTimeout ?? 2000;
-    nodes.forEach((node, index) => {
-      const shared = this.shards.clients[index];
-      const conn = shared.duplicate({
+    const groups = this.shards.streamGroups();
+    const base = this.shards.options.commandTimeoutMs;
+    for (const { node, shards: shardsOfNode, shared, open } of groups) {
+      const conn = open({
         lazyConnect: true,
         // The blocking read may legitimately take blockMs; past that plus a margin the connection is dead.
         commandTimeout: this.blockMs + Math.max(base, 2000),
@@ -103,7 +102,6 @@ export class LedgerWriter extends EventEmitter<LedgerWriterEvents> {
         maxRetriesPerRequest: 1,
         connectionName: `inventory-ledger:${process.pid}`,
       });
-      const shardsOfNode = this.shards.shardsOn(node);
       const loop: NodeLoop = {
         node,
         shared,
@@ -128,7 +126,7 @@ export class LedgerWriter extends EventEmitter<LedgerWriterEvents> {
         );
       });
       this.loops.push(loop);
-    });
+    }
     await Promise.all(
       this.loops.map((loop) =>
         this.streams.ensure(loop).catch((err) => this.logger.warn({ err, node: loop.node }, 'ledger writer: could not create the consumer groups yet; will retry')),
@@ -137,7 +135,7 @@ export class LedgerWriter extends EventEmitter<LedgerWriterEvents> {
     for (const loop of this.loops) {
       loop.done = this.run(loop).catch((err) => this.logger.error({ err, node: loop.node }, 'ledger writer: loop died'));
     }
-    this.logger.info({ consumer: this.consumer, group: this.group, nodes: nodes.length }, 'ledger writer started');
+    this.logger.info({ consumer: this.consumer, group: this.group, loops: groups.length }, 'ledger writer started');
   }
 
   /** Finishes the batch in flight, stops the loops and closes this writer's connections. Idempotent. */

@@ -1,9 +1,8 @@
 import { EventEmitter } from 'node:events';
 import os from 'node:os';
-import type Redis from 'ioredis';
 import type { Options } from 'amqplib';
 import type { Pool } from 'mysql2/promise';
-import type { RedisShards } from '../allocator/shards';
+import type { RedisClient, RedisShards } from '../allocator/shards';
 import type { Breakers } from '../kernel/breaker';
 import { Sleeper, backoffMs } from '../kernel/backoff';
 import type { InventoryEvent } from '../kernel/events';
@@ -118,7 +117,7 @@ export class EventPublisher extends EventEmitter<EventPublisherEvents> {
   private readonly backoffMinMs: number;
   private readonly backoffMaxMs: number;
   private readonly linkOptions: LinkOptions;
-  private readonly conns: Redis[] = [];
+  private readonly conns: RedisClient[] = [];
   private readonly streams: StreamOutbox[] = [];
   private readonly sources: SourceState[] = [];
   private readonly counts = { published: 0, batches: 0, malformed: 0, failures: 0, connections: 0 };
@@ -157,8 +156,8 @@ export class EventPublisher extends EventEmitter<EventPublisherEvents> {
       claimIdleMs,
       forgetConsumersAfterMs: options.forgetConsumersAfterMs ?? 3_600_000,
     };
-    shards.options.nodes.forEach((node, index) => {
-      const conn = shards.clients[index].duplicate({
+    for (const { node, shards: ofGroup, open } of shards.streamGroups()) {
+      const conn = open({
         lazyConnect: true,
         // A read resent after a reconnect could deliver entries whose reply is lost; instead the
         // failed read sends the source back to its pending entries.
@@ -169,11 +168,11 @@ export class EventPublisher extends EventEmitter<EventPublisherEvents> {
       });
       conn.on('error', (err) => logger.debug({ err, node }, 'event publisher: redis connection error'));
       this.conns.push(conn);
-      const keys = shards.shardsOn(node).map((shard) => shards.keys.outbox(shard));
+      const keys = ofGroup.map((shard) => shards.keys.outbox(shard));
       const stream = new StreamOutbox(node, conn, keys, streamOptions, logger);
       this.streams.push(stream);
       this.sources.push({ source: stream, failures: 0, retryAt: 0 });
-    });
+    }
     this.sources.push({ source: new TableOutbox(pool, this.consumer, claimIdleMs, batchSize, logger), failures: 0, retryAt: 0 });
   }
 

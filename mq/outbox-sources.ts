@@ -1,4 +1,4 @@
-import type Redis from 'ioredis';
+import type { RedisClient } from '../allocator/shards';
 import type { Pool } from 'mysql2/promise';
 import { GroupEntry, GroupReader, ackAndDelete, claimIdle, createGroups, readGroup } from '../allocator/stream-group';
 import { InventoryEvent, parseOutboxEvent } from '../kernel/events';
@@ -48,7 +48,7 @@ export class StreamOutbox implements OutboxSource {
 
   constructor(
     node: string,
-    private readonly conn: Redis,
+    private readonly conn: RedisClient,
     private readonly streams: readonly string[],
     private readonly options: StreamSourceOptions,
     private readonly logger: Logger,

@@ -5,7 +5,8 @@
 #
 #   scripts/stack.sh up              start what does not answer yet, reuse what does
 #   scripts/stack.sh up --etcd-cluster   the same with a 3-member etcd in place of the one
-#   scripts/stack.sh status [--etcd-cluster]  what answers, and whether it is ours; exit 1 if any is down
+#   scripts/stack.sh up --redis-cluster  also a Redis Cluster (3 masters + 3 replicas); prints REDIS_CLUSTER
+#   scripts/stack.sh status [--etcd-cluster] [--redis-cluster]  what answers, and whether it is ours; exit 1 if any is down
 #   scripts/stack.sh down [--purge]  stop exactly the processes this script started
 #   scripts/stack.sh purge           down, then delete .stack/ data and logs
 #
@@ -20,6 +21,8 @@
 #   STACK_REDIS_MAXMEMORY [1gb]   maxmemory of the Redis we start (noeviction: past it writes fail)
 #   STACK_ETCD_CLUSTER [0]   1: as --etcd-cluster
 #   STACK_ETCD_CLUSTER_PORT [2479]   the cluster's first client port; members on it, +2, +4 (peers +1)
+#   STACK_REDIS_CLUSTER [0]   1: as --redis-cluster   STACK_REDIS_CLUSTER_PORT [6400]   first of its 6 ports
+#   STACK_REDIS_CLUSTER_NODE_TIMEOUT [5000]   ms a master may be silent before its replica takes over
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -35,6 +38,8 @@ source "$ROOT/scripts/stack/procs.sh"       # pid files, launch, wait, stop
 source "$ROOT/scripts/stack/packages.sh"    # apt-get of what is missing
 # shellcheck source=stack/redis.sh
 source "$ROOT/scripts/stack/redis.sh"
+# shellcheck source=stack/redis-cluster.sh
+source "$ROOT/scripts/stack/redis-cluster.sh"
 # shellcheck source=stack/etcd.sh
 source "$ROOT/scripts/stack/etcd.sh"
 # shellcheck source=stack/mariadb.sh
@@ -54,6 +59,7 @@ lock() {
 cli_hint() {
   case ${KIND[$1]} in
     redis) printf 'redis-cli -h %s -p %s ping' "$(unbracket "${HOST[$1]}")" "${PORT[$1]}" ;;
+    rcluster) printf 'redis-cli -c -p %s cluster info' "${PORT[$1]}" ;;
     etcd) printf 'etcdctl --endpoints=%s endpoint health' "${ADDR[$1]}" ;;
     mariadb) printf 'mariadb -h %s -P %s -u%s%s%s' "$(unbracket "${HOST[$1]}")" "${PORT[$1]}" "$M_USER" \
       "${M_PASS:+ -p}" "${M_DB:+ $M_DB}" ;;
@@ -101,6 +107,7 @@ cmd_up() {
   for u in "${UNITS[@]}"; do
     if [[ ${ACTION[$u]} == reuse ]] && declare -F "${KIND[$u]}_reused" >/dev/null; then "${KIND[$u]}_reused" "$u"; fi
   done
+  rcluster_wanted && rcluster_form
   # 4. summary
   printf 'stack up (%s ms):\n' "$(($(now_ms) - t0))"
   for u in "${UNITS[@]}"; do
@@ -111,6 +118,7 @@ cmd_up() {
   done
   [[ $ETCD_CLUSTER == 1 ]] && printf '  point the service at the cluster: ETCD_ENDPOINTS=%s\n' "$(IFS=,; echo "${ETCD_EPS[*]}")"
   ((started)) && printf '  data and logs: %s (stop with: scripts/stack.sh down)\n' "$STACK"
+  rcluster_wanted && printf '  use the cluster with: REDIS_CLUSTER=%s (and no REDIS_NODES)\n' "$(rcluster_addresses)"
   return 0
 }
 
@@ -159,11 +167,19 @@ cmd_purge() {
 
 usage() { awk 'NR > 2 && /^#/ { sub(/^# ?/, ""); print; next } NR > 2 { exit }' "$0"; }
 
-[[ ${2:-} == --etcd-cluster && ${1:-} =~ ^(up|status)$ ]] && ETCD_CLUSTER=1
+if [[ ${1:-} =~ ^(up|status)$ ]]; then
+  for flag in "${@:2}"; do
+    case $flag in
+      --etcd-cluster) ETCD_CLUSTER=1 ;;
+      --redis-cluster) STACK_REDIS_CLUSTER=1 ;;
+      *) echo "stack.sh: unknown option $flag (see scripts/stack.sh help)" >&2; exit 2 ;;
+    esac
+  done
+fi
 
 case ${1:-} in
-  up) load_config; cmd_up ;;
-  status) load_config; cmd_status ;;
+  up) load_config; rcluster_wanted && rcluster_units; cmd_up ;;
+  status) load_config; rcluster_wanted && rcluster_units; cmd_status ;;
   down) if [[ ${2:-} == --purge ]]; then cmd_purge; else cmd_down; fi ;;
   purge) cmd_purge ;;
   -h|--help|help) usage ;;

@@ -1,5 +1,6 @@
 import type { Etcd3 } from 'etcd3';
 import type { Pool } from 'mysql2/promise';
+import { guardNodeMap } from '../allocator/node-map';
 import { RedisShards, ShardOptions } from '../allocator/shards';
 import { BreakerState, Breakers, DependencyBreaker } from '../kernel/breaker';
 import { Logger } from '../kernel/logger';
@@ -18,6 +19,7 @@ import { Config } from './config';
 export function shardsFromConfig(config: Config, overrides: Partial<ShardOptions> = {}): RedisShards {
   return new RedisShards({
     nodes: config.redisNodes,
+    cluster: config.redisCluster,
     prefix: config.redisPrefix,
     shardCount: config.redisShards,
     commandTimeoutMs: config.redisCommandTimeoutMs,
@@ -56,13 +58,11 @@ export async function openStores(config: Config, logger: Logger, options: { etcd
   };
   try {
     // ioredis reconnects by itself; without a listener each failure prints an unhandled-error line.
-    shards.clients.forEach((client, i) =>
-      client.on('error', (err) => logger.warn({ err, node: config.redisNodes[i] }, 'redis connection error; reconnecting')),
-    );
-    shards.pipes.forEach((pipe, i) =>
-      pipe.on('disconnected', (err) => logger.warn({ err, node: config.redisNodes[i] }, 'redis script connection lost; reconnecting')),
-    );
+    const names = config.redisCluster.length > 0 ? [`cluster ${config.redisCluster.join(',')}`] : config.redisNodes;
+    shards.clients.forEach((client, i) => client.on('error', (err) => logger.warn({ err, node: names[i] }, 'redis connection error; reconnecting')));
+    shards.onPipe((node, pipe) => pipe.on('disconnected', (err) => logger.warn({ err, node }, 'redis script connection lost; reconnecting')));
     await shards.connect({ scripts: options.scripts });
+    await guardNodeMap(shards);
     await ensureDatabase(config.mysqlUrl);
     mysql = createMysqlPool(config.mysqlUrl, { breaker: breakers.for('mysql') });
     await migrate(mysql, logger);

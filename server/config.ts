@@ -31,6 +31,12 @@ export interface Config {
   readonly metricsPort: number;
   /** Redis nodes holding partitions, host:port. REDIS_NODES, default the local stack's (config/stack.env). */
   readonly redisNodes: readonly string[];
+  /**
+   * Redis Cluster seed nodes, host:port (any of the cluster's nodes; the cluster tells the rest).
+   * Set, the service runs in cluster mode: every shard lives in the slot of its hash tag, on that
+   * slot's master. REDIS_CLUSTER, default none (plain mode on REDIS_NODES); not with REDIS_NODES.
+   */
+  readonly redisCluster: readonly string[];
   /** Prefix of every Redis key, so deployments (and tests) can share a Redis. REDIS_PREFIX, default "inv". */
   readonly redisPrefix: string;
   /** etcd endpoints. ETCD_ENDPOINTS, default the local stack's. */
@@ -234,6 +240,7 @@ export function loadConfig(env: Env = process.env): Config {
     adminPort: read.port('ADMIN_PORT', 50052),
     metricsPort: read.port('METRICS_PORT', 9464),
     redisNodes: read.list('REDIS_NODES', stack.REDIS_NODES, hostPort),
+    redisCluster: read.has('REDIS_CLUSTER') ? read.list('REDIS_CLUSTER', '', hostPort) : [],
     redisPrefix: read.matching('REDIS_PREFIX', 'inv', /^[A-Za-z0-9_.:-]{1,64}$/, 'letters, digits and _.:- only (no braces), 1-64 characters'),
     etcdEndpoints: read.list('ETCD_ENDPOINTS', stack.ETCD_ENDPOINTS, httpUrl),
     etcdNamespace: read.matching('ETCD_NAMESPACE', '/inventory/', /^\/[A-Za-z0-9_.\/-]*\/$/, 'a path that starts and ends with /'),
@@ -294,6 +301,9 @@ export function loadConfig(env: Env = process.env): Config {
     admissionBurst: read.int('ADMISSION_BURST', 0, 0, MAX_ADMISSION),
     maxInFlight: read.int('MAX_IN_FLIGHT', 2000, 0, 1_000_000),
   };
+  if (config.redisCluster.length > 0 && read.has('REDIS_NODES')) {
+    throw new ConfigError('REDIS_CLUSTER', 'set together with REDIS_NODES: name either the nodes of plain Redis (REDIS_NODES) or the seeds of a Redis Cluster (REDIS_CLUSTER), not both');
+  }
   if (config.defaultTtlSeconds > config.maxTtlSeconds) {
     throw new ConfigError('DEFAULT_TTL_SECONDS', `must not exceed MAX_TTL_SECONDS (${config.maxTtlSeconds})`);
   }
@@ -325,6 +335,11 @@ class EnvReader {
   private raw(name: string): string | undefined {
     const value = this.env[name]?.trim();
     return value === '' ? undefined : value;
+  }
+
+  /** Whether the variable is set (not empty). */
+  has(name: string): boolean {
+    return this.raw(name) !== undefined;
   }
 
   string(name: string, fallback: string): string {

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Etcd3 } from 'etcd3';
-import type Redis from 'ioredis';
+import type { RedisClient } from '../allocator/shards';
 import type { Pool } from 'mysql2/promise';
 import { Logger } from '../kernel/logger';
 
@@ -29,7 +29,7 @@ export interface HealthReport {
 
 export interface HealthDependencies {
   /** One client per Redis node, with the node's address. */
-  readonly redis: ReadonlyArray<{ readonly node: string; readonly client: Redis }>;
+  readonly redis: ReadonlyArray<{ readonly node: string; readonly client: RedisClient }>;
   readonly mysql: Pool;
   readonly etcd: Etcd3;
   /** Lines of what else works less well (a Redis node that lost writes: admin/lost-writes.ts). */

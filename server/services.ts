@@ -136,7 +136,8 @@ export async function createServices(config: Config, logger: Logger, metrics: Me
     metrics.observeForgetter(forgetter);
     // MQ_CONSUMER=inline: the warehouses' messages and the events out, in this process (process: main.ts runs them in a child).
     const mq = config.mqConsumer === 'inline' ? await startInlineMq(config, logger, metrics, { mysql, shards, operator, gateway, registry, breakers: stores.breakers }) : undefined;
-    const redisNodes = shards.clients.map((client, i) => ({ node: config.redisNodes[i], client }));
+    // Cluster mode: one entry for the cluster (its client answers while any master does); per master is not watched yet.
+    const redisNodes = shards.cluster ? [{ node: `cluster ${config.redisCluster.join(',')}`, client: shards.clients[0] }] : shards.clients.map((client, i) => ({ node: config.redisNodes[i], client }));
     const redisMemory = new RedisMemoryWatch(redisNodes, { warnRatio: config.redisMemoryWarnRatio, fullRatio: config.redisMemoryFullRatio }, logger);
     metrics.observeRedisMemory(redisMemory);
     // Read once before health starts, so a node already full is never reported SERVING.
@@ -217,7 +218,7 @@ async function guardAgainstLostWrites(config: Config, logger: Logger, metrics: M
     { ttlSeconds: config.defaultTtlSeconds, retentionSeconds: config.orderRetentionSeconds, noticeMs: config.lostWritesNoticeSeconds * 1000 },
   );
   metrics.observeLostWrites(guard);
-  shards.pipes.forEach((pipe, i) => pipe.setGate(() => guard.checkNode(shards.options.nodes[i])));
+  shards.onPipe((node, pipe) => pipe.setGate(() => guard.checkNode(node)));
   await guard.checkAll();
   return guard;
 }

@@ -26,8 +26,8 @@ async function scanNamespace(redis: Redis, prefix: string): Promise<Map<string, 
   return found;
 }
 
-/** The kind of a key: what follows its shard tag (`p`, `t`, `o`, `u`, `ledger`, `seen`, ...). */
-const kindOf = (key: string) => key.split('}:')[1].split(':')[0];
+/** The kind of a key: what follows its shard tag (`p`, `t`, `o`, `u`, `ledger`, `seen`, ...), or its name after the prefix when it has no tag (`nodemap`). */
+const kindOf = (key: string) => (key.includes('}:') ? key.split('}:')[1] : key.slice(key.indexOf(':') + 1)).split(':')[0];
 
 describe('bounded Redis: the retention of orders and what ends with them', function () {
   this.timeout(90_000);
@@ -45,7 +45,7 @@ describe('bounded Redis: the retention of orders and what ends with them', funct
       FORGOTTEN_FILTER_BITS: '64',
       TOPUP_ENABLED: 'false',
     });
-    redis = inv.services.shards.client(0);
+    redis = inv.services.shards.client(0) as Redis;
   });
   after(() => inv?.close());
 

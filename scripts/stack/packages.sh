@@ -26,7 +26,7 @@ sbin() { command -v "$1" 2>/dev/null || echo "/usr/sbin/$1"; }
 
 missing_pkgs() { # unit -> packages needed to start our own server for it
   case ${KIND[$1]} in
-    redis) have redis-server || echo redis-server; have redis-cli || echo redis-tools ;;
+    redis|rcluster) have redis-server || echo redis-server; have redis-cli || echo redis-tools ;;
     etcd) have etcd || echo etcd-server; have etcdctl || echo etcd-client ;;
     mariadb) { have mariadbd && have mariadb-install-db; } || echo mariadb-server
              mariadb_client >/dev/null || echo mariadb-client ;;

@@ -18,7 +18,7 @@ is_ours() {
 
 prog_of() {
   case $1 in
-    redis-*) echo redis-server ;; etcd|etcd-*) echo etcd ;; mariadb) echo mariadbd ;; rabbitmq) echo beam.smp ;;
+    redis-*|rcluster-*) echo redis-server ;; etcd|etcd-*) echo etcd ;; mariadb) echo mariadbd ;; rabbitmq) echo beam.smp ;;
     *) return 1 ;;
   esac
 }
@@ -38,7 +38,7 @@ our_live() {
   pid=$(our_pid "$1") || return 1
   cmd=$(tr '\0' ' ' </proc/"$pid"/cmdline 2>/dev/null) || return 1
   case ${KIND[$1]} in
-    redis) ;;   # the unit name carries the port
+    redis|rcluster) ;;   # the unit name carries the port
     etcd) local re="--listen-client-urls http://[^ ]*:${PORT[$1]} "; [[ $cmd =~ $re ]] || return 1 ;;
     mariadb) [[ $cmd == *"--port=${PORT[$1]} "* ]] || return 1 ;;
     rabbitmq) tr '\0' '\n' </proc/"$pid"/environ 2>/dev/null | grep -qx "RABBITMQ_NODE_PORT=${PORT[$1]}" || return 1 ;;

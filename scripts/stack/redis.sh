@@ -11,8 +11,16 @@ redis_probe() {
 }
 
 redis_start() {
-  local u=$1 p=${PORT[$1]}
+  local u=$1
+  redis_args "${PORT[$1]}" "$STACK/$u"
   mkdir -p "$STACK/$u"
+  launch "$u" "$STACK/$u" "$(sbin redis-server)" "${REDIS_ARGS[@]}"
+}
+
+# redis_args PORT DIR: sets REDIS_ARGS, the settings of every redis-server we start (also the
+# cluster's nodes, redis-cluster.sh), and why each.
+redis_args() {
+  local p=$1 dir=$2
   # noeviction: the service keeps state in redis, silently dropping keys would corrupt it.
   # maxmemory: without one Redis grows until the machine runs out; with one the limit is known, and
   # the server watches it (REDIS_MEMORY_WARN_RATIO) before writes start failing.
@@ -23,10 +31,10 @@ redis_start() {
   # the file is past 1gb and has doubled since the last one.
   # hash-max-listpack-value 1024: an order's hash holds a JSON field over Redis's default of 64
   # bytes, which makes the whole hash a hashtable; as a listpack an order takes ~40% less memory.
-  launch "$u" "$STACK/$u" "$(sbin redis-server)" --port "$p" --bind 127.0.0.1 -::1 --protected-mode yes \
-    --daemonize no --supervised no --dir "$STACK/$u" --logfile "" \
-    --save "" --appendonly yes --appendfsync everysec --auto-aof-rewrite-min-size 1gb \
-    --maxmemory "$REDIS_MAXMEMORY" --maxmemory-policy noeviction --hash-max-listpack-value 1024
+  REDIS_ARGS=(--port "$p" --bind 127.0.0.1 -::1 --protected-mode yes
+    --daemonize no --supervised no --dir "$dir" --logfile ""
+    --save "" --appendonly yes --appendfsync everysec --auto-aof-rewrite-min-size 1gb
+    --maxmemory "$REDIS_MAXMEMORY" --maxmemory-policy noeviction --hash-max-listpack-value 1024)
 }
 
 # redis_maxmemory UNIT: prints the node's maxmemory in bytes (INFO memory; 0 = none), or fails.

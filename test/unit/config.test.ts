@@ -25,6 +25,19 @@ describe('configuration', () => {
     assert.equal(config.inventoryPort, 7000);
   });
 
+  it('reads REDIS_CLUSTER seeds; empty by default (plain mode)', () => {
+    assert.deepEqual(loadConfig({}).redisCluster, []);
+    assert.deepEqual(loadConfig({ REDIS_CLUSTER: '127.0.0.1:6400,127.0.0.1:6401' }).redisCluster, ['127.0.0.1:6400', '127.0.0.1:6401']);
+  });
+
+  it('refuses REDIS_CLUSTER together with REDIS_NODES, naming both', () => {
+    assert.throws(
+      () => loadConfig({ REDIS_CLUSTER: '127.0.0.1:6400', REDIS_NODES: '127.0.0.1:6390' }),
+      (err: unknown) => err instanceof ConfigError && err.variable === 'REDIS_CLUSTER' && /REDIS_NODES/.test(err.message),
+    );
+    assert.throws(() => loadConfig({ REDIS_CLUSTER: 'not-a-node' }), /REDIS_CLUSTER: "not-a-node" is not host:port/);
+  });
+
   const bad: Array<[string, string]> = [
     ['INVENTORY_PORT', 'abc'],
     ['ADMIN_PORT', '70000'],
