@@ -8,7 +8,7 @@ import { createWriteStream } from 'node:fs';
 import net from 'node:net';
 import { createInterface } from 'node:readline';
 import { unaryOnce } from './h2';
-import { PATHS } from './wire';
+import { PATHS, reserveFrame, Writer } from './wire';
 
 const live = new Set<ChildProcess>();
 
@@ -89,11 +89,17 @@ export interface ServerLaunch {
   readonly workers: number;
   readonly logFile: string;
   readonly startTimeoutMs?: number;
+  /**
+   * How readiness is checked after the start-up line: a health check answering SERVING (default),
+   * or, for a server without a health service (the bare grpc-js echo), a Reserve call answering OK.
+   */
+  readonly probe?: 'health' | 'reserve';
 }
 
 /**
  * Starts a server (HOST 127.0.0.1, free ports) and resolves once each worker has logged
- * "inventory core listening" and a health check answers SERVING.
+ * "inventory core listening" and its readiness probe answers: a health check SERVING, or a
+ * Reserve call OK (launch.probe).
  */
 export async function startServer(launch: ServerLaunch): Promise<ServerProcess> {
   const [inventoryPort, adminPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
@@ -147,8 +153,12 @@ export async function startServer(launch: ServerLaunch): Promise<ServerProcess> 
         }
       };
     });
-    const health = await unaryOnce(target, PATHS.health, Buffer.from([0, 0, 0, 0, 0]), 5000);
-    if (health.code !== 0) throw new Error(`${launch.name}: health check answered grpc-status ${health.code}`);
+    const [probe, path, body] =
+      launch.probe === 'reserve'
+        ? ['Reserve probe', PATHS.reserve, reserveFrame(new Writer(), 'bench-probe-0', [['echo-sku', 1]])]
+        : ['health check', PATHS.health, Buffer.from([0, 0, 0, 0, 0])];
+    const answer = await unaryOnce(target, path, body, 5000);
+    if (answer.code !== 0) throw new Error(`${launch.name}: ${probe} answered grpc-status ${answer.code}`);
   } catch (err) {
     await stopChild(child, 3000);
     throw err;
