@@ -6,7 +6,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { stackPids } from './cpu';
-import { ON_REQUEST, Options } from './options';
+import { ON_REQUEST, Options, Shape } from './options';
 import { ROOT } from './paths';
 import { ProfileSummary } from './profile-summary';
 import { Row } from './rows';
@@ -19,6 +19,14 @@ export interface Round {
   flash?: Row;
 }
 
+/** A round of the bare group at one load shape: the bare grpc-js echo, our echo and our flash sale, one right after the other. */
+export interface BareRound {
+  shape: Shape;
+  bare?: Row;
+  echo?: Row;
+  flash?: Row;
+}
+
 export class Bench {
   readonly runId = new Date().toISOString().replace(/[:.]/g, '-').replace(/-\d{3}Z$/, 'Z');
   readonly ns: Namespace = newNamespace();
@@ -28,6 +36,7 @@ export class Bench {
   readonly notes: string[] = [];
   readonly seeding: Record<string, unknown> = {};
   readonly rounds: Round[] = [];
+  readonly bareRounds: BareRound[] = [];
   profile: ProfileSummary | undefined;
   soak: SoakResult | undefined;
   profileFile: string | undefined;

@@ -9,9 +9,17 @@ import { ROOT } from './paths';
 import { SoakOptions } from './soak-result';
 
 /** The groups of scenarios that --only and --skip choose from. */
-export const GROUPS = ['ceiling', 'flash', 'sellout', 'cart', 'baseline', 'storm', 'workers', 'profile', 'soak'];
+export const GROUPS = ['ceiling', 'flash', 'bare', 'sellout', 'cart', 'baseline', 'storm', 'workers', 'profile', 'soak'];
 /** Groups run only when --only names them (they take minutes and measure something else than speed). */
 export const ON_REQUEST = new Set(['soak']);
+
+/** A load shape: HTTP/2 connections x calls in flight on each (streams). */
+export interface Shape {
+  readonly connections: number;
+  readonly streams: number;
+}
+
+export const shapeName = (s: Shape) => `${s.connections} x ${s.streams}`;
 
 export interface Options {
   quick: boolean;
@@ -29,6 +37,8 @@ export interface Options {
   workers: number[];
   /** Alternating ceiling/flash rounds (1 worker); the ratios are their medians. */
   rounds: number;
+  /** The bare group's load shapes (each run with --rounds rounds of bare echo, echo, flash sale). */
+  shapes: Shape[];
   baselinePool: number;
   only: Set<string> | undefined;
   skip: Set<string>;
@@ -68,6 +78,11 @@ const OPTIONS = {
     type: 'string',
     arg: '<n>',
     help: ['ceiling and flash sale (1 worker) rounds, run alternately; the ratios are', "the medians of the rounds' (default 3; quick 1)"],
+  },
+  shapes: {
+    type: 'string',
+    arg: '<list>',
+    help: ['bare group: load shapes, connections x streams each (default 4x125,20x25)'],
   },
   'baseline-pool': { type: 'string', arg: '<n>', help: ['mysql2 pool size of the baseline server (default 32)'] },
   only: { type: 'string', arg: '<list>', help: [`groups to run: ${GROUPS.join(',')}`, `(${[...ON_REQUEST].join(', ')}: only when named here)`] },
@@ -138,6 +153,11 @@ export function parseOptions(argv: readonly string[]): Options | 'help' {
     skuUnits: 1000,
     workers: v.workers === undefined ? [1, 2] : v.workers.split(',').map((w) => number('workers', w, 1, 64)),
     rounds: number('rounds', v.rounds, 1, 20, quick ? 1 : 3),
+    shapes: (v.shapes ?? '4x125,20x25').split(',').map((text) => {
+      const m = /^(\d+)x(\d+)$/.exec(text.trim());
+      if (!m) throw new Error(`--shapes: expected connections x streams like 4x125, got ${text}`);
+      return { connections: number('shapes', m[1], 1, 1000), streams: number('shapes', m[2], 1, 10_000) };
+    }),
     baselinePool: number('baseline-pool', v['baseline-pool'], 1, 400, 32),
     only: groups('only', v.only),
     skip: groups('skip', v.skip) ?? new Set(),

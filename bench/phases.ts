@@ -5,9 +5,10 @@
  */
 import { mkdirSync, readFileSync, readdirSync, renameSync } from 'node:fs';
 import path from 'node:path';
-import { Bench, Round } from './context';
+import { BareRound, Bench, Round } from './context';
 import { awaitSkus, warmup } from './drive';
 import { fmt } from './format';
+import { shapeName } from './options';
 import { DIST } from './paths';
 import { ServerProcess, startServer } from './procs';
 import { summarize } from './profile-summary';
@@ -28,6 +29,9 @@ export interface SkuPlan {
   readonly multi: ReadonlyArray<readonly [workers: number, sku: string, warm: string]>;
   readonly profiled: string;
   readonly profiledWarm: string;
+  /** The bare group: per shape, one per round; and its server's warm-up. */
+  readonly bareFlash: ReadonlyArray<readonly string[]>;
+  readonly bareWarm: string;
 }
 
 /** The storm's stock: it must sell exactly one unit of it. */
@@ -39,19 +43,30 @@ export function planSkus(bench: Bench): SkuPlan {
   const sellout = bench.sku('sellout');
   const stormSku = bench.sku('storm');
   const multi = bench.o.workers.filter((w) => w > 1).map((w) => [w, bench.sku(`flash${w}w`), bench.sku(`warm${w}w`)] as const);
-  return { warm, flash: flashSkus, sellout, storm: stormSku, multi, profiled: bench.sku('flashprof'), profiledWarm: bench.sku('warmprof') };
+  const bareFlash = bench.wants('bare') ? bench.o.shapes.map(() => Array.from({ length: bench.o.rounds }, () => bench.sku('bareflash'))) : [];
+  return {
+    warm,
+    flash: flashSkus,
+    sellout,
+    storm: stormSku,
+    multi,
+    profiled: bench.sku('flashprof'),
+    profiledWarm: bench.sku('warmprof'),
+    bareFlash,
+    bareWarm: bench.sku('barewarm'),
+  };
 }
 
 /** Seeds the SKUs of the plan, when a group that sells on our server is wanted. */
 export async function seedOurs(bench: Bench, skus: SkuPlan): Promise<void> {
-  if (!['flash', 'sellout', 'cart', 'storm', 'workers', 'profile'].some((g) => bench.wants(g))) return;
+  if (!['flash', 'bare', 'sellout', 'cart', 'storm', 'workers', 'profile'].some((g) => bench.wants(g))) return;
   const o = bench.o;
   // Each server's warm-up sells out a SKU of its own half way through, so that the JIT has seen
   // both paths of the flash sale (selling, then sold out) before the first measured round.
   const warmUnits = Math.max(1000, Math.round(o.warmupMs * 10));
   const small: SeedSku[] = [
-    ...[skus.warm, skus.profiledWarm, ...skus.multi.map(([, , w]) => w)].map((sku) => ({ sku, units: warmUnits, partitions: o.partitions })),
-    ...skus.flash.map((sku) => ({ sku, units: o.units, partitions: o.partitions })),
+    ...[skus.warm, skus.profiledWarm, skus.bareWarm, ...skus.multi.map(([, , w]) => w)].map((sku) => ({ sku, units: warmUnits, partitions: o.partitions })),
+    ...[...skus.flash, ...skus.bareFlash.flat()].map((sku) => ({ sku, units: o.units, partitions: o.partitions })),
     { sku: skus.sellout, units: o.selloutUnits, partitions: o.partitions },
     { sku: skus.storm, units: STORM_UNITS, partitions: o.partitions },
     { sku: skus.profiled, units: o.units, partitions: o.partitions },
@@ -83,6 +98,38 @@ export async function oneWorker(bench: Bench, skus: SkuPlan): Promise<void> {
       if (inv && bench.wants('sellout')) await flash(bench, inv, 1, 'sellout-1w', 'flash sell-out, 1 worker', skus.sellout, o.selloutUnits);
       if (inv && bench.wants('storm')) await storm(bench, inv, 'inventory', skus.storm, STORM_UNITS, `${bench.ns.tag}-dup-1`);
     }),
+  );
+}
+
+/**
+ * The bare transport ceiling: a plain grpc-js echo (bare-echo-server.ts), the echo server on our
+ * stack and our flash sale, 1 worker each, all three up side by side; at each load shape
+ * (--shapes, connections x streams) --rounds rounds of the three one right after the other, each
+ * flash round on a fresh SKU, so that the machine's drift moves them alike. The ratios (report.ts)
+ * are the medians of the rounds'.
+ */
+export async function barePhase(bench: Bench, skus: SkuPlan): Promise<void> {
+  const o = bench.o;
+  await withServer(startBare(bench, 'bare-1w'), (bare) =>
+    withServer(startEcho(bench, 1, 'echo-bare-1w'), (echo) =>
+      withServer(startInventory(bench, 1, 'inventory-bare-1w'), async (inv) => {
+        await warmup(bench, bare, 'echo-sku');
+        await warmup(bench, echo, 'echo-sku');
+        await warmup(bench, inv, skus.bareWarm);
+        for (const [i, shape] of o.shapes.entries()) {
+          const tag = `${shape.connections}x${shape.streams}`;
+          for (let k = 1; k <= o.rounds; k++) {
+            const [suffix, title] = o.rounds > 1 ? [`-r${k}`, `, r${k}`] : ['', ''];
+            const round: BareRound = { shape };
+            const at = `${shapeName(shape)}${title}`;
+            round.bare = await ceiling(bench, bare, 1, `bare-${tag}${suffix}`, `bare grpc-js echo, ${at}`, 'bare', shape);
+            round.echo = await ceiling(bench, echo, 1, `bare-echo-${tag}${suffix}`, `same-stack echo, ${at}`, 'echo', shape);
+            round.flash = await flash(bench, inv, 1, `bare-flash-${tag}${suffix}`, `flash sale, ${at}`, skus.bareFlash[i][k - 1], o.units, shape);
+            bench.bareRounds.push(round);
+          }
+        }
+      }),
+    ),
   );
 }
 
@@ -213,6 +260,17 @@ function startInventory(bench: Bench, workers: number, label: string, nodeArgs: 
 
 function startEcho(bench: Bench, workers: number, label: string): Promise<ServerProcess> {
   return start(bench, 'echo server', path.join(DIST, 'bench', 'echo-server.js'), workers, label, {});
+}
+
+function startBare(bench: Bench, label: string): Promise<ServerProcess> {
+  return startServer({
+    name: `bare grpc-js echo server (${label})`,
+    script: path.join(DIST, 'bench', 'bare-echo-server.js'),
+    workers: 1,
+    logFile: path.join(bench.dir, `${label}.server.log`),
+    env: {},
+    probe: 'reserve',
+  });
 }
 
 function startBaseline(bench: Bench, workers: number, label: string, stock: ReadonlyArray<readonly [string, number]>): Promise<ServerProcess> {

@@ -1,13 +1,15 @@
 /**
- * What a run prints and keeps: the scenario and CPU tables, the details per row, the ratios
- * against the baseline and the ceiling with their targets (MET / NOT MET), the profile summary,
+ * What a run prints and keeps: the scenario and CPU tables, the details per row, the bare
+ * transport ceiling per load shape, the ratios against the baseline, the ceiling and the bare
+ * grpc-js echo with their targets (MET / NOT MET), the profile summary,
  * and the results JSON file.
  */
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Bench } from './context';
+import { BareRound, Bench } from './context';
 import { fmt, ms } from './format';
+import { shapeName } from './options';
 import { ROOT } from './paths';
 import { formatSummary } from './profile-summary';
 import { Row, errorCodes } from './rows';
@@ -74,6 +76,7 @@ export function ratios(bench: Bench): Ratio[] {
       out.push({ what: `the same with the ledger writer process (+${fmt(ledgerUs)} µs)`, ...all });
     }
   }
+  out.push(...bareRatios(bench));
   const storm = find('storm-1w');
   const stormCeil = find('storm-ceiling-1w');
   if (storm && stormCeil) {
@@ -99,6 +102,104 @@ export function ratios(bench: Bench): Ratio[] {
     });
   }
   return out;
+}
+
+/** The bare group's rounds by shape, in the order of --shapes. */
+function bareShapes(bench: Bench): Array<{ name: string; rounds: BareRound[] }> {
+  const byShape = new Map<string, BareRound[]>();
+  for (const r of bench.bareRounds) {
+    const name = shapeName(r.shape);
+    byShape.set(name, [...(byShape.get(name) ?? []), r]);
+  }
+  return [...byShape].map(([name, rounds]) => ({ name, rounds }));
+}
+
+/** Server + store (Redis) CPU per call: what a call costs beside the load generator and the ledger writer. */
+const perCall = (r: Row) => r.serverUsPerCall + r.storeUsPerCall;
+
+/**
+ * Per load shape: the flash sale and the same-stack echo against the bare grpc-js echo, each the
+ * median of the rounds' ratios (each round's three loads ran one right after the other).
+ */
+function bareRatios(bench: Bench): Ratio[] {
+  const out: Ratio[] = [];
+  for (const { name, rounds } of bareShapes(bench)) {
+    const full = rounds.filter((r): r is Required<BareRound> => r.bare !== undefined && r.echo !== undefined && r.flash !== undefined);
+    if (full.length === 0) continue;
+    const of = (f: (r: Required<BareRound>) => number, show: (v: number) => string) => {
+      const values = full.map(f);
+      const value = median(values);
+      return { value, rounds: values, display: values.length > 1 ? `${show(value)} (rounds ${values.map(show).join(', ')})` : show(value) };
+    };
+    const bareUs = median(full.map((r) => perCall(r.bare)));
+    const flashUs = median(full.map((r) => perCall(r.flash)));
+    const echoUs = median(full.map((r) => perCall(r.echo)));
+    const calls = of((r) => r.flash.callsPerSec / r.bare.callsPerSec, pct);
+    out.push({ what: `${name}: flash sale vs bare grpc-js echo, calls/s`, ...calls, target: '>= 85%', met: calls.value >= 0.85 });
+    const p99 = of((r) => r.flash.p99Ms / r.bare.p99Ms, times);
+    out.push({ what: `${name}: flash sale p99 vs bare echo p99`, ...p99, target: '<= 1.3x', met: p99.value <= 1.3 });
+    const cpu = of((r) => perCall(r.flash) / perCall(r.bare), times);
+    out.push({
+      what: `${name}: server+Redis CPU per Reserve (${fmt(flashUs)} µs) vs bare echo per call (${fmt(bareUs)} µs)`,
+      ...cpu,
+      target: '<= 1.5x',
+      met: cpu.value <= 1.5,
+    });
+    out.push({ what: `${name}: same-stack echo vs bare echo, calls/s`, ...of((r) => r.echo.callsPerSec / r.bare.callsPerSec, pct) });
+    out.push({ what: `${name}: same-stack echo p99 vs bare echo p99`, ...of((r) => r.echo.p99Ms / r.bare.p99Ms, times) });
+    out.push({ what: `${name}: same-stack echo CPU per call (${fmt(echoUs)} µs) vs bare echo`, ...of((r) => perCall(r.echo) / perCall(r.bare), times) });
+  }
+  return out;
+}
+
+/** The bare group per shape and server: medians of the rounds (the rows above have each round). */
+function bareTable(bench: Bench): string[] {
+  const shapes = bareShapes(bench);
+  if (shapes.length === 0) return [];
+  const table: string[][] = [['shape', 'server', 'rounds', 'calls/s', 'p50 ms', 'p99 ms', 'server µs/call', 'redis µs/call', 'server+redis µs/call']];
+  for (const { name, rounds } of shapes) {
+    for (const [label, pick] of [
+      ['bare grpc-js echo', (r: BareRound) => r.bare],
+      ['same-stack echo', (r: BareRound) => r.echo],
+      ['flash sale', (r: BareRound) => r.flash],
+    ] as const) {
+      const rows = rounds.map(pick).filter((r): r is Row => r !== undefined);
+      if (rows.length === 0) continue;
+      const m = (f: (r: Row) => number) => median(rows.map(f));
+      table.push([
+        name,
+        label,
+        String(rows.length),
+        fmt(m((r) => r.callsPerSec)),
+        ms(m((r) => r.p50Ms)),
+        ms(m((r) => r.p99Ms)),
+        fmt(m((r) => r.serverUsPerCall)),
+        rows[0].server === 'inventory' ? fmt(m((r) => r.storeUsPerCall)) : '-',
+        fmt(m(perCall)),
+      ]);
+    }
+  }
+  return ['', 'Bare transport ceiling, per load shape (connections x streams), medians of the rounds:', ...renderTable(table, [false, false, true, true, true, true, true, true, true])];
+}
+
+/** The bare group's medians per shape and server, for the results JSON. */
+function bareJson(bench: Bench) {
+  return bareShapes(bench).map(({ name, rounds }) => {
+    const summary = (rows: Row[]) =>
+      rows.length === 0
+        ? undefined
+        : {
+            rounds: rows.map((r) => r.id),
+            callsPerSec: median(rows.map((r) => r.callsPerSec)),
+            p50Ms: median(rows.map((r) => r.p50Ms)),
+            p99Ms: median(rows.map((r) => r.p99Ms)),
+            serverUsPerCall: median(rows.map((r) => r.serverUsPerCall)),
+            storeUsPerCall: median(rows.map((r) => r.storeUsPerCall)),
+            serverPlusStoreUsPerCall: median(rows.map(perCall)),
+          };
+    const of = (pick: (r: BareRound) => Row | undefined) => summary(rounds.map(pick).filter((r): r is Row => r !== undefined));
+    return { shape: name, ...rounds[0].shape, bare: of((r) => r.bare), echo: of((r) => r.echo), flash: of((r) => r.flash) };
+  });
 }
 
 export function report(bench: Bench): string {
@@ -169,7 +270,7 @@ function loadTables(bench: Bench): string[] {
       `${r.cpu.machineBusyPct.toFixed(0)}%`,
       fmt(r.serverUsPerCall),
       r.server === 'inventory' ? fmt(r.ledgerUsPerCall) : '-',
-      r.server === 'echo' ? '-' : fmt(r.storeUsPerCall),
+      r.server === 'echo' || r.server === 'bare' ? '-' : fmt(r.storeUsPerCall),
     ]);
   }
   lines.push(...renderTable(cpuTable, [false, true, true, true, true, true, true, true, true, true, true, true]));
@@ -183,6 +284,8 @@ function loadTables(bench: Bench): string[] {
     lines.push('Details:');
     lines.push(...details);
   }
+
+  lines.push(...bareTable(bench));
 
   lines.push('');
   lines.push('Ratios (same machine, same client settings, same run):');
@@ -227,6 +330,7 @@ export function writeJson(bench: Bench): string {
     seeding: bench.seeding,
     rows: bench.rows,
     ratios: ratios(bench),
+    bare: bareJson(bench),
     profile: bench.profile ? { file: path.relative(ROOT, bench.profileFile!), window: bench.profileWindow, ...bench.profile } : undefined,
     soak: bench.soak,
     notes: bench.notes,

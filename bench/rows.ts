@@ -18,7 +18,7 @@ export interface Drive {
 export interface Row {
   id: string;
   title: string;
-  server: 'inventory' | 'baseline' | 'echo';
+  server: 'inventory' | 'baseline' | 'echo' | 'bare';
   workers: number;
   client: 'lean' | 'h2load';
   answered: number;
@@ -75,7 +75,7 @@ export function callFigures(
   };
 }
 
-/** CPU µs per answered call of the server, its ledger writer and its store (MySQL for the baseline, Redis for ours, none for the echo server). */
+/** CPU µs per answered call of the server, its ledger writer and its store (MySQL for the baseline, Redis for ours, none for the echo servers). */
 export function cpuPerCall(server: Row['server'], cpu: CpuReport, answered: number): Pick<Row, 'serverUsPerCall' | 'ledgerUsPerCall' | 'storeUsPerCall'> {
   const perCall = (groupMs: number | undefined) => ((groupMs ?? 0) * 1000) / Math.max(1, answered);
   const store = server === 'baseline' ? cpu.groups.mariadb?.ms : server === 'inventory' ? cpu.groups.redis?.ms : 0;

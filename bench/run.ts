@@ -14,6 +14,9 @@
  *   cart         1-5 SKUs per order out of 10,000; of the RESERVED orders 70% confirmed, 20% released
  *   baseline     flash and sellout against the MySQL conditional-UPDATE server
  *   storm        h2load replays ONE order id against our server, and the same against the echo server
+ *   bare         a plain grpc-js echo (no interceptors, metrics, health: the transport alone), the
+ *                ceiling's echo and the flash sale, in rounds at two load shapes (4 x 125 and
+ *                20 x 25 connections x streams): what our stack and the sale cost over grpc-js
  *   2 workers    ceiling and flash again with WORKERS=2
  *   profile      flash once more with the server under node --cpu-prof, summarised
  *   soak         (only when named in --only) Redis memory over minutes of steady orders with a
@@ -28,7 +31,7 @@ import path from 'node:path';
 import { Bench } from './context';
 import { HELP, Options, parseOptions } from './options';
 import { ROOT } from './paths';
-import { baselinePhase, cartPhase, moreWorkers, oneWorker, planSkus, profiledFlash, seedOurs, soakPhase } from './phases';
+import { barePhase, baselinePhase, cartPhase, moreWorkers, oneWorker, planSkus, profiledFlash, seedOurs, soakPhase } from './phases';
 import { stopAll } from './procs';
 import { note } from './progress';
 import { report, writeJson } from './report';
@@ -49,6 +52,7 @@ async function run(bench: Bench): Promise<void> {
   const skus = planSkus(bench);
   await seedOurs(bench, skus);
   await oneWorker(bench, skus);
+  if (bench.wants('bare')) await barePhase(bench, skus);
   if (bench.wants('cart')) await cartPhase(bench);
   if (bench.wants('baseline')) await baselinePhase(bench);
   if (bench.wants('workers')) await moreWorkers(bench, skus);

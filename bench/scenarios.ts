@@ -11,6 +11,7 @@ import { fmt, ms } from './format';
 import { H2loadResult, h2loadPath, runH2load, scrapeReserveCounters } from './h2load';
 import { DRAIN_MS, cpuMeter, drive, reserveSpec } from './drive';
 import { LoadSpec } from './loadgen';
+import { Shape } from './options';
 import { ServerProcess } from './procs';
 import { Progress, note } from './progress';
 import { Row, callFigures, cpuPerCall, errorCodes, loadRow } from './rows';
@@ -33,14 +34,16 @@ function record(bench: Bench, row: Row): Row {
   return row;
 }
 
-/** One load of 1-unit Reserves of one SKU, each call a fresh order id. */
-function driveReserves(bench: Bench, server: ServerProcess, id: string, title: string, sku: string) {
-  return drive(bench, title, reserveSpec(bench, server.target, sku, `${bench.ns.tag}-${id}-`, bench.o.durationMs), server);
+/** One load of 1-unit Reserves of one SKU, each call a fresh order id; at `shape` (connections x streams) when given, else --connections and --concurrency. */
+function driveReserves(bench: Bench, server: ServerProcess, id: string, title: string, sku: string, shape?: Shape) {
+  const spec = reserveSpec(bench, server.target, sku, `${bench.ns.tag}-${id}-`, bench.o.durationMs);
+  const shaped = shape ? { ...spec, connections: shape.connections, concurrency: shape.connections * shape.streams } : spec;
+  return drive(bench, title, shaped, server);
 }
 
 /** Our flash sale (or sell-out) of `units` of `sku`. */
-export async function flash(bench: Bench, server: ServerProcess, workers: number, id: string, title: string, sku: string, units: number): Promise<Row> {
-  const run = await driveReserves(bench, server, id, title, sku);
+export async function flash(bench: Bench, server: ServerProcess, workers: number, id: string, title: string, sku: string, units: number, shape?: Shape): Promise<Row> {
+  const run = await driveReserves(bench, server, id, title, sku, shape);
   const { result } = run;
   const books = await readBooks(bench.ns.config, new Map([[sku, units]]), bench.ns.inventoryDbUrl);
   const check = judge(books, result.reserve.unitsReserved, result.reserve.reserved);
@@ -67,9 +70,9 @@ export async function baselineFlash(bench: Bench, server: ServerProcess, workers
 }
 
 /** The flash sale's load against the echo server: what the transport alone allows. */
-export async function ceiling(bench: Bench, server: ServerProcess, workers: number, id: string, title: string): Promise<Row> {
-  const row = loadRow(id, title, 'echo', workers, await driveReserves(bench, server, id, title, 'echo-sku'));
-  // The echo server's constant RESERVED answers sell nothing: no counts to show.
+export async function ceiling(bench: Bench, server: ServerProcess, workers: number, id: string, title: string, kind: 'echo' | 'bare' = 'echo', shape?: Shape): Promise<Row> {
+  const row = loadRow(id, title, kind, workers, await driveReserves(bench, server, id, title, 'echo-sku', shape));
+  // The echo servers' constant RESERVED answers sell nothing: no counts to show.
   row.reserved = undefined;
   row.rejected = undefined;
   return record(bench, row);
