@@ -18,9 +18,9 @@ export function inventoryHandlers(
   admission: ReserveAdmission,
 ): InventoryHandlers {
   const outcomes = {
-    reserved: metrics.reserveOutcomes.labels('reserved', ''),
-    outOfStock: metrics.reserveOutcomes.labels('rejected', 'OUT_OF_STOCK'),
-    userLimit: metrics.reserveOutcomes.labels('rejected', 'USER_LIMIT'),
+    reserved: metrics.reserveOutcomes.batched('reserved', ''),
+    outOfStock: metrics.reserveOutcomes.batched('rejected', 'OUT_OF_STOCK'),
+    userLimit: metrics.reserveOutcomes.batched('rejected', 'USER_LIMIT'),
   };
   return {
     async reserve(req, ctx) {

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { HealthReport } from './health';
 import { AddressInfo } from 'node:net';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, CounterConfiguration, Gauge, Metric, Registry, collectDefaultMetrics } from 'prom-client';
 import type { BreakerState } from '../kernel/breaker';
 import type { StockConsumerStats } from '../mq/consumer';
 import { MemoryReading, memoryRatio } from './redis-memory';
@@ -13,8 +13,8 @@ import { MemoryReading, memoryRatio } from './redis-memory';
 export class Metrics {
   readonly registry = new Registry();
 
-  /** Calls answered, by service, method and gRPC status code name. */
-  readonly rpcCalls = new Counter({
+  /** Calls answered, by service, method and gRPC status code name (counted per call through batched children). */
+  readonly rpcCalls = new BatchedCounter({
     name: 'inventory_rpc_calls_total',
     help: 'gRPC calls answered, by service, method and status code',
     labelNames: ['service', 'method', 'code'] as const,
@@ -22,16 +22,15 @@ export class Metrics {
   });
 
   /** Handler latency in seconds, by service and method. */
-  readonly rpcSeconds = new Histogram({
+  readonly rpcSeconds = new LatencyHistogram(this.registry, {
     name: 'inventory_rpc_duration_seconds',
     help: 'gRPC handler latency in seconds',
-    labelNames: ['service', 'method'] as const,
+    labelNames: ['service', 'method'],
     buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-    registers: [this.registry],
   });
 
   /** Reserve answers that were not replays, by outcome and rejection reason. */
-  readonly reserveOutcomes = new Counter({
+  readonly reserveOutcomes = new BatchedCounter({
     name: 'inventory_reserve_total',
     help: 'Reserve answers (replays excluded) by outcome and rejection reason',
     labelNames: ['outcome', 'reason'] as const,
@@ -328,3 +327,148 @@ export async function startMetricsServer(
 }
 
 const BREAKER_GAUGE: Record<BreakerState, number> = { closed: 0, 'half-open': 1, open: 2 };
+
+/** A counter child that counts in a plain number (BatchedCounter). */
+export interface CountingChild {
+  inc(): void;
+}
+
+/**
+ * A prom-client Counter whose batched() children count calls in a plain number, added to the
+ * counter whenever it is read (get(): every scrape and every test reading it). prom-client's own
+ * labels() child hashes and checks its label values on every inc(), which on the per-call path of
+ * every gRPC answer cost more than the answer's own bookkeeping; the exported series are the same.
+ */
+export class BatchedCounter<T extends string> extends Counter<T> {
+  private readonly batches: Array<{ labels: Partial<Record<T, string>>; pending: number }> = [];
+
+  constructor(config: CounterConfiguration<T>) {
+    super({
+      ...config,
+      collect(this: Counter<T>) {
+        (this as BatchedCounter<T>).flush();
+      },
+    });
+  }
+
+  /** A child of these label values (in labelNames order) for the per-call path: make it once, inc() per call. */
+  batched(...values: string[]): CountingChild {
+    const names = (this as unknown as { labelNames: T[] }).labelNames;
+    const labels: Partial<Record<T, string>> = {};
+    names.forEach((name, i) => (labels[name] = values[i]));
+    const batch = { labels, pending: 0 };
+    this.batches.push(batch);
+    return {
+      inc: () => {
+        batch.pending++;
+      },
+    };
+  }
+
+  private flush(): void {
+    for (const batch of this.batches) {
+      if (batch.pending === 0) continue;
+      const n = batch.pending;
+      batch.pending = 0;
+      this.inc(batch.labels, n);
+    }
+  }
+}
+
+/** One exported value, as prom-client's metrics hand them to their registry. */
+interface ExportedValue {
+  labels: Record<string, string | number>;
+  sharedLabels?: Record<string, string>;
+  value: number;
+  metricName: string;
+  exemplar?: null;
+}
+
+interface Exported {
+  name: string;
+  help: string;
+  type: 'histogram';
+  values: ExportedValue[];
+  aggregator: 'sum';
+}
+
+/** A child of a LatencyHistogram: one series, counted in plain numbers. */
+export interface LatencySeries {
+  observe(seconds: number): void;
+}
+
+/**
+ * A Prometheus histogram for the per-call latency, registered like any prom-client metric and
+ * exported exactly as prom-client's Histogram would (the same series, labels and order), but whose
+ * series count in a typed array: prom-client's observe() builds a label object, hashes and checks
+ * it on every call. Series are made once per service and method (labels()), never per call.
+ */
+export class LatencyHistogram {
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  readonly name: string;
+  readonly help: string;
+  private readonly labelNames: readonly string[];
+  private readonly bounds: readonly number[];
+  private readonly series = new Map<string, { labels: Record<string, string>; buckets: Float64Array; sum: number; count: number }>();
+
+  constructor(registry: Registry, config: { name: string; help: string; labelNames: readonly string[]; buckets: readonly number[] }) {
+    this.name = config.name;
+    this.help = config.help;
+    this.labelNames = config.labelNames;
+    this.bounds = [...config.buckets].sort((a, b) => a - b);
+    registry.registerMetric(this as unknown as Metric);
+  }
+
+  labels(...values: string[]): LatencySeries {
+    const key = values.join('\u0000');
+    let one = this.series.get(key);
+    if (!one) {
+      const labels: Record<string, string> = {};
+      this.labelNames.forEach((name, i) => (labels[name] = values[i]));
+      one = { labels, buckets: new Float64Array(this.bounds.length), sum: 0, count: 0 };
+      this.series.set(key, one);
+    }
+    const s = one;
+    const bounds = this.bounds;
+    return {
+      observe(seconds: number) {
+        s.sum += seconds;
+        s.count++;
+        for (let i = 0; i < bounds.length; i++) {
+          if (seconds <= bounds[i]) {
+            s.buckets[i]++;
+            return;
+          }
+        }
+      },
+    };
+  }
+
+  /** What prom-client's Histogram hands its registry: bucket series cumulative, then +Inf, sum and count. */
+  getForPromString(): Exported {
+    const values: ExportedValue[] = [];
+    for (const { labels, buckets, sum, count } of this.series.values()) {
+      let acc = 0;
+      this.bounds.forEach((le, i) => {
+        acc += buckets[i];
+        values.push({ labels: { le }, sharedLabels: labels, value: acc, metricName: `${this.name}_bucket`, exemplar: null });
+      });
+      values.push({ labels: { le: '+Inf' }, sharedLabels: labels, value: count, metricName: `${this.name}_bucket`, exemplar: null });
+      values.push({ labels: {}, sharedLabels: labels, value: sum, metricName: `${this.name}_sum` });
+      values.push({ labels: {}, sharedLabels: labels, value: count, metricName: `${this.name}_count` });
+    }
+    return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
+  }
+
+  /** The same with each value's labels whole (prom-client's get()). */
+  async get(): Promise<Exported> {
+    const data = this.getForPromString();
+    data.values = data.values.map(({ sharedLabels, labels, ...rest }) => ({ ...rest, labels: { ...labels, ...sharedLabels } }));
+    return data;
+  }
+
+  reset(): void {
+    this.series.clear();
+  }
+}

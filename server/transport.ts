@@ -10,7 +10,7 @@ import { Overloaded } from '../kernel/dependency';
 import { toServiceError } from './domain-errors';
 import { ServiceError, invalidArgument, toStatus } from './errors';
 import { InFlightLimit } from './in-flight';
-import { Metrics } from './metrics';
+import { CountingChild, Metrics } from './metrics';
 import { OutOfRange } from './out-of-range';
 
 /**
@@ -129,11 +129,11 @@ function adaptUnary(method: string, handler: UnaryHandler<unknown, unknown>, opt
   const { serviceName, logger, metrics, authorize, inFlight } = options;
   const shed = inFlight && metrics.admissionRefused.labels('OVERLOADED');
   const latency = metrics.rpcSeconds.labels(serviceName, method);
-  // One counter child per status code, made once instead of a label lookup per call.
-  const answered = new Map<number, ReturnType<typeof metrics.rpcCalls.labels>>();
+  // One counter child per status code, made once instead of a label lookup per call; OK's at hand.
+  const answered = new Map<number, CountingChild>();
   const count = (code: number) => {
     let child = answered.get(code);
-    if (!child) answered.set(code, (child = metrics.rpcCalls.labels(serviceName, method, codeNames[code] ?? String(code))));
+    if (!child) answered.set(code, (child = metrics.rpcCalls.batched(serviceName, method, codeNames[code] ?? String(code))));
     child.inc();
   };
 
