@@ -31,15 +31,23 @@ export interface ForgottenFilterOptions {
 const CLOCK_SLACK_MS = 60_000;
 
 export class ForgottenFilter {
+  /** The generation the cached key pairs are of, and the pairs per shard: every Reserve names them. */
+  private generation = NaN;
+  private pairs: Array<readonly [string, string]> = [];
+
   constructor(
     private readonly keys: Keys,
     readonly options: ForgottenFilterOptions,
   ) {}
 
-  /** KEYS (current and previous generation) of a new order's check in its shard. */
-  checkKeys(shard: number, now = Date.now()): [string, string] {
+  /** KEYS (current and previous generation) of a new order's check in its shard; built once per shard and generation. */
+  checkKeys(shard: number, now = Date.now()): readonly [string, string] {
     const generation = Math.floor(now / this.options.horizonMs);
-    return [this.keys.seen(shard, generation), this.keys.seen(shard, generation - 1)];
+    if (generation !== this.generation) {
+      this.generation = generation;
+      this.pairs = [];
+    }
+    return (this.pairs[shard] ??= [this.keys.seen(shard, generation), this.keys.seen(shard, generation - 1)]);
   }
 
   /** ARGV of the check (h1, h2, m); `archiveAsked`: the archive answered already, skip the filter. */

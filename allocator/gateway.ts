@@ -30,9 +30,9 @@ export interface GatewayOptions {
   readonly filter: ForgottenFilterOptions;
 }
 
-/** Defaults for tools and tests; the server passes its configuration. */
+/** Defaults for tools and tests (those of server/config.ts); the server passes its configuration. */
 export const DEFAULT_GATEWAY_OPTIONS: GatewayOptions = {
-  retentionSeconds: 7 * 86400,
+  retentionSeconds: 86400,
   filter: { bits: 1 << 22, horizonMs: 30 * 86400_000 },
 };
 
@@ -197,13 +197,13 @@ export class RedisGateway {
    * exists ('exists': the replay). The record keeps what replays and refusals read (state, fp,
    * answer, times), without the doc, plan and ttl of an order that held something.
    */
-  async reject(orderId: string, fingerprint: string, shortages: string, retentionSeconds: number, archiveAsked = false): Promise<BeginResult> {
+  async reject(orderId: string, fingerprint: string, shortages: string, archiveAsked = false): Promise<BeginResult> {
     const shard = this.keys.orderShard(orderId);
     const res = await this.shards.run<Array<number | string>>(
       shard,
       this.s.reject,
       [this.keys.order(shard, orderId), this.keys.forget(shard), ...this.filter.checkKeys(shard)],
-      [fingerprint, shortages, retentionSeconds, orderId, ...this.filter.checkArgs(orderId, archiveAsked)],
+      [fingerprint, shortages, this.options.retentionSeconds, orderId, ...this.filter.checkArgs(orderId, archiveAsked)],
     );
     return beginResult(res);
   }
@@ -219,13 +219,13 @@ export class RedisGateway {
   }
 
   /** Closes a Reserve attempt; its expiry (ms, 0 when rejected), or undefined when that attempt is no longer PENDING (rolled back). */
-  async commit(orderId: string, attempt: number, outcome: 'RESERVED' | 'REJECTED', payload: string, retentionSeconds: number): Promise<number | undefined> {
+  async commit(orderId: string, attempt: number, outcome: 'RESERVED' | 'REJECTED', payload: string): Promise<number | undefined> {
     const shard = this.keys.orderShard(orderId);
     const res = await this.shards.run<number[]>(
       shard,
       this.s.commit,
       [this.keys.order(shard, orderId), this.keys.pending(shard), this.keys.expiry(shard), this.keys.forget(shard)],
-      [orderId, outcome, payload, retentionSeconds, attempt],
+      [orderId, outcome, payload, this.options.retentionSeconds, attempt],
     );
     return res[0] === PendingCode.Done ? res[2] : undefined;
   }
@@ -246,7 +246,6 @@ export class RedisGateway {
     releaseId: string,
     reason: string,
     items: Record<string, number> | undefined,
-    retentionSeconds: number,
     recoveryGraceMs: number,
     /** RECOVERY only: '' the recovery worker, 'lapsed' a retry, `<n>` attempt n giving itself up (order-release). */
     rolledBackBy = '',
@@ -263,7 +262,7 @@ export class RedisGateway {
         this.keys.outbox(shard),
         this.keys.forget(shard),
       ],
-      [orderId, releaseId, reason, items ? JSON.stringify(items) : '', retentionSeconds, recoveryGraceMs, rolledBackBy],
+      [orderId, releaseId, reason, items ? JSON.stringify(items) : '', this.options.retentionSeconds, recoveryGraceMs, rolledBackBy],
     );
     const code = res[0] as OrderCode;
     if (code === OrderCode.Done || code === OrderCode.Replayed) return { code, release: String(res[1]), state: String(res[2]) };

@@ -61,7 +61,7 @@ export class Releases {
     const what = `Release of order ${orderId}`;
     const wanted = items && items.length > 0 ? Object.fromEntries(items.map((i) => [i.sku, i.quantity])) : undefined;
     const run = () =>
-      this.gateway.release(orderId, releaseId, reason, wanted, this.options.orderRetentionSeconds, this.options.recoveryGraceMs);
+      this.gateway.release(orderId, releaseId, reason, wanted, this.options.recoveryGraceMs);
     stayForCaller(caller, what);
     let res = await run();
     if (res.code === OrderCode.InProgress) {
@@ -149,7 +149,6 @@ export class Releases {
       releaseId,
       reason,
       undefined,
-      this.options.orderRetentionSeconds,
       this.options.recoveryGraceMs,
       by,
     );

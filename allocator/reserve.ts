@@ -166,7 +166,7 @@ export class Reserver {
     // A top-up wait that ran out of time found no shortage: nothing is written, nothing remembered.
     stayForCaller(run.caller, reserveOf(orderId), run.giveUpAt);
     const shortages: Shortage[] = [{ sku: item.sku, reason: 'OUT_OF_STOCK', requested: item.quantity, available: 0 }];
-    const rejected = await this.gated(orderId, fp, (asked) => this.gateway.reject(orderId, fp, JSON.stringify(shortages), this.options.orderRetentionSeconds, asked));
+    const rejected = await this.gated(orderId, fp, (asked) => this.gateway.reject(orderId, fp, JSON.stringify(shortages), asked));
     if (rejected.kind === 'new') return { outcome: 'REJECTED', shortages, replayed: false };
     return this.answerExisting(input, fp, ttlSeconds, rejected, run, 0);
   }
@@ -495,7 +495,7 @@ export class Reserver {
 
   /** Commits the attempt's outcome; returns the hold's expiry. */
   private async closeReserve(attempt: Attempt, outcome: 'RESERVED' | 'REJECTED', payload: string): Promise<number> {
-    const expiresAt = await this.gateway.commit(attempt.orderId, attempt.number, outcome, payload, this.options.orderRetentionSeconds);
+    const expiresAt = await this.gateway.commit(attempt.orderId, attempt.number, outcome, payload);
     if (expiresAt === undefined) throw rolledBack(attempt.orderId);
     return expiresAt;
   }

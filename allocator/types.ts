@@ -74,8 +74,6 @@ export interface ReservationOptions {
   readonly reserveTimeoutMs: number;
   /** A Reserve unanswered this long is a crashed cart: the recovery worker rolls it back. */
   readonly recoveryGraceMs: number;
-  /** How long ended reservations stay readable for replays. */
-  readonly orderRetentionSeconds: number;
 }
 
 /** MySQL's archive of the orders Redis forgot (store/order-archive.ts; the forgetter fills it). */

@@ -87,30 +87,10 @@ export class Metrics {
 
   /** Ledger lag, read at scrape time: records waiting in Redis for MySQL, and the age of the oldest. */
   observeLedger(ledger: { lag(): Promise<{ waiting: number; oldestAgeMs: number }> }): void {
-    let last: Promise<{ waiting: number; oldestAgeMs: number }> | undefined;
-    // One read per scrape for both gauges.
     // A Redis node that is down must not fail the whole scrape: report -1 (unknown) instead.
-    const read = () =>
-      (last ??= ledger
-        .lag()
-        .catch(() => ({ waiting: -1, oldestAgeMs: -1000 }))
-        .finally(() => setImmediate(() => (last = undefined))));
-    new Gauge({
-      name: 'inventory_ledger_lag_records',
-      help: 'Ledger records waiting in Redis to be applied to MySQL',
-      registers: [this.registry],
-      async collect() {
-        this.set((await read()).waiting);
-      },
-    });
-    new Gauge({
-      name: 'inventory_ledger_oldest_age_seconds',
-      help: 'Age of the oldest ledger record not yet applied to MySQL',
-      registers: [this.registry],
-      async collect() {
-        this.set((await read()).oldestAgeMs / 1000);
-      },
-    });
+    const read = oncePerScrape(() => ledger.lag(), { waiting: -1, oldestAgeMs: -1000 });
+    this.scrapedGauge('inventory_ledger_lag_records', 'Ledger records waiting in Redis to be applied to MySQL', async () => (await read()).waiting);
+    this.scrapedGauge('inventory_ledger_oldest_age_seconds', 'Age of the oldest ledger record not yet applied to MySQL', async () => (await read()).oldestAgeMs / 1000);
   }
 
   /**
@@ -138,26 +118,33 @@ export class Metrics {
    * grows: MySQL (the archive) is down, or the forgetter does not keep up.
    */
   observeForgetter(forgetter: { readonly shardCount: number; backlog(shard: number): Promise<{ due: number; oldestDueAgeMs: number }> }): void {
-    let last: Promise<{ due: number; oldestDueAgeMs: number }> | undefined;
-    const read = () =>
-      (last ??= Promise.all(Array.from({ length: forgetter.shardCount }, (_, shard) => forgetter.backlog(shard)))
-        .then((all) => ({ due: all.reduce((n, b) => n + b.due, 0), oldestDueAgeMs: Math.max(0, ...all.map((b) => b.oldestDueAgeMs)) }))
-        .catch(() => ({ due: -1, oldestDueAgeMs: -1000 }))
-        .finally(() => setImmediate(() => (last = undefined))));
-    new Gauge({
-      name: 'inventory_forget_backlog_orders',
-      help: 'Orders whose retention ended still waiting in Redis to be archived and deleted (-1: a Redis node did not answer)',
-      registers: [this.registry],
-      async collect() {
-        this.set((await read()).due);
+    const read = oncePerScrape(
+      async () => {
+        const all = await Promise.all(Array.from({ length: forgetter.shardCount }, (_, shard) => forgetter.backlog(shard)));
+        return { due: all.reduce((n, b) => n + b.due, 0), oldestDueAgeMs: Math.max(0, ...all.map((b) => b.oldestDueAgeMs)) };
       },
-    });
+      { due: -1, oldestDueAgeMs: -1000 },
+    );
+    this.scrapedGauge(
+      'inventory_forget_backlog_orders',
+      'Orders whose retention ended still waiting in Redis to be archived and deleted (-1: a Redis node did not answer)',
+      async () => (await read()).due,
+    );
+    this.scrapedGauge(
+      'inventory_forget_oldest_due_seconds',
+      'How long ago the retention of the oldest order still waiting to be forgotten ended',
+      async () => (await read()).oldestDueAgeMs / 1000,
+    );
+  }
+
+  /** A gauge without labels whose value is read at scrape time. */
+  private scrapedGauge(name: string, help: string, value: () => Promise<number>): void {
     new Gauge({
-      name: 'inventory_forget_oldest_due_seconds',
-      help: 'How long ago the retention of the oldest order still waiting to be forgotten ended',
+      name,
+      help,
       registers: [this.registry],
       async collect() {
-        this.set((await read()).oldestDueAgeMs / 1000);
+        this.set(await value());
       },
     });
   }
@@ -471,4 +458,16 @@ export class LatencyHistogram {
   reset(): void {
     this.series.clear();
   }
+}
+
+/**
+ * One read shared by the gauges of one scrape (they are collected together), made again at the
+ * next scrape; a read that fails answers `unknown` instead of failing the scrape.
+ */
+function oncePerScrape<T>(read: () => Promise<T>, unknown: T): () => Promise<T> {
+  let last: Promise<T> | undefined;
+  return () =>
+    (last ??= read()
+      .catch(() => unknown)
+      .finally(() => setImmediate(() => (last = undefined))));
 }

@@ -78,7 +78,7 @@ describe('crash recovery and expiry workers', function () {
     const { gateway, reservations } = inv.services;
     await reservations.reserve({ orderId: 'half', items: [{ sku: 'half-release', quantity: 4 }], userId: '', ttlSeconds: 0 });
     // The release is decided and recorded at the order, then the process dies before the untakes.
-    const recorded = await gateway.release('half', 'r-1', 'CANCEL_BEFORE_PAYMENT', undefined, 600, grace);
+    const recorded = await gateway.release('half', 'r-1', 'CANCEL_BEFORE_PAYMENT', undefined, grace);
     assert.equal(recorded.code, 1);
     assert.equal(await inv.availOf([p]), 6);
 

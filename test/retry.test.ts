@@ -140,7 +140,7 @@ describe('retrying a failed or timed-out Reserve with the same order id', functi
 
     const retry = reservations.reserve({ orderId, items, userId: '', ttlSeconds: 0 }, { deadline: Date.now() + 5000, cancelled: false });
     await new Promise((resolve) => setTimeout(resolve, 300));
-    assert.notEqual(await gateway.commit(orderId, 1, 'RESERVED', oneItemDoc('live', 2, '', p), 600), undefined);
+    assert.notEqual(await gateway.commit(orderId, 1, 'RESERVED', oneItemDoc('live', 2, '', p)), undefined);
 
     const answer = await retry;
     assert.equal(answer.outcome, 'RESERVED');

@@ -31,8 +31,7 @@
           {2, same_request (1|0), HGETALL...}  EXISTS
           {5}                                  MAYBE_FORGOTTEN: nothing written; ask the archive
 ]]
--- @include order
--- @include filter
+-- @include gate
 local order, pending, releasing = KEYS[1], KEYS[2], KEYS[3]
 local id, fp = ARGV[1], ARGV[2]
 
@@ -47,13 +46,9 @@ if h[1] == 'REJECTED' and h[2] == 'RECOVERED' and h[3] == fp
   redis.call('DEL', order)
 end
 
-local existing = existing_order(order, fp)
-if existing then
-  return existing
-end
-if att == 1 and maybe_forgotten(KEYS[4], KEYS[5], ARGV[7], ARGV[8], ARGV[9]) then
-  return {5}
-end
+-- A retry after a rolled-back attempt is this order's own: no filter to ask.
+local answered = gate_new_order(order, fp, KEYS[4], KEYS[5], att == 1 and ARGV[7] or '', ARGV[8], ARGV[9])
+if answered then return answered end
 local created = open_order(order, pending, id, fp, ARGV[3], ARGV[4], ARGV[5], att, tonumber(ARGV[6]))
 if past then redis.call('HSET', order, 'past', cjson.encode(past)) end
 return {1, created, att}

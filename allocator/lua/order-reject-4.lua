@@ -20,18 +20,12 @@
           {2, same_request (1|0), HGETALL...}  EXISTS (as order-begin)
           {5}                                  MAYBE_FORGOTTEN (as order-begin)
 ]]
--- @include order
--- @include filter
+-- @include gate
 -- @include retention
 local order = KEYS[1]
 
-local existing = existing_order(order, ARGV[1])
-if existing then
-  return existing
-end
-if maybe_forgotten(KEYS[3], KEYS[4], ARGV[5], ARGV[6], ARGV[7]) then
-  return {5}
-end
+local answered = gate_new_order(order, ARGV[1], KEYS[3], KEYS[4], ARGV[5], ARGV[6], ARGV[7])
+if answered then return answered end
 local now = now_ms()
 local at = int(now)
 redis.call('HSET', order, 'state', 'REJECTED', 'fp', ARGV[1], 'created', at, 'answer', ARGV[2], 'ended', at)

@@ -30,19 +30,13 @@
           {2, same_request (1|0), HGETALL...}       EXISTS (as order-begin)
           {5}                                       MAYBE_FORGOTTEN (as order-begin)
 ]]
--- @include order
--- @include filter
+-- @include gate
 -- @include take
 local order, expiry, part, takes, stream = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local id, fp, ttl, units = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[5])
 
-local existing = existing_order(order, fp)
-if existing then
-  return existing
-end
-if maybe_forgotten(KEYS[6], KEYS[7], ARGV[9], ARGV[10], ARGV[11]) then
-  return {5}
-end
+local answered = gate_new_order(order, fp, KEYS[6], KEYS[7], ARGV[9], ARGV[10], ARGV[11])
+if answered then return answered end
 
 local checked = check_take(part, takes, id, units, units, ARGV[6])
 if checked[1] ~= 0 then
