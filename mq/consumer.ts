@@ -74,6 +74,12 @@ export interface StockConsumerStats {
   readonly paused: boolean;
 }
 
+/** What waits in RabbitMQ: the work queue's ready messages and the dead-letter queue's messages. */
+export interface QueueDepths {
+  readonly waiting: number;
+  readonly deadLetters: number;
+}
+
 /** Events of a StockConsumer. Listeners that throw are logged, never break the loop. */
 export interface StockConsumerEvents {
   /** A consumer was registered with RabbitMQ (after every (re)connection and every resume). */
@@ -188,6 +194,18 @@ export class StockConsumer extends EventEmitter<StockConsumerEvents> {
 
   stats(): StockConsumerStats {
     return { ...this.counts, deadLettered: { ...this.deadLettered }, consuming: this.consuming, paused: this.outage !== undefined };
+  }
+
+  /**
+   * Messages waiting in the work queue (ready, not yet delivered: the consumer's lag) and in the
+   * dead-letter queue, as RabbitMQ counts them now; undefined while there is no link. Asked on the
+   * confirm channel, which never carries deliveries.
+   */
+  async queueDepths(): Promise<QueueDepths | undefined> {
+    const link = this.link;
+    if (!link?.open) return undefined;
+    const [work, dead] = await Promise.all([link.confirm.checkQueue(this.options.queue), link.confirm.checkQueue(this.options.deadLetterQueue)]);
+    return { waiting: work.messageCount, deadLetters: dead.messageCount };
   }
 
   private async shutdown(): Promise<void> {

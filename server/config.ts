@@ -47,6 +47,16 @@ export interface Config {
   readonly mysqlUrl: string;
   /** RabbitMQ URL. AMQP_URL, default the local stack's. */
   readonly amqpUrl: string;
+  /**
+   * Prometheus /metrics port of the stock consumer when it runs as a process of its own (MQ_CONSUMER=process,
+   * or mq-main on another host): its counters and the queues' depths. MQ_METRICS_PORT, default 9465; 0 picks a free port.
+   */
+  readonly mqMetricsPort: number;
+  /**
+   * How many of this process's hottest SKUs (by Reserve calls) get their own metric series
+   * (inventory_hot_sku_*: rate, partitions, sellable units); 0 turns them off. HOT_SKU_METRICS, default 10.
+   */
+  readonly hotSkuMetrics: number;
   /** Bearer token AdminService requires. ADMIN_TOKEN, default "dev-admin-token" (change it outside development). */
   readonly adminToken: string;
   /** Server processes sharing the ports on this host (node:cluster); 1 runs no cluster. WORKERS, default 1. */
@@ -239,6 +249,8 @@ export function loadConfig(env: Env = process.env): Config {
     inventoryPort: read.port('INVENTORY_PORT', 50051),
     adminPort: read.port('ADMIN_PORT', 50052),
     metricsPort: read.port('METRICS_PORT', 9464),
+    mqMetricsPort: read.port('MQ_METRICS_PORT', 9465),
+    hotSkuMetrics: read.int('HOT_SKU_METRICS', 10, 0, 100),
     redisNodes: read.list('REDIS_NODES', stack.REDIS_NODES, hostPort),
     redisCluster: read.has('REDIS_CLUSTER') ? read.list('REDIS_CLUSTER', '', hostPort) : [],
     redisPrefix: read.matching('REDIS_PREFIX', 'inv', /^[A-Za-z0-9_.:-]{1,64}$/, 'letters, digits and _.:- only (no braces), 1-64 characters'),

@@ -16,6 +16,7 @@ export function inventoryHandlers(
   metrics: Metrics,
   stockTotals: StockTotalsReader,
   admission: ReserveAdmission,
+  demand: { count(items: readonly { readonly sku: string }[]): void },
 ): InventoryHandlers {
   const outcomes = {
     reserved: metrics.reserveOutcomes.batched('reserved', ''),
@@ -25,6 +26,8 @@ export function inventoryHandlers(
   return {
     async reserve(req, ctx) {
       const input = validateReserve(req, limits);
+      // Refused or not, a Reserve is demand: it makes its SKUs hot for the dashboards (hot-skus.ts).
+      demand.count(input.items);
       // Before any Redis call: a refused Reserve costs the hot SKU's partitions nothing.
       admission.admit(input.items);
       const result = await domain(() => reservations.reserve(input, ctx));

@@ -3,8 +3,9 @@ import type { HealthReport } from './health';
 import { AddressInfo } from 'node:net';
 import { Counter, CounterConfiguration, Gauge, Metric, Registry, collectDefaultMetrics } from 'prom-client';
 import type { BreakerState } from '../kernel/breaker';
-import type { StockConsumerStats } from '../mq/consumer';
+import type { QueueDepths, StockConsumerStats } from '../mq/consumer';
 import { MemoryReading, memoryRatio } from './redis-memory';
+import type { HotSku } from './hot-skus';
 
 /**
  * Every Prometheus metric of one server instance, on a registry of its own (not prom-client's
@@ -172,22 +173,74 @@ export class Metrics {
    * not answer. With noeviction a node at its maxmemory refuses every write.
    */
   observeRedisMemory(watch: { readings(): ReadonlyArray<{ node: string; reading: MemoryReading | undefined }> }): void {
-    const gauges: Array<[name: string, help: string, value: (reading: MemoryReading) => number]> = [
-      ['inventory_redis_used_bytes', 'Memory used by each Redis node (INFO memory used_memory) at the last check; -1: the node did not answer', (r) => r.usedBytes],
-      ['inventory_redis_maxmemory_bytes', 'maxmemory of each Redis node (0: no limit); at the limit every write is refused (noeviction)', (r) => r.maxBytes],
-      ['inventory_redis_memory_ratio', 'used / maxmemory of each Redis node (0: no limit); past REDIS_MEMORY_WARN_RATIO health is degraded, from REDIS_MEMORY_FULL_RATIO the node counts as full', memoryRatio],
-    ];
+    this.gaugesByLabel('node', async () => watch.readings().map(({ node, reading }) => [node, reading] as const), [
+      ['inventory_redis_used_bytes', 'Memory used by each Redis node (INFO memory used_memory) at the last check; -1: the node did not answer', (r) => r?.usedBytes ?? -1],
+      ['inventory_redis_maxmemory_bytes', 'maxmemory of each Redis node (0: no limit); at the limit every write is refused (noeviction)', (r) => r?.maxBytes ?? -1],
+      ['inventory_redis_memory_ratio', 'used / maxmemory of each Redis node (0: no limit); past REDIS_MEMORY_WARN_RATIO health is degraded, from REDIS_MEMORY_FULL_RATIO the node counts as full', (r) => (r ? memoryRatio(r) : -1)],
+    ]);
+  }
+
+  /**
+   * The hot SKUs of this process (server/hot-skus.ts), read at scrape time: for each of the top
+   * ones by Reserve rate, that rate, its live partitions and its sellable units (the partitions'
+   * avail, read from Redis). Bounded to `limit` SKUs, so the catalogue's size never reaches
+   * Prometheus. -1 sellable while the SKU's Redis nodes do not answer.
+   */
+  observeHotSkus(hot: { top(limit: number): HotSku[] }, limit: number, pool: (sku: string) => Promise<{ pool: number; partitions: number }>): void {
+    const rows = async () => {
+      const skus = hot.top(limit);
+      const pools = await Promise.all(skus.map((s) => pool(s.sku).catch(() => undefined)));
+      return skus.map((s, i) => [s.sku, { ...s, pool: pools[i] }] as const);
+    };
+    this.gaugesByLabel('sku', rows, [
+      ['inventory_hot_sku_reserve_rate', 'Reserve calls per second naming each of this process\'s hottest SKUs (HOT_SKU_METRICS of them)', (s) => s.perSecond],
+      ['inventory_hot_sku_partitions', 'Live partitions of each hot SKU (-1: unknown)', (s) => s.pool?.partitions ?? -1],
+      ['inventory_hot_sku_sellable_units', 'Units of each hot SKU its live partitions can still sell, read from Redis (-1: a node did not answer)', (s) => s.pool?.pool ?? -1],
+    ]);
+  }
+
+  /**
+   * Gauges with one label whose series are read at scrape time from one list of (label value, row):
+   * the list is read once per scrape for all of them, and series of values gone from it are dropped.
+   */
+  private gaugesByLabel<T>(label: string, rows: () => Promise<ReadonlyArray<readonly [string, T]>>, gauges: Array<[name: string, help: string, value: (row: T) => number]>): void {
+    const read = oncePerScrape(rows, []);
     for (const [name, help, value] of gauges) {
       new Gauge({
         name,
         help,
-        labelNames: ['node'] as const,
+        labelNames: [label],
         registers: [this.registry],
-        collect() {
-          for (const { node, reading } of watch.readings()) this.labels(node).set(reading ? value(reading) : -1);
+        async collect() {
+          const all = await read();
+          this.reset();
+          for (const [key, row] of all) this.labels(key).set(value(row));
         },
       });
     }
+  }
+
+  /**
+   * `inventory_health_status{service}`: what health says of each service, as a number alerts and
+   * dashboards can use: 2 SERVING, 1 DEGRADED (serving, but something works less well), 0 NOT_SERVING.
+   * `service="overall"` is /healthz's status.
+   */
+  observeHealth(health: { report(): HealthReport }): void {
+    const level = { SERVING: 2, DEGRADED: 1, NOT_SERVING: 0 } as const;
+    new Gauge({
+      name: 'inventory_health_status',
+      help: 'Health of each service: 2 SERVING, 1 DEGRADED, 0 NOT_SERVING (service="overall": the /healthz status)',
+      labelNames: ['service'] as const,
+      registers: [this.registry],
+      collect() {
+        const report = health.report();
+        const degraded = report.degraded.length > 0;
+        const of = (status: HealthReport['inventory']) => (status !== 'SERVING' ? level.NOT_SERVING : degraded ? level.DEGRADED : level.SERVING);
+        this.labels('inventory').set(of(report.inventory));
+        this.labels('admin').set(of(report.admin));
+        this.labels('overall').set(level[overallStatus(report)]);
+      },
+    });
   }
 
   /** InventoryService calls in progress, read at scrape time, and the cap they are shed at. */
@@ -234,10 +287,19 @@ export class Metrics {
   }
 
   /**
-   * The stock-message consumer's counters, read at scrape time from a consumer in this process
-   * (MQ_CONSUMER=inline; a consumer in a child process or on another host is not seen here).
+   * The stock-message consumer's counters and its queues' depths, read at scrape time from a
+   * consumer in this process: the server's with MQ_CONSUMER=inline, or the consumer process's
+   * own metrics port (MQ_METRICS_PORT) when it runs on its own (mq-main).
    */
-  observeStockConsumer(consumer: { stats(): StockConsumerStats }): void {
+  observeStockConsumer(consumer: { stats(): StockConsumerStats; queueDepths(): Promise<QueueDepths | undefined> }): void {
+    this.gaugesByLabel(
+      'queue',
+      async () => {
+        const depths = await consumer.queueDepths().catch(() => undefined);
+        return [['work', depths?.waiting ?? -1], ['dead_letter', depths?.deadLetters ?? -1]] as const;
+      },
+      [['inventory_stock_queue_messages', 'Messages in RabbitMQ: ready in the stock work queue (the consumer\'s lag) and in the dead-letter queue; -1 while not connected', (n) => n]],
+    );
     const registry = this.registry;
     /** A counter (or gauge) per label value, set from the consumer's stats at scrape time. */
     function fromStats(kind: typeof Counter | typeof Gauge, name: string, help: string, label: string, read: (stats: StockConsumerStats) => Record<string, number>): void {
@@ -300,7 +362,7 @@ export async function startMetricsServer(
     } else if (req.method === 'GET' && req.url === '/readyz') {
       res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(ready ? 'ok\n' : 'not serving\n');
     } else if (req.method === 'GET' && req.url === '/healthz') {
-      const status = !ready ? 'NOT_SERVING' : report && (report.degraded.length > 0 || report.admin !== 'SERVING') ? 'DEGRADED' : 'SERVING';
+      const status = !report ? 'SERVING' : overallStatus(report);
       res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' }).end(`${JSON.stringify({ status, ...(report ?? {}) })}\n`);
     } else {
       res.writeHead(404).end();
@@ -395,7 +457,7 @@ export class LatencyHistogram {
   readonly aggregator = 'sum';
   readonly name: string;
   readonly help: string;
-  private readonly labelNames: readonly string[];
+  readonly labelNames: readonly string[];
   private readonly bounds: readonly number[];
   private readonly series = new Map<string, { labels: Record<string, string>; buckets: Float64Array; sum: number; count: number }>();
 
@@ -464,6 +526,12 @@ export class LatencyHistogram {
  * One read shared by the gauges of one scrape (they are collected together), made again at the
  * next scrape; a read that fails answers `unknown` instead of failing the scrape.
  */
+/** /healthz's status: NOT_SERVING when InventoryService cannot serve, DEGRADED when anything works less well (AdminService included). */
+function overallStatus(report: HealthReport): 'SERVING' | 'DEGRADED' | 'NOT_SERVING' {
+  if (report.inventory !== 'SERVING') return 'NOT_SERVING';
+  return report.degraded.length > 0 || report.admin !== 'SERVING' ? 'DEGRADED' : 'SERVING';
+}
+
 function oncePerScrape<T>(read: () => Promise<T>, unknown: T): () => Promise<T> {
   let last: Promise<T> | undefined;
   return () =>

@@ -7,6 +7,7 @@ import { Logger } from '../kernel/logger';
 import { StockConsumer } from '../mq/consumer';
 import { EventPublisher } from '../mq/events';
 import { createStockApplier } from './mq-applier';
+import { Metrics, startMetricsServer } from './metrics';
 import { eventPublisherOptions, stockConsumerOptions } from './mq-options';
 
 /**
@@ -20,13 +21,33 @@ import { eventPublisherOptions, stockConsumerOptions } from './mq-options';
 export async function startStockConsumer(config: Config, logger: Logger): Promise<MqWorkers> {
   const { applier, stores, close } = await createStockApplier(config, logger);
   const workers = await startMqWorkers(config, logger, applier, stores);
+  const metricsServer = await serveConsumerMetrics(config, logger, workers);
   return {
     ...workers,
     async stop() {
+      metricsServer?.close();
       await workers.stop();
       await close();
     },
   };
+}
+
+/**
+ * The consumer's own /metrics (MQ_METRICS_PORT): its counters and the queues' depths, which no
+ * server process sees. A port already taken (two consumers on one host) costs the metrics, not the
+ * consumer: it is logged and the consumer runs on.
+ */
+async function serveConsumerMetrics(config: Config, logger: Logger, workers: MqWorkers): Promise<{ close(): void } | undefined> {
+  const metrics = new Metrics();
+  metrics.observeStockConsumer(workers.consumer);
+  try {
+    const server = await startMetricsServer(metrics, config.host, config.mqMetricsPort);
+    logger.info({ metricsPort: server.port }, 'stock consumer: metrics served');
+    return server;
+  } catch (err) {
+    logger.warn({ err, port: config.mqMetricsPort }, 'stock consumer: cannot serve its metrics (MQ_METRICS_PORT taken?); consuming without them');
+    return undefined;
+  }
 }
 
 /** The stock consumer and the event publisher, running. */

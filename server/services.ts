@@ -20,6 +20,7 @@ import { LedgerWriter } from '../ledger/writer';
 import { newestPartitionId } from '../store/partitions';
 import { readStock } from '../store/stock';
 import { adminHandlers } from './admin-service';
+import { HotSkus } from './hot-skus';
 import { ReserveAdmission } from './admission';
 import { AdminHandlers, InventoryHandlers } from './app';
 import { buildOperatorGraph } from './operator-graph';
@@ -124,6 +125,8 @@ export async function createServices(config: Config, logger: Logger, metrics: Me
         ),
       );
     }
+    const hotSkus = config.hotSkuMetrics > 0 ? new HotSkus(() => performance.now()) : undefined;
+    if (hotSkus) metrics.observeHotSkus(hotSkus, config.hotSkuMetrics, (sku) => reservations.livePool(sku));
     const admission = new ReserveAdmission(cache, config, metrics.admissionRefused.labels('SKU_RATE_LIMITED'));
     const sweeper = new Sweeper(gateway, reservations, { recoveryGraceMs: config.recoveryGraceMs }, logger, (kind, n) =>
       metrics.swept.labels(kind).inc(n),
@@ -154,6 +157,7 @@ export async function createServices(config: Config, logger: Logger, metrics: Me
       logger,
     );
     await health.start();
+    metrics.observeHealth(health);
     const workers = [
       every('sweeper', config.sweepIntervalMs, () => sweeper.sweep(), logger),
       every('forgetter', config.forgetIntervalMs, () => forgetter.forget(), logger),
@@ -181,7 +185,7 @@ export async function createServices(config: Config, logger: Logger, metrics: Me
       health,
       lostWrites,
       redisMemory,
-      inventory: inventoryHandlers(reservations, config, metrics, new StockTotalsReader((skus) => readStock(mysql, skus)), admission),
+      inventory: inventoryHandlers(reservations, config, metrics, new StockTotalsReader((skus) => readStock(mysql, skus)), admission, hotSkus ?? { count() {} }),
       admin: adminHandlers(operator, reconciler, new AdmissionSettings(mysql, registry), admission.defaults),
       closers: [
         async () => {

@@ -65,6 +65,7 @@ describe('health', function () {
     const healthz = await probe('/healthz');
     assert.equal(healthz.code, 503);
     assert.equal(JSON.parse(healthz.body).status, 'NOT_SERVING');
+    assert.match((await probe('/metrics')).body, /^inventory_health_status\{service="inventory"\} 0$/m, 'the metric alerts read says so too');
     assert.equal((await probe('/livez')).code, 200, 'alive all the same');
     redis.resume();
     await waitFor(async () => (await grpcStatus(inv.server.inventoryAddress)) === 'SERVING', 10_000, 'SERVING again');

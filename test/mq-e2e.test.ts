@@ -13,6 +13,7 @@ import { createStockApplier } from '../server/mq-applier';
 import { stockConsumerOptions } from '../server/mq-options';
 import { uniqueName } from './helpers/config';
 import { InventoryFixture, startInventory, stockApplierOf, waitFor } from './helpers/inventory';
+import { mqNames } from './helpers/rabbitmq';
 import { TcpProxy } from './helpers/tcp-proxy';
 
 /**
@@ -30,12 +31,7 @@ describe('warehouse messages end to end', function () {
   let n = 0;
 
   /** MQ_* names of one consumer's own exchanges and queues. */
-  const names = (tag: string) => ({
-    MQ_STOCK_EXCHANGE: `${name}.${tag}.stock`,
-    MQ_STOCK_QUEUE: `${name}.${tag}.updates`,
-    MQ_DEAD_LETTER_EXCHANGE: `${name}.${tag}.dead`,
-    MQ_DEAD_LETTER_QUEUE: `${name}.${tag}.updates.dead`,
-  });
+  const names = (tag: string) => mqNames(`${name}.${tag}`);
   /** The inventory's configuration with another consumer's names (and other overrides). */
   const configWith = (env: Record<string, string>): Config => loadConfig({ ...envOf(inv.config), ...env });
 

@@ -6,6 +6,7 @@ import { loadConfig } from '../../server/config';
 import { stockConsumerOptions } from '../../server/mq-options';
 import { testConfig, uniqueName } from '../helpers/config';
 import { InventoryFixture, startInventory, waitFor } from '../helpers/inventory';
+import { mqNames } from '../helpers/rabbitmq';
 import { TcpProxy } from '../helpers/tcp-proxy';
 import { FAULT_ENV, ON_HAND, noFailures, runScenario, servingThroughout, stockSkus } from './scenario';
 
@@ -75,7 +76,7 @@ describe('faults: etcd, MySQL, RabbitMQ', function () {
   it('RabbitMQ gone for 5 s while warehouse messages arrive', async () => {
     const broker = new URL(stack.amqpUrl);
     const name = uniqueName('fmq');
-    const queues = { MQ_STOCK_EXCHANGE: `${name}.stock`, MQ_STOCK_QUEUE: `${name}.updates`, MQ_DEAD_LETTER_EXCHANGE: `${name}.dead`, MQ_DEAD_LETTER_QUEUE: `${name}.updates.dead` };
+    const queues = mqNames(name);
     const viaProxy = (address: string) => Object.assign(new URL(broker), { host: address }).toString();
     await behindProxy('fmq', broker.host, (address) => ({ MQ_CONSUMER: 'inline', AMQP_URL: viaProxy(address), ...queues }), async (inv, proxy) => {
       const skus = ['fq-a', 'fq-b'];

@@ -22,6 +22,7 @@ export function testConfig(name: string, overrides: Record<string, string> = {})
     INVENTORY_PORT: '0',
     ADMIN_PORT: '0',
     METRICS_PORT: '0',
+    MQ_METRICS_PORT: '0',
     REDIS_PREFIX: name,
     ETCD_NAMESPACE: `/${name}/`,
     MYSQL_URL: mysql.toString(),

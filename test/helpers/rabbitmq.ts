@@ -1,3 +1,4 @@
+import amqp from 'amqplib';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -43,4 +44,26 @@ export async function closeConnectionsNamed(prefix: string, reason = 'closed by 
     .map((line) => line.split('\t')[0]);
   await Promise.all(pids.map((pid) => rabbitmqctl('close_connection', pid, reason)));
   return pids.length;
+}
+
+/** MQ_* settings naming a consumer's own exchanges and queues, all starting with `prefix`, so tests never share the stack's. */
+export function mqNames(prefix: string): Record<'MQ_STOCK_EXCHANGE' | 'MQ_STOCK_QUEUE' | 'MQ_DEAD_LETTER_EXCHANGE' | 'MQ_DEAD_LETTER_QUEUE', string> {
+  return {
+    MQ_STOCK_EXCHANGE: `${prefix}.stock`,
+    MQ_STOCK_QUEUE: `${prefix}.updates`,
+    MQ_DEAD_LETTER_EXCHANGE: `${prefix}.dead`,
+    MQ_DEAD_LETTER_QUEUE: `${prefix}.updates.dead`,
+  };
+}
+
+/** Deletes a test's stock queues and exchanges (named by mqNames) from the stack's RabbitMQ. */
+export async function deleteMqNames(amqpUrl: string, names: ReturnType<typeof mqNames>): Promise<void> {
+  const connection = await amqp.connect(amqpUrl);
+  try {
+    const channel = await connection.createChannel();
+    for (const q of [names.MQ_STOCK_QUEUE, names.MQ_DEAD_LETTER_QUEUE]) await channel.deleteQueue(q);
+    for (const e of [names.MQ_STOCK_EXCHANGE, names.MQ_DEAD_LETTER_EXCHANGE]) await channel.deleteExchange(e);
+  } finally {
+    await connection.close();
+  }
 }

@@ -31,7 +31,7 @@ export async function spawnServer(env: Record<string, string>): Promise<ServerPr
 export function launchServer(env: Record<string, string>): Omit<ServerProcess, 'address'> & { listening: Promise<string> } {
   const main = path.resolve(__dirname, '..', '..', 'server', 'main.js');
   const child = spawn(process.execPath, [main], {
-    env: { ...process.env, HOST: '127.0.0.1', INVENTORY_PORT: '0', ADMIN_PORT: '0', METRICS_PORT: '0', LOG_LEVEL: 'info', MQ_CONSUMER: 'off', ...env },
+    env: { ...process.env, HOST: '127.0.0.1', INVENTORY_PORT: '0', ADMIN_PORT: '0', METRICS_PORT: '0', MQ_METRICS_PORT: '0', LOG_LEVEL: 'info', MQ_CONSUMER: 'off', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const lines: LogLine[] = [];
