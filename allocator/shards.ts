@@ -72,6 +72,8 @@ export class RedisShards {
   private readonly board: Breakers;
   private readonly nodeIndexOfShard: readonly number[];
   private readonly slotOfShard: readonly number[];
+  /** Cluster mode: a probe connection per master (nodeClients). */
+  private readonly probes = new Map<string, Redis>();
 
   constructor(readonly options: ShardOptions) {
     this.keys = new Keys(options.prefix, options.shardCount);
@@ -157,6 +159,34 @@ export class RedisShards {
     return !this.pipes[node].down && this.breakers[node].state !== 'open';
   }
 
+  /**
+   * A client per node for probes and reads of the node itself (PING for health, INFO for memory):
+   * the configured nodes (plain mode), or each master the cluster has now (cluster mode), on a
+   * small connection of its own per master, made when the master appears and closed once it is no
+   * longer one (a failover, a removed node). Cluster mode's Cluster client cannot be asked for a
+   * given master's health: any master answering would do for it.
+   */
+  nodeClients(): ReadonlyArray<{ readonly node: string; readonly client: Redis | Cluster }> {
+    if (!this.cluster) return this.options.nodes.map((node, i) => ({ node, client: this.clients[i] }));
+    const masters = this.cluster.masters();
+    for (const [node, client] of this.probes) {
+      if (!masters.includes(node)) {
+        this.probes.delete(node);
+        client.disconnect();
+      }
+    }
+    return masters.map((node) => {
+      let client = this.probes.get(node);
+      if (!client) {
+        const [host, port] = splitHostPort(node);
+        client = new Redis({ host, port, commandTimeout: this.options.commandTimeoutMs, maxRetriesPerRequest: 1, connectionName: `inventory-probe:${process.pid}` });
+        client.on('error', () => undefined);
+        this.probes.set(node, client);
+      }
+      return { node, client };
+    });
+  }
+
   /** The nodes: the configured ones (plain mode) or the masters now (cluster mode). */
   nodes(): readonly string[] {
     return this.cluster ? this.cluster.masters() : this.options.nodes;
@@ -223,6 +253,7 @@ export class RedisShards {
   async close(): Promise<void> {
     await Promise.all([
       ...this.clients.map((c) => c.quit().catch(() => c.disconnect())),
+      ...[...this.probes.values()].map((c) => c.quit().catch(() => c.disconnect())),
       ...this.pipes.map((p) => p.close()),
       this.cluster?.close(),
     ]);

@@ -28,8 +28,8 @@ export interface HealthReport {
 }
 
 export interface HealthDependencies {
-  /** One client per Redis node, with the node's address. */
-  readonly redis: ReadonlyArray<{ readonly node: string; readonly client: RedisClient }>;
+  /** One client per Redis node, with the node's address: the configured nodes, or in cluster mode the masters now. */
+  readonly redis: () => ReadonlyArray<{ readonly node: string; readonly client: RedisClient }>;
   readonly mysql: Pool;
   readonly etcd: Etcd3;
   /** Lines of what else works less well (a Redis node that lost writes: admin/lost-writes.ts). */
@@ -54,7 +54,7 @@ export class HealthMonitor extends EventEmitter<{ change: [report: HealthReport]
     super();
     const now = Date.now();
     const checks: Record<string, { up: boolean; since: number }> = { mysql: { up: true, since: now }, etcd: { up: true, since: now } };
-    for (const { node } of deps.redis) checks[`redis ${node}`] = { up: true, since: now };
+    for (const { node } of deps.redis()) checks[`redis ${node}`] = { up: true, since: now };
     this.current = judge(checks);
   }
 
@@ -81,7 +81,8 @@ export class HealthMonitor extends EventEmitter<{ change: [report: HealthReport]
   }
 
   private async round(): Promise<void> {
-    const { redis, mysql, etcd } = this.deps;
+    const { mysql, etcd } = this.deps;
+    const redis = this.deps.redis();
     const names = [...redis.map(({ node }) => `redis ${node}`), 'mysql', 'etcd'];
     const results = await Promise.all([
       ...redis.map(({ client }) => answers(() => client.ping())),

@@ -54,7 +54,8 @@ export class RedisMemoryWatch {
   private readonly unlimitedSaid = new Set<string>();
 
   constructor(
-    private readonly nodes: ReadonlyArray<{ readonly node: string; readonly client: Pick<Redis, 'info'> }>,
+    /** The nodes now: the configured ones, or in cluster mode the masters the cluster has at the moment. */
+    private readonly nodes: () => ReadonlyArray<{ readonly node: string; readonly client: Pick<Redis, 'info'> }>,
     private readonly limits: MemoryLimits,
     private readonly logger: Logger,
   ) {}
@@ -65,7 +66,7 @@ export class RedisMemoryWatch {
    */
   async check(): Promise<void> {
     await Promise.all(
-      this.nodes.map(async ({ node, client }) => {
+      this.nodes().map(async ({ node, client }) => {
         let reading: MemoryReading | undefined;
         try {
           reading = parseMemoryInfo(await client.info('memory'));
@@ -82,17 +83,17 @@ export class RedisMemoryWatch {
 
   /** The last reading of each node, for the gauges. */
   readings(): Array<{ node: string; reading: MemoryReading | undefined }> {
-    return this.nodes.map(({ node }) => ({ node, reading: this.state.get(node)?.reading }));
+    return this.nodes().map(({ node }) => ({ node, reading: this.state.get(node)?.reading }));
   }
 
   /** Nodes at REDIS_MEMORY_FULL_RATIO or above: writes there are refused (or about to be). */
   fullNodes(): string[] {
-    return this.nodes.map(({ node }) => node).filter((node) => this.state.get(node)?.level === 'full');
+    return this.nodes().map(({ node }) => node).filter((node) => this.state.get(node)?.level === 'full');
   }
 
   /** Degraded lines for health: nodes past the warn ratio and not full (health words full ones itself). */
   notices(): string[] {
-    const high = this.nodes.map(({ node }) => node).filter((node) => this.state.get(node)?.level === 'high');
+    const high = this.nodes().map(({ node }) => node).filter((node) => this.state.get(node)?.level === 'high');
     // No figures in the line: health logs every change of its text, and memory moves every check.
     return high.map((node) => `redis ${node} past ${percent(this.limits.warnRatio)} of its maxmemory: writes will be refused when it is full`);
   }

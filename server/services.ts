@@ -139,8 +139,8 @@ export async function createServices(config: Config, logger: Logger, metrics: Me
     metrics.observeForgetter(forgetter);
     // MQ_CONSUMER=inline: the warehouses' messages and the events out, in this process (process: main.ts runs them in a child).
     const mq = config.mqConsumer === 'inline' ? await startInlineMq(config, logger, metrics, { mysql, shards, operator, gateway, registry, breakers: stores.breakers }) : undefined;
-    // Cluster mode: one entry for the cluster (its client answers while any master does); per master is not watched yet.
-    const redisNodes = shards.cluster ? [{ node: `cluster ${config.redisCluster.join(',')}`, client: shards.clients[0] }] : shards.clients.map((client, i) => ({ node: config.redisNodes[i], client }));
+    // Per node, or in cluster mode per master as the cluster has them now (a failover changes them).
+    const redisNodes = () => shards.nodeClients();
     const redisMemory = new RedisMemoryWatch(redisNodes, { warnRatio: config.redisMemoryWarnRatio, fullRatio: config.redisMemoryFullRatio }, logger);
     metrics.observeRedisMemory(redisMemory);
     // Read once before health starts, so a node already full is never reported SERVING.

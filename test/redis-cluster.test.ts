@@ -30,6 +30,7 @@ describe('Redis Cluster mode', function () {
       TOPUP_ENABLED: 'false',
       LOST_WRITES_RETRY_MS: '300',
       BREAKER_RESET_MS: '300',
+      HEALTH_INTERVAL_MS: '200',
     });
   });
   after(async () => {
@@ -61,6 +62,15 @@ describe('Redis Cluster mode', function () {
     const { stock, holding } = await checkSale(inv, 'c-sale', outcome);
     assert.deepEqual([stock.onHand, holding, stock.base, stock.pool], [STOCK, STOCK, 0, 0]);
     assert.deepEqual(kinds((await inv.services.reconciler.reconcile(['c-sale'], false, '')).discrepancies), []);
+    // Health and the memory watch see each master, not the cluster as one.
+    const masters = [...inv.services.shards.nodes()].sort();
+    const report = inv.services.health.report();
+    assert.deepEqual(Object.keys(report.checks).filter((c) => c.startsWith('redis ')).sort(), masters.map((m) => `redis ${m}`));
+    assert.equal(report.inventory, 'SERVING');
+    await inv.services.redisMemory.check();
+    const readings = inv.services.redisMemory.readings();
+    assert.deepEqual(readings.map((r) => r.node).sort(), masters);
+    for (const r of readings) assert.ok(r.reading && r.reading.usedBytes > 0, `memory of ${r.node} read`);
   });
 
   it('a shard’s slot moved to another master mid-sale loses nothing and sells nothing twice', async () => {
@@ -121,9 +131,16 @@ describe('Redis Cluster mode', function () {
     }, async () => {
       await new Promise((resolve) => setTimeout(resolve, 200));
       cluster.kill(dead.address);
+      const sawDown = waitFor(() => inv.services.health.report().checks[`redis ${dead.address}`]?.up === false, 10_000, 'health to see the master down');
       const promoted = await cluster.waitForFailover(dead.address, slot);
       failedOverAt = Date.now();
       assert.notEqual(promoted.address, dead.address);
+      await sawDown;
+      // Then health follows the cluster: the promoted replica is a master it probes, the dead one is gone.
+      await waitFor(() => {
+        const { checks, degraded } = inv.services.health.report();
+        return checks[`redis ${promoted.address}`]?.up === true && !(`redis ${dead.address}` in checks) && !degraded.some((line) => line.includes(dead.address));
+      }, 15_000, 'health to follow the failover');
     });
     assert.ok(failedOverAt > 0, 'the replica took over');
     assert.ok(inv.services.shards.cluster!.counts.resent > 0, 'calls to the dead master were sent again');

@@ -43,7 +43,7 @@ describe('redis memory', () => {
       if (answer instanceof Error) throw answer;
       return answer;
     };
-    const watch = new RedisMemoryWatch(nodes.map((node) => ({ node, client: { info: async () => answerOf(node) } })), limits, logger);
+    const watch = new RedisMemoryWatch(() => nodes.map((node) => ({ node, client: { info: async () => answerOf(node) } })), limits, logger);
     return { watch, lines, set: (node: string, answer: string | Error) => answers.set(node, answer) };
   }
 
