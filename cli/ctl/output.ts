@@ -47,3 +47,8 @@ export class Output {
     this.stderr.write(`${message}\n`);
   }
 }
+
+/** The words for an answer's `replayed` flag. */
+export function replayedText(replayed: boolean): string {
+  return replayed ? 'yes (applied before; nothing changed now)' : 'no';
+}

@@ -63,8 +63,8 @@ export const STOCK_COLUMNS: readonly Column<StockView>[] = [
   { header: 'partitions', cell: (s) => s.partitions },
   { header: 'per_user', cell: (s) => (s.perUserLimit === 0 ? '-' : String(s.perUserLimit)) },
   { header: 'shortfall', cell: (s) => s.shortfall },
-  { header: 'admission/s', cell: (s) => (s.admissionRate === 0 ? 'unlimited' : `${s.admissionRate} burst ${s.admissionBurst}${s.admissionOverridden ? '' : ' (default)'}`) },
-  { header: 'totals', cell: (s) => (s.stale ? `STALE since ${new Date(s.totalsAsOfMs).toISOString()}` : 'fresh') },
+  { header: 'reserves/s', cell: (s) => (s.admissionRate === 0 ? '-' : `${s.admissionRate} (burst ${s.admissionBurst})`) },
+  { header: 'stale', cell: (s) => (s.stale ? `since ${new Date(s.totalsAsOfMs).toISOString()}` : 'no') },
 ];
 
 export interface PartitionView {
