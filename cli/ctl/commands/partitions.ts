@@ -80,9 +80,9 @@ export function registerPartitions(program: Command): void {
     .addOption(new Option('--all', 'every live partition of the SKU'))
     .option('--request-id <id>', 'base of the idempotency keys, one per partition: <id>.<partition> (default: a new one, printed)', id)
     .action(
-      withCtl(async (ctl, skuId: string, partitionIds: string[], opts: { all?: boolean; requestId?: string }) => {
-        if (opts.all === (partitionIds.length > 0)) throw usageFailure('drain: name the partitions or give --all (one of the two)');
-        const targets = opts.all ? (await listPartitions(ctl, skuId, false)).map((p) => p.partitionId) : partitionIds;
+      withCtl(async (ctl, skuId: string, partitionIds: string[] | undefined, opts: { all?: boolean; requestId?: string }) => {
+        if (Boolean(opts.all) === Boolean(partitionIds?.length)) throw usageFailure('drain: name the partitions or give --all (one of the two)');
+        const targets = opts.all ? (await listPartitions(ctl, skuId, false)).map((p) => p.partitionId) : (partitionIds ?? []);
         const base = ctl.adminRequestId(opts.requestId);
         const results = await ctl.eachWithProgress(targets, 'drain', (partitionId) => partitionId, async (partitionId) => {
           const requestId = ctl.stepId(base, partitionId);
