@@ -1,5 +1,5 @@
 import { Discrepancy, Partition, partitionStateToJSON } from '../../gen/inventory/v1/admin.pb';
-import { Reservation, StockLevel, reservationStateToJSON } from '../../gen/inventory/v1/inventory.pb';
+import { Reservation, ReservationItem, StockLevel, reservationStateToJSON } from '../../gen/inventory/v1/inventory.pb';
 import { Column } from './output';
 
 /**
@@ -133,13 +133,8 @@ export const DISCREPANCY_COLUMNS: readonly Column<DiscrepancyView>[] = [
   { header: 'detail', cell: (d) => d.detail },
 ];
 
-export interface ReservationItemView {
-  skuId: string;
-  quantity: number;
-  releasedQuantity: number;
-  shippedQuantity: number;
-  pieces: Array<{ partitionId: string; quantity: number }>;
-}
+/** The API's item as it is: plain fields, all present. */
+export type ReservationItemView = ReservationItem;
 
 export interface ReservationView {
   orderId: string;
@@ -166,13 +161,7 @@ export function reservationView(reservation: Reservation): ReservationView {
     expiresAt: isoOrNull(reservation.expiresAtMs),
     confirmedAt: isoOrNull(reservation.confirmedAtMs),
     endedAt: isoOrNull(reservation.endedAtMs),
-    items: reservation.items.map((item) => ({
-      skuId: item.skuId,
-      quantity: item.quantity,
-      releasedQuantity: item.releasedQuantity,
-      shippedQuantity: item.shippedQuantity,
-      pieces: item.pieces.map((piece) => ({ partitionId: piece.partitionId, quantity: piece.quantity })),
-    })),
+    items: reservation.items,
   };
 }
 

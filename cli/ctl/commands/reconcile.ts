@@ -27,7 +27,7 @@ export function registerReconcile(program: Command): void {
     .option('--repair', 'fix what can be fixed safely (default: only report)')
     .option('--skus-file <file>', 'also check the SKUs listed in this file, one a line (# comments)')
     .option('--batch <n>', 'SKUs per call', wholeNumber(1, 1000), 50)
-    .option('--request-id <id>', 'with --repair: base of the idempotency keys, <id>.<batch> per batch (default: a new one, printed)', id)
+    .option('--request-id <id>', 'with --repair: the idempotency key; <id>.<n> for batch n when there are several (default: a new one, printed)', id)
     .action(
       withCtl(async (ctl, named: string[], opts: ReconcileOptions) => {
         const skuIds = [...named, ...(opts.skusFile === undefined ? [] : readSkuFile(opts.skusFile))];
@@ -51,22 +51,23 @@ interface Reconciled {
 }
 
 async function reconcileInBatches(ctl: Ctl, skuIds: string[], batchSize: number, repair: boolean, base: string | undefined): Promise<Reconciled> {
+  // No SKUs named: one call, and the server checks every SKU it knows.
   const batches = skuIds.length === 0 ? [[]] : chunk([...new Set(skuIds)], batchSize);
-  const total: Reconciled = { skusChecked: 0, partitionsChecked: 0, discrepancies: [] };
-  const progress = ctl.progress(skuIds.length === 0 ? 1 : new Set(skuIds).size, 'reconcile');
-  try {
-    for (const [i, batch] of batches.entries()) {
-      const requestId = base === undefined ? undefined : batches.length === 1 ? base : ctl.stepId(base, String(i + 1));
-      const res = await ctl.admin().reconcile({ skuIds: batch, repair, requestId });
-      total.skusChecked += res.skusChecked;
-      total.partitionsChecked += res.partitionsChecked;
-      total.discrepancies.push(...res.discrepancies.map(discrepancyView));
-      for (let n = 0; n < Math.max(1, batch.length); n++) progress.tick(batch[n] ?? 'all SKUs');
-    }
-  } finally {
-    progress.stop();
-  }
-  return total;
+  const numbered = batches.map((batch, i) => ({ batch, n: i + 1 }));
+  const answers = await ctl.eachWithProgress(
+    numbered,
+    'reconcile',
+    ({ batch }) => (batch.length === 0 ? 'all SKUs' : `${batch[0]}..${batch.at(-1)}`),
+    ({ batch, n }) => {
+      const requestId = base === undefined ? undefined : batches.length === 1 ? base : ctl.stepId(base, String(n));
+      return ctl.admin().reconcile({ skuIds: batch, repair, requestId });
+    },
+  );
+  return {
+    skusChecked: answers.reduce((sum, res) => sum + res.skusChecked, 0),
+    partitionsChecked: answers.reduce((sum, res) => sum + res.partitionsChecked, 0),
+    discrepancies: answers.flatMap((res) => res.discrepancies.map(discrepancyView)),
+  };
 }
 
 function chunk<T>(items: readonly T[], size: number): T[][] {
