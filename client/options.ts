@@ -19,7 +19,8 @@ export interface ClientOptions {
   readonly timeoutMs?: number;
   /**
    * Time for one attempt, so that an attempt lost on a dead connection is given up and sent again
-   * within the call's time. Default: half the call's time.
+   * within the call's time. Default: half the call's time. The last attempt the retry policy
+   * allows may use all the time left.
    */
   readonly attemptTimeoutMs?: number;
   /** Retries; see RetryPolicy for each default. */
