@@ -94,6 +94,8 @@ export interface InventoryErrorInit {
   readonly attempts?: number;
   /** The AdminService request id sent: send the command again with it to apply it at most once. */
   readonly requestId?: string;
+  /** The trailing metadata as received (empty when the failure did not come from the server). */
+  readonly metadata?: Metadata;
 }
 
 /**
@@ -113,8 +115,12 @@ export abstract class InventoryError extends Error {
   readonly retryAfterMs?: number;
   /** The server's message (or the transport's). */
   readonly details: string;
+  /** Attempts made before the client gave up (1 when it did not retry). */
   readonly attempts: number;
+  /** The AdminService request id the command was sent under: send it again with this id. */
   readonly requestId?: string;
+  /** The trailing metadata as received, for keys this client does not read itself. */
+  readonly metadata: Metadata;
 
   constructor(init: InventoryErrorInit) {
     super(`${status[init.code] ?? init.code}${init.reason ? ` (${init.reason})` : ''}: ${init.details}`);
@@ -125,6 +131,7 @@ export abstract class InventoryError extends Error {
     this.details = init.details;
     this.attempts = init.attempts ?? 1;
     this.requestId = init.requestId;
+    this.metadata = init.metadata ?? new Metadata();
     this.name = new.target.name;
   }
 }
@@ -206,7 +213,8 @@ export function inventoryError(init: InventoryErrorInit): InventoryError {
 export function fromServiceError(thrown: unknown, extra: Pick<InventoryErrorInit, 'attempts' | 'requestId'> = {}): InventoryError {
   const err = thrown as Partial<ServiceError>;
   if (typeof err?.code !== 'number') return inventoryError({ code: status.INTERNAL, details: thrown instanceof Error ? thrown.message : String(thrown), ...extra });
-  const metadata = err.metadata instanceof Metadata ? err.metadata : new Metadata();
+  // Duck-typed: the caller's grpc-js may be another copy than this package's.
+  const metadata = typeof err.metadata?.get === 'function' ? err.metadata : new Metadata();
   const hint = Number(text(metadata, RETRY_AFTER_KEY)); // NaN when absent
   return inventoryError({
     code: err.code,
@@ -214,6 +222,7 @@ export function fromServiceError(thrown: unknown, extra: Pick<InventoryErrorInit
     reason: text(metadata, REASON_KEY),
     field: text(metadata, FIELD_KEY),
     retryAfterMs: Number.isFinite(hint) && hint >= 0 ? hint : undefined,
+    metadata,
     ...extra,
   });
 }

@@ -13,13 +13,15 @@ export interface ClientOptions {
   /**
    * grpc-js channel options, e.g. `{ 'grpc.keepalive_time_ms': 10000 }`, or a
    * `grpc.service_config` of your own (it replaces the round robin set for several addresses).
+   * Default: RECONNECT_OPTIONS (at most 1 s between reconnects).
    */
   readonly channelOptions?: ChannelOptions;
   /** Time for a whole call, retries included, unless the call gives its own. Default 5000 ms (AdminClient 30000 ms). */
   readonly timeoutMs?: number;
   /**
    * Time for one attempt, so that an attempt lost on a dead connection is given up and sent again
-   * within the call's time. Default: half the call's time.
+   * within the call's time. Default: half the call's time. The last attempt the retry policy
+   * allows may use all the time left.
    */
   readonly attemptTimeoutMs?: number;
   /** Retries; see RetryPolicy for each default. */
@@ -51,6 +53,17 @@ export interface ResolvedOptions {
 
 const ROUND_ROBIN = JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] });
 
+/**
+ * grpc-js waits up to 120 s between reconnects to a server that went away and fails calls at once
+ * meanwhile, longer than any call's budget: a server restart would outlast every retry. At most a
+ * second between attempts to connect lets the retries of a call find the server once it is back.
+ */
+export const RECONNECT_OPTIONS: ChannelOptions = Object.freeze({
+  'grpc.initial_reconnect_backoff_ms': 100,
+  'grpc.min_reconnect_backoff_ms': 100,
+  'grpc.max_reconnect_backoff_ms': 1000,
+});
+
 export function resolveOptions(options: ClientOptions, defaultTimeoutMs: number, where: string): ResolvedOptions {
   if (typeof options !== 'object' || options === null) throw new TypeError(`${where}: options are required ({ address })`);
   const addresses = typeof options.address === 'string' ? [options.address] : [...(options.address ?? [])];
@@ -59,7 +72,7 @@ export function resolveOptions(options: ClientOptions, defaultTimeoutMs: number,
   return {
     target: targetOf(addresses, `${where}.address`),
     credentials: options.credentials ?? grpcCredentials.createInsecure(),
-    channelOptions: { ...(several ? { 'grpc.service_config': ROUND_ROBIN } : {}), ...options.channelOptions },
+    channelOptions: { ...RECONNECT_OPTIONS, ...(several ? { 'grpc.service_config': ROUND_ROBIN } : {}), ...options.channelOptions },
     timeoutMs,
     attemptTimeoutMs: options.attemptTimeoutMs === undefined ? undefined : positive(options.attemptTimeoutMs, `${where}.attemptTimeoutMs`),
     retry: checkRetryPolicy({ ...DEFAULT_RETRY_POLICY, ...options.retry }, `${where}.retry`),

@@ -45,7 +45,9 @@ export class Rpc {
     for (let attempt = 1; ; attempt++) {
       if (signal?.aborted) throw cancelledByCaller(attempt - 1, requestId);
       try {
-        return await this.attempt(method, request, this.metadataOf(call), Math.min(deadline, Date.now() + attemptMs), signal);
+        // The last attempt the policy allows may use all the time left.
+        const attemptDeadline = attempt >= this.options.retry.maxAttempts ? deadline : Math.min(deadline, Date.now() + attemptMs);
+        return await this.attempt(method, request, this.metadataOf(call), attemptDeadline, signal);
       } catch (err) {
         const error = fromServiceError(err, { attempts: attempt, requestId });
         const delayMs = retryDelayMs(this.options.retry, error, attempt, deadline - Date.now());
