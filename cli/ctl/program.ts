@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { target } from './args';
+import { target, wholeNumber } from './args';
 import { registerAdmission } from './commands/admission';
 import { registerDemo } from './commands/demo';
 import { registerFlashSale } from './commands/flash-sale';
@@ -8,7 +8,6 @@ import { registerReconcile } from './commands/reconcile';
 import { registerReservation } from './commands/reservation';
 import { registerStock } from './commands/stock';
 import { registerWatch } from './commands/watch';
-import { wholeNumber } from './args';
 
 const EXIT_CODES = `
 Exit codes:
