@@ -2,6 +2,7 @@
  * The house rules of imports (docs/architecture.md): rooms by role, every import pointing down.
  *
  *   server/  cli/                process entries, gRPC, wiring; tools     (top)
+ *   client/                      the typed gRPC client (only gen/ and npm packages)
  *   admin/  ledger/  mq/         flows that span stores
  *   allocator/ registry/ store/  the stores: Redis core, etcd, MySQL
  *   kernel/                      logging, typed errors, small utilities   (floor)
@@ -9,7 +10,7 @@
  * A room imports its own files and the rooms below it, never one beside or above it; bench/ and
  * test/ stand outside and may import anything. `npm test` runs this check before the suite.
  */
-const rooms = ['kernel', 'allocator', 'registry', 'store', 'ledger', 'admin', 'mq', 'server', 'cli'];
+const rooms = ['kernel', 'allocator', 'registry', 'store', 'ledger', 'admin', 'mq', 'server', 'cli', 'client'];
 const below = {
   kernel: [],
   allocator: ['kernel'],
@@ -22,7 +23,10 @@ const below = {
   mq: ['kernel', 'allocator', 'registry', 'store', 'admin', 'gen'],
   server: ['kernel', 'allocator', 'registry', 'store', 'ledger', 'admin', 'mq', 'gen'],
   // Command-line tools, beside the server on top: they may read its configuration.
-  cli: ['kernel', 'allocator', 'registry', 'store', 'ledger', 'admin', 'mq', 'server', 'gen'],
+  cli: ['kernel', 'allocator', 'registry', 'store', 'ledger', 'admin', 'mq', 'server', 'gen', 'client'],
+  // The client library is published on its own (client/package.json): the generated code and npm
+  // packages only, so it builds without the server's rooms.
+  client: ['gen'],
 };
 
 module.exports = {
@@ -44,7 +48,7 @@ module.exports = {
   ],
   options: {
     doNotFollow: { path: 'node_modules' },
-    exclude: { path: '^(dist|node_modules)/' },
+    exclude: { path: '^(dist|node_modules|client/dist)/' },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: 'tsconfig.json' },
   },

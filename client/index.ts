@@ -1,0 +1,34 @@
+/**
+ * @inventory-core/client: typed, promise-based clients of the inventory core's gRPC API, with
+ * deadlines, retries of the same request on UNAVAILABLE and DEADLINE_EXCEEDED, and typed errors.
+ * See client/README.md.
+ */
+export * from './inventory-client';
+export * from './admin-client';
+export * from './errors';
+export { ClientOptions, CallOptions } from './options';
+export { RetryPolicy, DEFAULT_RETRY_POLICY } from './retry';
+export { RetryEvent } from './rpc';
+export * from '../gen/inventory/v1/inventory.pb';
+export {
+  PartitionState,
+  Partition,
+  StockChange,
+  Discrepancy,
+  SetStockRequest,
+  SetStockResponse,
+  AdjustStockRequest,
+  AdjustStockResponse,
+  PreallocateRequest,
+  PreallocateResponse,
+  RebalanceRequest,
+  RebalanceResponse,
+  DrainPartitionRequest,
+  DrainPartitionResponse,
+  ListPartitionsRequest,
+  ListPartitionsResponse,
+  ReconcileRequest,
+  ReconcileResponse,
+  SetAdmissionLimitRequest,
+  SetAdmissionLimitResponse,
+} from '../gen/inventory/v1/admin.pb';
