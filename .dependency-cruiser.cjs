@@ -5,11 +5,12 @@
  *   admin/  ledger/  mq/         flows that span stores
  *   allocator/ registry/ store/  the stores: Redis core, etcd, MySQL
  *   kernel/                      logging, typed errors, small utilities   (floor)
+ *   console/                     the web console's page: browser code, served as files, apart
  *
  * A room imports its own files and the rooms below it, never one beside or above it; bench/ and
  * test/ stand outside and may import anything. `npm test` runs this check before the suite.
  */
-const rooms = ['kernel', 'allocator', 'registry', 'store', 'ledger', 'admin', 'mq', 'server', 'cli'];
+const rooms = ['kernel', 'allocator', 'registry', 'store', 'ledger', 'admin', 'mq', 'server', 'cli', 'console'];
 const below = {
   kernel: [],
   allocator: ['kernel'],
@@ -23,6 +24,9 @@ const below = {
   server: ['kernel', 'allocator', 'registry', 'store', 'ledger', 'admin', 'mq', 'gen'],
   // Command-line tools, beside the server on top: they may read its configuration.
   cli: ['kernel', 'allocator', 'registry', 'store', 'ledger', 'admin', 'mq', 'server', 'gen'],
+  // The page runs in the browser: it imports nothing of ours, and nothing imports it (the server
+  // reads its files and serves them, server/console-http.ts).
+  console: [],
 };
 
 module.exports = {

@@ -69,6 +69,8 @@ export interface Services {
   readonly lostWrites: LostWritesGuard;
   /** Each Redis node's memory against its maxmemory (server/redis-memory.ts). */
   readonly redisMemory: RedisMemoryWatch;
+  /** One circuit breaker per dependency node of this process (kernel/breaker.ts). */
+  readonly breakers: Breakers;
   /** Stops the background work and closes every client, in order. */
   readonly closers: Array<() => Promise<void>>;
 }
@@ -181,6 +183,7 @@ export async function createServices(config: Config, logger: Logger, metrics: Me
       health,
       lostWrites,
       redisMemory,
+      breakers: stores.breakers,
       inventory: inventoryHandlers(reservations, config, metrics, new StockTotalsReader((skus) => readStock(mysql, skus)), admission),
       admin: adminHandlers(operator, reconciler, new AdmissionSettings(mysql, registry), admission.defaults),
       closers: [
