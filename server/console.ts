@@ -1,6 +1,7 @@
 import { Logger } from '../kernel/logger';
 import { EventTap } from '../mq/event-tap';
 import { skuIdsPage } from '../store/stock';
+import type { AppOptions } from './app';
 import { Config } from './config';
 import { ConsoleApi } from './console-api';
 import { consoleRoutes } from './console-http';
@@ -37,4 +38,15 @@ export function createConsole(services: Services, config: Config, logger: Logger
     logger,
   );
   return { routes: consoleRoutes(api, config.adminToken, logger), events, stop: () => events.stop() };
+}
+
+/** What startApp serves of a process's services: both APIs, health, and the console's routes when there is one (stopped before the services close). */
+export function servedWith(services: Services, webConsole?: WebConsole): Pick<AppOptions, 'inventory' | 'admin' | 'health' | 'http' | 'closers'> {
+  return {
+    inventory: services.inventory,
+    admin: services.admin,
+    health: services.health,
+    http: webConsole?.routes,
+    closers: webConsole ? [() => webConsole.stop(), ...services.closers] : services.closers,
+  };
 }

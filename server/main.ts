@@ -5,7 +5,7 @@ import { Logger, createLogger } from '../kernel/logger';
 import { startApp } from './app';
 import { Metrics, startMetricsServer } from './metrics';
 import { createServices } from './services';
-import { createConsole } from './console';
+import { createConsole, servedWith } from './console';
 import { seedDemo } from './demo';
 import { startLedgerWriter } from './ledger-runner';
 import { startStockConsumer } from './mq-runner';
@@ -96,16 +96,7 @@ async function main(config: Config): Promise<void> {
   }
   if (config.demoData) await seedDemo(services, logger);
   const webConsole = config.console ? createConsole(services, config, logger) : undefined;
-  const app = await startApp({
-    config,
-    logger,
-    metrics,
-    inventory: services.inventory,
-    admin: services.admin,
-    health: services.health,
-    http: webConsole?.routes,
-    closers: [...(webConsole ? [() => webConsole.stop()] : []), ...services.closers],
-  });
+  const app = await startApp({ config, logger, metrics, ...servedWith(services, webConsole) });
   // Under a cluster primary the workers run no writer and no consumer (LEDGER_WRITER=off,
   // MQ_CONSUMER=off): the primary runs them. MQ_CONSUMER=inline runs in the services.
   const ledger = startLedgerProcess(config, logger);

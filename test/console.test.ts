@@ -12,7 +12,7 @@ import {
 } from '../gen/inventory/v1/admin.pb';
 import { createLogger } from '../kernel/logger';
 import { Config } from '../server/config';
-import { WebConsole, createConsole } from '../server/console';
+import { WebConsole, createConsole, servedWith } from '../server/console';
 import { Metrics } from '../server/metrics';
 import { Services, createServices } from '../server/services';
 import { testConfig, uniqueName } from './helpers/config';
@@ -61,16 +61,7 @@ describe('web console', function () {
     const metrics = new Metrics();
     services = await createServices(config, logger, metrics);
     web = createConsole(services, config, logger);
-    server = await startTestServer({
-      config,
-      logger,
-      metrics,
-      inventory: services.inventory,
-      admin: services.admin,
-      health: services.health,
-      http: web.routes,
-      closers: [() => web.stop(), ...services.closers],
-    });
+    server = await startTestServer({ config, logger, metrics, ...servedWith(services, web) });
     base = `http://127.0.0.1:${server.app.metricsPort}/console/`;
   });
   after(async () => {
@@ -244,6 +235,7 @@ describe('web console', function () {
       await page.fill('#token', config.adminToken);
       await page.click('#token-form button');
       await skuButton('con-web').waitFor();
+      assert.equal(await page.locator('#token-form').isHidden(), true);
       assert.equal(await page.locator('#health-status').textContent(), 'SERVING');
       assert.equal(await page.evaluate('document.cookie'), '', 'no cookie holds the token');
       await skuButton('con-web').click();

@@ -214,7 +214,7 @@ function renderPartitions(answer) {
 
 function renderEvents(events) {
   $('events-state').textContent = events.connected
-    ? `Events published on ${events.exchange} since this server started listening (newest first).`
+    ? `Events published on ${events.exchange} since this server started listening (newest first)${events.recent.length === 0 ? ': none yet.' : '.'}`
     : `Not listening to ${events.exchange} now${events.error ? ` (${events.error})` : ''}; reconnecting.`;
   tbody('events').replaceChildren(
     ...events.recent.map((e) =>
