@@ -6,11 +6,12 @@
  *   admin/  ledger/  mq/         flows that span stores
  *   allocator/ registry/ store/  the stores: Redis core, etcd, MySQL
  *   kernel/                      logging, typed errors, small utilities   (floor)
+ *   console/                     the web console's page: browser code, served as files, apart
  *
  * A room imports its own files and the rooms below it, never one beside or above it; bench/ and
  * test/ stand outside and may import anything. `npm test` runs this check before the suite.
  */
-const rooms = ['kernel', 'allocator', 'registry', 'store', 'ledger', 'admin', 'mq', 'server', 'cli', 'client'];
+const rooms = ['kernel', 'allocator', 'registry', 'store', 'ledger', 'admin', 'mq', 'server', 'cli', 'client', 'console'];
 const below = {
   kernel: [],
   allocator: ['kernel'],
@@ -27,6 +28,9 @@ const below = {
   // The client library is published on its own (client/package.json): the generated code and npm
   // packages only, so it builds without the server's rooms.
   client: ['gen'],
+  // The page runs in the browser: it imports nothing of ours, and nothing imports it (the server
+  // reads its files and serves them, server/console-http.ts).
+  console: [],
 };
 
 module.exports = {

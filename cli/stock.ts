@@ -16,6 +16,7 @@ import { parseArgs } from 'node:util';
 import amqp from 'amqplib';
 import { StockMessage, StockMessageKind } from '../gen/inventory/v1/stock_message.pb';
 import { checkMessage, routingKey } from '../mq/message';
+import { subscribeToEvents } from '../mq/event-tap';
 import { declareTopology } from '../mq/topology';
 import { loadConfigOrExit } from '../server/config';
 import { stockConsumerOptions } from '../server/mq-options';
@@ -92,9 +93,7 @@ async function main(): Promise<void> {
 /** Binds a private, exclusive queue to every event and prints each as it comes. */
 async function tail(connection: amqp.ChannelModel, exchange: string): Promise<void> {
   const channel = await connection.createChannel();
-  await channel.assertExchange(exchange, 'topic', { durable: true });
-  const { queue } = await channel.assertQueue('', { exclusive: true, autoDelete: true });
-  await channel.bindQueue(queue, exchange, '#');
+  const queue = await subscribeToEvents(channel, exchange);
   process.stdout.write(`tailing ${exchange} (Ctrl-C stops)\n`);
   await channel.consume(queue, (msg) => {
     if (!msg) return;

@@ -9,6 +9,7 @@
 #   scripts/stack.sh status [--etcd-cluster] [--redis-cluster]  what answers, and whether it is ours; exit 1 if any is down
 #   scripts/stack.sh down [--purge]  stop exactly the processes this script started
 #   scripts/stack.sh purge           down, then delete .stack/ data and logs
+#   scripts/stack.sh browser         install Debian's chromium and chromium-driver when missing (npm test's browser test)
 #
 # Addresses come from the same variables the service reads, with the same defaults, written once
 # in config/stack.env:
@@ -182,6 +183,8 @@ case ${1:-} in
   status) load_config; rcluster_wanted && rcluster_units; cmd_status ;;
   down) if [[ ${2:-} == --purge ]]; then cmd_purge; else cmd_down; fi ;;
   purge) cmd_purge ;;
+  # shellcheck disable=SC2046  # one package name a word
+  browser) lock; install_pkgs $(missing_browser_pkgs) ;;
   -h|--help|help) usage ;;
   *) usage >&2; exit 2 ;;
 esac

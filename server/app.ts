@@ -1,13 +1,13 @@
-import { timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Metadata, Server, ServerCredentials } from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { AdminServiceService } from '../gen/inventory/v1/admin.pb';
 import { InventoryServiceService } from '../gen/inventory/v1/inventory.pb';
+import { adminTokenCheck } from './admin-token';
 import { Config, TlsFiles } from './config';
 import { unauthenticated, unimplemented } from './errors';
 import { Logger, createLogger } from '../kernel/logger';
-import { Metrics, startMetricsServer } from './metrics';
+import { HttpRoute, Metrics, startMetricsServer } from './metrics';
 import { oneRequestMessage } from './framing';
 import { outOfRangeField } from './proto-definition';
 import { reflectionFor } from './reflection';
@@ -37,6 +37,8 @@ export interface AppOptions {
   readonly admin?: Partial<AdminHandlers>;
   /** What the dependencies allow (server/health.ts): sets both ports' health and /healthz; always SERVING without it. */
   readonly health?: HealthSource;
+  /** More paths on the metrics port (the web console, server/console-http.ts). */
+  readonly http?: HttpRoute;
   /** Closed, in order, after the servers have drained (clients of Redis, etcd, MySQL, ...). */
   readonly closers?: Array<() => Promise<void> | void>;
 }
@@ -89,7 +91,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     closers.push(() => inventory.close(config.shutdownGraceMs));
     const adminPort = await admin.listen(config.host, config.adminPort, config.adminTls);
     closers.push(() => admin.close(config.shutdownGraceMs));
-    const metricsServer = await startMetricsServer(metrics, config.host, config.metricsPort, health);
+    const metricsServer = await startMetricsServer(metrics, config.host, config.metricsPort, health, options.http);
     closers.push(() => new Promise<void>((resolve) => metricsServer.close(() => resolve())));
     closers.push(...(options.closers ?? []));
 
@@ -188,13 +190,12 @@ function withUnimplemented<D extends object, H>(definition: D, serviceName: stri
   return handlers as H;
 }
 
-/** Refuses calls without `authorization: Bearer <token>`, comparing in constant time. */
+/** Refuses calls without `authorization: Bearer <token>` (server/admin-token.ts). */
 function bearerToken(token: string): (metadata: Metadata) => void {
-  const expected = Buffer.from(`Bearer ${token}`);
+  const valid = adminTokenCheck(token);
   return (metadata) => {
     const given = metadata.get('authorization')[0];
-    const actual = Buffer.from(typeof given === 'string' ? given : '');
-    if (actual.length !== expected.length || !timingSafeEqual(actual, expected)) {
+    if (!valid(typeof given === 'string' ? given : undefined)) {
       throw unauthenticated('AdminService requires "authorization: Bearer <ADMIN_TOKEN>" metadata');
     }
   };

@@ -59,6 +59,8 @@ export interface Config {
   readonly hotSkuMetrics: number;
   /** Bearer token AdminService requires. ADMIN_TOKEN, default "dev-admin-token" (change it outside development). */
   readonly adminToken: string;
+  /** The web console for operators on the metrics port, under /console/, behind ADMIN_TOKEN. CONSOLE, default true. */
+  readonly console: boolean;
   /** Server processes sharing the ports on this host (node:cluster); 1 runs no cluster. WORKERS, default 1. */
   readonly workers: number;
   /** pino level. LOG_LEVEL, default info. */
@@ -259,6 +261,7 @@ export function loadConfig(env: Env = process.env): Config {
     mysqlUrl: read.url('MYSQL_URL', stack.MYSQL_URL, ['mysql:', 'mariadb:']),
     amqpUrl: read.url('AMQP_URL', stack.AMQP_URL, ['amqp:', 'amqps:']),
     adminToken: read.matching('ADMIN_TOKEN', 'dev-admin-token', /^\S{8,}$/, 'at least 8 characters, no spaces'),
+    console: read.bool('CONSOLE', true),
     workers: read.int('WORKERS', 1, 1, 64),
     logLevel: read.oneOf('LOG_LEVEL', 'info', LOG_LEVELS),
     shutdownGraceMs: read.int('SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),

@@ -108,6 +108,12 @@ export class HealthMonitor extends EventEmitter<{ change: [report: HealthReport]
   }
 }
 
+/** The report in one word, as /healthz and the web console show it: DEGRADED when anything works less well. */
+export function overallStatus(report: HealthReport): 'SERVING' | 'DEGRADED' | 'NOT_SERVING' {
+  if (report.inventory !== 'SERVING') return 'NOT_SERVING';
+  return report.degraded.length > 0 || report.admin !== 'SERVING' ? 'DEGRADED' : 'SERVING';
+}
+
 /** What the dependencies' states mean for each service. */
 export function judge(checks: Record<string, { up: boolean; since: number }>, notices: readonly string[] = [], redisFull: readonly string[] = []): HealthReport {
   const redisNodes = Object.keys(checks).filter((name) => name.startsWith('redis '));

@@ -5,6 +5,7 @@ import { Logger, createLogger } from '../kernel/logger';
 import { startApp } from './app';
 import { Metrics, startMetricsServer } from './metrics';
 import { createServices } from './services';
+import { createConsole, servedWith } from './console';
 import { seedDemo } from './demo';
 import { startLedgerWriter } from './ledger-runner';
 import { startStockConsumer } from './mq-runner';
@@ -94,7 +95,8 @@ async function main(config: Config): Promise<void> {
     await new Promise((resolve) => starting.close(resolve));
   }
   if (config.demoData) await seedDemo(services, logger);
-  const app = await startApp({ config, logger, metrics, inventory: services.inventory, admin: services.admin, health: services.health, closers: services.closers });
+  const webConsole = config.console ? createConsole(services, config, logger) : undefined;
+  const app = await startApp({ config, logger, metrics, ...servedWith(services, webConsole) });
   // Under a cluster primary the workers run no writer and no consumer (LEDGER_WRITER=off,
   // MQ_CONSUMER=off): the primary runs them. MQ_CONSUMER=inline runs in the services.
   const ledger = startLedgerProcess(config, logger);

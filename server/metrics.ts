@@ -1,5 +1,5 @@
 import http from 'node:http';
-import type { HealthReport } from './health';
+import { HealthReport, overallStatus } from './health';
 import { AddressInfo } from 'node:net';
 import { Counter, CounterConfiguration, Gauge, Metric, Registry, collectDefaultMetrics } from 'prom-client';
 import type { BreakerState } from '../kernel/breaker';
@@ -341,15 +341,18 @@ export class Metrics {
  * /livez (the process answers), /readyz (InventoryService can do its job: 200, or 503), /healthz
  * (the whole report as JSON: status SERVING, DEGRADED or NOT_SERVING, per service, what is
  * degraded and each dependency; 503 when InventoryService cannot serve). Without a health source
- * every probe answers as if all is well.
+ * every probe answers as if all is well. `routes` serves more paths on the same port (the web
+ * console, server/console-http.ts); it answers whether it took the request.
  */
 export async function startMetricsServer(
   metrics: Metrics,
   host: string,
   port: number,
   health?: { report(): HealthReport },
+  routes?: HttpRoute,
 ): Promise<http.Server & { port: number }> {
   const server = http.createServer((req, res) => {
+    if (routes?.(req, res)) return;
     const report = health?.report();
     const ready = !report || report.inventory === 'SERVING';
     if (req.method === 'GET' && req.url === '/metrics') {
@@ -362,7 +365,7 @@ export async function startMetricsServer(
     } else if (req.method === 'GET' && req.url === '/readyz') {
       res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(ready ? 'ok\n' : 'not serving\n');
     } else if (req.method === 'GET' && req.url === '/healthz') {
-      const status = !report ? 'SERVING' : overallStatus(report);
+      const status = report ? overallStatus(report) : 'SERVING';
       res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' }).end(`${JSON.stringify({ status, ...(report ?? {}) })}\n`);
     } else {
       res.writeHead(404).end();
@@ -374,6 +377,9 @@ export async function startMetricsServer(
   });
   return Object.assign(server, { port: (server.address() as AddressInfo).port });
 }
+
+/** More paths on the metrics port: answers true when it took the request (and answers it). */
+export type HttpRoute = (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
 
 const BREAKER_GAUGE: Record<BreakerState, number> = { closed: 0, 'half-open': 1, open: 2 };
 
@@ -526,12 +532,6 @@ export class LatencyHistogram {
  * One read shared by the gauges of one scrape (they are collected together), made again at the
  * next scrape; a read that fails answers `unknown` instead of failing the scrape.
  */
-/** /healthz's status: NOT_SERVING when InventoryService cannot serve, DEGRADED when anything works less well (AdminService included). */
-function overallStatus(report: HealthReport): 'SERVING' | 'DEGRADED' | 'NOT_SERVING' {
-  if (report.inventory !== 'SERVING') return 'NOT_SERVING';
-  return report.degraded.length > 0 || report.admin !== 'SERVING' ? 'DEGRADED' : 'SERVING';
-}
-
 function oncePerScrape<T>(read: () => Promise<T>, unknown: T): () => Promise<T> {
   let last: Promise<T> | undefined;
   return () =>

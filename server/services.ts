@@ -70,6 +70,8 @@ export interface Services {
   readonly lostWrites: LostWritesGuard;
   /** Each Redis node's memory against its maxmemory (server/redis-memory.ts). */
   readonly redisMemory: RedisMemoryWatch;
+  /** One circuit breaker per dependency node of this process (kernel/breaker.ts). */
+  readonly breakers: Breakers;
   /** Stops the background work and closes every client, in order. */
   readonly closers: Array<() => Promise<void>>;
 }
@@ -185,6 +187,7 @@ export async function createServices(config: Config, logger: Logger, metrics: Me
       health,
       lostWrites,
       redisMemory,
+      breakers: stores.breakers,
       inventory: inventoryHandlers(reservations, config, metrics, new StockTotalsReader((skus) => readStock(mysql, skus)), admission, hotSkus ?? { count() {} }),
       admin: adminHandlers(operator, reconciler, new AdmissionSettings(mysql, registry), admission.defaults),
       closers: [

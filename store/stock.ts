@@ -53,6 +53,13 @@ export async function allSkus(db: Queryable): Promise<string[]> {
   return rows.map((r) => r.sku_id);
 }
 
+/** Up to `limit` SKU ids in id order, those starting with `prefix` only when one is given (the web console's list). */
+export async function skuIdsPage(db: Queryable, prefix: string, limit: number): Promise<string[]> {
+  const like = `${prefix.replace(/[\\%_]/g, '\\$&')}%`;
+  const [rows] = await db.query<SkuRecord[]>('SELECT sku_id FROM skus WHERE sku_id LIKE ? ORDER BY sku_id LIMIT ?', [like, limit]);
+  return rows.map((r) => r.sku_id);
+}
+
 /** Reads and locks one SKU row for the rest of the transaction; undefined when there is none. */
 export async function lockExistingStock(conn: PoolConnection, sku: string): Promise<StockRow | undefined> {
   const [rows] = await conn.query<SkuRecord[]>(`SELECT ${COLUMNS} FROM skus WHERE sku_id = ? FOR UPDATE`, [sku]);

@@ -33,3 +33,8 @@ missing_pkgs() { # unit -> packages needed to start our own server for it
     rabbitmq) [[ -x $RMQ_LIB/rabbitmq-server ]] || echo rabbitmq-server ;;
   esac
 }
+
+missing_browser_pkgs() { # the browser the web console's test drives (playwright-core on Debian's chromium)
+  have chromium || echo chromium
+  have chromedriver || echo chromium-driver
+}

@@ -1,0 +1,133 @@
+import type { Channel } from 'amqplib';
+import { Sleeper, backoffMs } from '../kernel/backoff';
+import { InventoryEvent, parseOutboxEvent } from '../kernel/events';
+import type { Logger } from '../kernel/logger';
+import { AmqpLink, keepLinked } from './link';
+
+/**
+ * Subscribes `channel` to every event published on `exchange`: declares the exchange as the
+ * publisher does (topic, durable), and a queue of the broker's naming, exclusive to this
+ * connection and gone with it, bound with `#`. `maxLength` caps what the broker keeps for a slow
+ * reader (the oldest go first). Answers the queue's name.
+ */
+export async function subscribeToEvents(channel: Channel, exchange: string, maxLength?: number): Promise<string> {
+  await channel.assertExchange(exchange, 'topic', { durable: true });
+  const { queue } = await channel.assertQueue('', {
+    exclusive: true,
+    autoDelete: true,
+    ...(maxLength === undefined ? {} : { arguments: { 'x-max-length': maxLength } }),
+  });
+  await channel.bindQueue(queue, exchange, '#');
+  return queue;
+}
+
+/** The options of an EventTap; every one but `url` and `exchange` has a default. */
+export interface EventTapOptions {
+  /** amqp:// or amqps:// URL (AMQP_URL). */
+  readonly url: string;
+  /** The events exchange (MQ_EVENTS_EXCHANGE). */
+  readonly exchange: string;
+  /** Events kept, the newest. Default 50. */
+  readonly keep?: number;
+  /** First wait after the link failed; doubles per failure, jittered. Default 200 ms. */
+  readonly backoffMinMs?: number;
+  /** Longest wait between attempts. Default 5000 ms. */
+  readonly backoffMaxMs?: number;
+}
+
+/** Whether the tap hears the exchange now, and why not. */
+export interface EventTapState {
+  readonly exchange: string;
+  readonly connected: boolean;
+  /** Why the last link failed, while it is down. */
+  readonly error?: string;
+}
+
+/**
+ * The recent events as RabbitMQ carries them, for the web console: a queue of its own bound to the
+ * events exchange, whose deliveries are kept in a small ring (the newest `keep`). Listening on the
+ * exchange rather than to a publisher of this process makes it truthful however the publishers are
+ * spread (a child process, another host, several of them): it sees every event any of them
+ * publishes, and only what was published. An event published again (at least once) is kept once,
+ * by id. What was published while the tap was not connected (before it started, RabbitMQ down) is
+ * not seen. Reconnects with back-off, like the other links.
+ */
+export class EventTap {
+  private readonly keep: number;
+  private readonly ring: InventoryEvent[] = [];
+  private readonly sleeper = new Sleeper();
+  private link: AmqpLink | undefined;
+  private running: Promise<void> | undefined;
+  private stopping = false;
+  private error: string | undefined;
+
+  constructor(
+    private readonly options: EventTapOptions,
+    private readonly logger: Logger,
+  ) {
+    this.keep = options.keep ?? 50;
+  }
+
+  /** Starts listening in the background; never rejects (RabbitMQ down is retried). */
+  start(): void {
+    if (this.running || this.stopping) return;
+    this.running = keepLinked({
+      open: () => AmqpLink.open(this.options.url, { heartbeatSeconds: 15, connectTimeoutMs: 10_000, name: 'inventory-console' }, this.logger),
+      stopping: () => this.stopping,
+      lost: (err) => this.lost(err),
+      pause: (failures) => this.sleeper.sleep(backoffMs(failures, this.options.backoffMinMs ?? 200, this.options.backoffMaxMs ?? 5000)),
+      serve: (link, healthy) => this.serve(link, healthy),
+    }).catch((err) => this.logger.error({ err }, 'event tap: loop died'));
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.sleeper.cancel();
+    this.link?.interrupt();
+    await this.running;
+  }
+
+  /** The events heard, newest first. */
+  recent(): InventoryEvent[] {
+    return [...this.ring].reverse();
+  }
+
+  state(): EventTapState {
+    return { exchange: this.options.exchange, connected: this.link !== undefined, ...(this.error === undefined ? {} : { error: this.error }) };
+  }
+
+  private async serve(link: AmqpLink, healthy: () => void): Promise<void> {
+    const queue = await subscribeToEvents(link.channel, this.options.exchange, 10 * this.keep);
+    await link.consume(queue, 100);
+    this.link = link;
+    this.error = undefined;
+    healthy();
+    try {
+      for (let delivery = await link.next(); delivery; delivery = await link.next()) {
+        this.hear(delivery.message.content.toString());
+        link.settle(delivery, 'ack');
+      }
+    } finally {
+      this.link = undefined;
+    }
+    if (!this.stopping) throw link.closedBy ?? new Error(`the broker ended the console's subscription (${link.haltedBy})`);
+  }
+
+  private hear(body: string): void {
+    const event = parseOutboxEvent(body);
+    if ('problem' in event) {
+      this.logger.debug({ problem: event.problem }, 'event tap: a message on the events exchange is not an event; not shown');
+      return;
+    }
+    const again = this.ring.findIndex((e) => e.id === event.id);
+    if (again >= 0) this.ring.splice(again, 1);
+    this.ring.push(event);
+    if (this.ring.length > this.keep) this.ring.shift();
+  }
+
+  private lost(err: unknown): void {
+    const first = this.error === undefined;
+    this.error = err instanceof Error ? err.message : String(err);
+    if (first) this.logger.warn({ err, exchange: this.options.exchange }, 'event tap: RabbitMQ link lost; the console shows no new events until it is back');
+  }
+}
