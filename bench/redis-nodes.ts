@@ -5,7 +5,7 @@
  * The scaling group splits the Redis CPU of a flash sale over the masters with these.
  */
 import Redis from 'ioredis';
-import { mastersOf, parseClusterSlots, splitHostPort } from '../allocator/cluster-map';
+import { mastersOf, parseClusterSlots, slotNode, splitHostPort } from '../allocator/cluster-map';
 import { RespValue } from '../allocator/resp';
 import { keySlot } from '../allocator/slot';
 import { Config } from '../server/config';
@@ -49,11 +49,7 @@ export function clusterLayout(reply: RespValue, askedHost: string): RedisLayout 
   const replicas = new Set<string>();
   for (const range of reply as RespValue[]) {
     if (!Array.isArray(range)) continue;
-    for (const node of range.slice(3)) {
-      if (!Array.isArray(node)) continue;
-      const host = typeof node[0] === 'string' && node[0] !== '' && node[0] !== '?' ? node[0] : askedHost;
-      replicas.add(`${host.includes(':') ? `[${host}]` : host}:${Number(node[1])}`);
-    }
+    for (const node of range.slice(3)) if (Array.isArray(node)) replicas.add(slotNode(node, askedHost));
   }
   return {
     masters: mastersOf(owners),

@@ -19,24 +19,25 @@ import { NodeShare, Store, redisLayout, storeOf } from './redis-nodes';
 import { Row } from './rows';
 import { flash } from './scenarios';
 import { SeedSku, seedInventory } from './seed';
-import { clusterNamespace, startStackCluster } from './stack';
+import { scalingNamespaces, startStackCluster } from './stack';
 
 /** A SKU on fewer partitions than masters leaves a master idle: the group sells over at least this many. */
 export const MIN_SCALING_PARTITIONS = 3;
 
-/** Brings up the stack's Redis Cluster and gives the bench's namespace a part on it (bench.ns.cluster). */
+/** Brings up the stack's Redis Cluster and gives the bench's namespace the group's parts on the node and on the cluster (bench.ns.scaling). */
 export async function attachCluster(bench: Bench): Promise<void> {
   const seeds = await startStackCluster(path.join(bench.dir, 'stack-cluster.log'));
-  bench.ns.cluster = clusterNamespace(bench.ns.tag, seeds);
+  bench.ns.scaling = scalingNamespaces(bench.ns.tag, seeds);
 }
 
 /** The flash sale on 1 Redis node and on the cluster, --rounds rounds of the two one right after the other, each on fresh SKUs. */
 export async function scalingPhase(bench: Bench): Promise<void> {
   const o = bench.o;
-  if (!bench.ns.cluster) await attachCluster(bench);
-  const clusterConfig = bench.ns.cluster!;
-  const single = bench.store;
-  const cluster = storeOf(clusterConfig, bench.ns.clusterDbUrl, await redisLayout(clusterConfig));
+  if (!bench.ns.scaling) await attachCluster(bench);
+  const configs = bench.ns.scaling!;
+  const dbs = bench.ns.scalingDbUrls;
+  const single = storeOf(configs.single, dbs.single, await redisLayout(configs.single));
+  const cluster = storeOf(configs.cluster, dbs.cluster, await redisLayout(configs.cluster));
   const { masters, replicas } = cluster.layout;
   const missing = [...masters, ...replicas].filter((n) => !cluster.pids.has(n));
   note(
@@ -57,7 +58,7 @@ export async function scalingPhase(bench: Bench): Promise<void> {
   bench.seeding.scalingCluster = await seedInventory(cluster.config, seeds(skus.cluster), { concurrency: 8 });
 
   const clusterName = `${masters.length}-master cluster`;
-  await withServer(startInventory(bench, 1, 'inventory-scaling-1node'), (one) =>
+  await withServer(startInventory(bench, 1, 'inventory-scaling-1node', { at: single }), (one) =>
     withServer(startInventory(bench, 1, 'inventory-scaling-cluster', { at: cluster }), async (many) => {
       await warmup(bench, one, skus.single.warm);
       await warmup(bench, many, skus.cluster.warm);
@@ -89,6 +90,10 @@ export interface ScalingSummary {
   readonly redisUsPerCall: number;
   /** The replicas' CPU per call (0 for a node without replicas). */
   readonly replicaUsPerCall: number;
+  /** Scripts the masters ran per call: 1 where a Reserve finds a partition on its order's shard, 3 or more where not (begin, take, commit). */
+  readonly scriptsPerCall: number;
+  /** The masters' CPU per script they ran, µs. */
+  readonly redisUsPerScript: number;
   readonly nodes: ReadonlyArray<NodeSummary>;
 }
 
@@ -108,6 +113,8 @@ export function scalingSummary(rows: readonly Row[]): ScalingSummary | undefined
   if (rows.length === 0) return undefined;
   const m = (f: (r: Row) => number) => median(rows.map(f));
   const nodeRows = (r: Row) => r.redisNodes ?? [];
+  const masters = (r: Row) => nodeRows(r).filter((n) => n.role === 'master');
+  const scripts = (r: Row) => masters(r).reduce((sum, n) => sum + n.scriptCalls, 0);
   const part = (r: Row, role: NodeShare['role']) => nodeRows(r).reduce((sum, n) => sum + (n.role === role ? n.usPerCall : 0), 0);
   const names = [...new Map(rows.flatMap(nodeRows).map((n) => [n.node, n.role] as const))];
   const nodes = names.map(([node, role]): NodeSummary => {
@@ -135,6 +142,8 @@ export function scalingSummary(rows: readonly Row[]): ScalingSummary | undefined
     serverUsPerCall: m((r) => r.serverUsPerCall),
     redisUsPerCall: m((r) => r.storeUsPerCall),
     replicaUsPerCall: m((r) => part(r, 'replica')),
+    scriptsPerCall: m((r) => scripts(r) / Math.max(1, r.answered)),
+    redisUsPerScript: m((r) => (masters(r).reduce((sum, n) => sum + n.cpuMs, 0) * 1000) / scripts(r)),
     nodes,
   };
 }
@@ -169,7 +178,9 @@ export function scalingReport(bench: Bench): string[] {
       `${o.connections} connections) on 1 Redis node and on a Redis Cluster, ${rounds > 1 ? `medians of ${rounds} rounds` : '1 round'}. All processes share ` +
       "this machine's cores: compare the Redis CPU per call and its split over the masters, not calls/s.",
   ];
-  const table: string[][] = [['redis', 'calls/s', 'p50 ms', 'p99 ms', 'errors', 'sold / stocked', 'check', 'server µs/call', 'redis µs/call', 'replicas µs/call']];
+  const table: string[][] = [
+    ['redis', 'calls/s', 'p50 ms', 'p99 ms', 'errors', 'sold / stocked', 'check', 'server µs/call', 'redis µs/call', 'replicas µs/call', 'scripts/call', 'redis µs/script'],
+  ];
   for (const { name, summary: s } of all) {
     table.push([
       name,
@@ -182,9 +193,11 @@ export function scalingReport(bench: Bench): string[] {
       fmt(s.serverUsPerCall),
       fmt(s.redisUsPerCall),
       s.nodes.some((n) => n.role === 'replica') ? fmt(s.replicaUsPerCall) : '-',
+      fmt(s.scriptsPerCall, 2),
+      fmt(s.redisUsPerScript, 1),
     ]);
   }
-  lines.push(...renderTable(table, [false, true, true, true, true, true, false, true, true, true]));
+  lines.push(...renderTable(table, [false, true, true, true, true, true, false, true, true, true, true, true]));
   lines.push('', 'Per Redis node (CPU from /proc/<pid>/stat over the measured load, forks included; µs/call over all calls of the load; scripts from INFO commandstats):');
   const nodes: string[][] = [['redis', 'node', 'role', 'CPU %', 'µs/call', 'scripts', 'share of scripts', 'µs per script']];
   for (const { name, summary } of all) {
@@ -199,12 +212,13 @@ export function scalingReport(bench: Bench): string[] {
     const masters = c.nodes.filter((n) => n.role === 'master');
     lines.push('', 'Scaling ratios:');
     lines.push(`  ${cluster.name} vs 1 node, Redis CPU per call (masters): ${(c.redisUsPerCall / one.redisUsPerCall).toFixed(2)}x (${fmt(c.redisUsPerCall)} vs ${fmt(one.redisUsPerCall)} µs)`);
+    lines.push(`  ${cluster.name} vs 1 node, Redis CPU per script: ${(c.redisUsPerScript / one.redisUsPerScript).toFixed(2)}x (${fmt(c.redisUsPerScript, 1)} vs ${fmt(one.redisUsPerScript, 1)} µs)`);
     lines.push(`  ${cluster.name}: replicas' CPU per call: ${fmt(c.replicaUsPerCall)} µs (${pct(c.replicaUsPerCall / c.redisUsPerCall)} of the masters')`);
     if (masters.length > 0) {
       const busiest = masters.reduce((a, b) => (b.callShare > a.callShare ? b : a));
       lines.push(
         `  ${cluster.name}: busiest master ${busiest.node} ran ${pct(busiest.callShare)} of the scripts (even: ${pct(1 / masters.length)}) ` +
-          `at ${fmt(busiest.usPerScript, 1)} µs per script (1 node: ${fmt(one.nodes[0]?.usPerScript ?? NaN, 1)} µs)`,
+          `at ${fmt(busiest.usPerScript, 1)} µs per script`,
       );
     }
     lines.push(`  ${cluster.name} vs 1 node, calls/s: ${pct(c.callsPerSec / one.callsPerSec)} (same cores: not a measure of scaling)`);

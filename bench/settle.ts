@@ -9,7 +9,7 @@ import { machineCpuMs } from './cpu';
 import { fmt } from './format';
 import { note } from './progress';
 import { infoFields, redisAt, redisLayout, withRedisNode } from './redis-nodes';
-import { Namespace, redisConfigs } from './stack';
+import { Namespace, ledgerConfigs, redisConfigs } from './stack';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -45,7 +45,7 @@ async function ledgerBacklog(ns: Namespace): Promise<number> {
   const clients = new Map<string, Redis>();
   try {
     let n = 0;
-    for (const config of [ns.config, ns.cartConfig, ...(ns.cluster ? [ns.cluster] : [])]) {
+    for (const config of ledgerConfigs(ns)) {
       const layout = await redisLayout(config);
       for (let shard = 0; shard < config.redisShards; shard++) {
         const node = layout.nodeOfShard(shard);

@@ -19,10 +19,14 @@ import { dropRedisPrefix } from './seed';
 const run = promisify(execFile);
 
 /** The MySQL databases of a namespace are `<tag><suffix>`. */
-const DATABASES = { baseline: '_base', inventory: '_inv', cart: '_cart', cluster: '_clus' } as const;
+const DATABASES = { baseline: '_base', inventory: '_inv', cart: '_cart', scaleOne: '_one', scaleCluster: '_clus' } as const;
 
-/** Virtual shards of the cluster's namespace: README's recommendation for a cluster (a dozen slots per master and more). */
-const CLUSTER_SHARDS = 48;
+/**
+ * Virtual shards of the scaling group's namespaces: README's recommendation for a cluster, and
+ * the same on the single node, so that the two rows differ in the Redis alone (the shard count
+ * decides how many Reserves find a partition on their order's shard: the one-script path).
+ */
+const SCALING_SHARDS = 48;
 
 export interface Namespace {
   /** `bench_<ms since 1970, base 36>_<4 hex digits>`: the Redis prefix, etcd prefix and database names start with it. */
@@ -33,10 +37,10 @@ export interface Namespace {
   readonly baselineUrl: string;
   readonly inventoryDbUrl: string;
   readonly cartDbUrl: string;
-  /** The database of the server on the Redis Cluster (scaling group). */
-  readonly clusterDbUrl: string;
-  /** The scaling group's namespace on the stack's Redis Cluster, once it is up (clusterNamespace). */
-  cluster?: Config;
+  /** The databases of the scaling group's servers. */
+  readonly scalingDbUrls: { readonly single: string; readonly cluster: string };
+  /** The scaling group's namespaces on the stack's Redis node and on its Redis Cluster, once the cluster is up (scalingNamespaces). */
+  scaling?: { readonly single: Config; readonly cluster: Config };
 }
 
 export function newNamespace(): Namespace {
@@ -50,13 +54,17 @@ export function newNamespace(): Namespace {
     baselineUrl: mysqlUrl(`${tag}${DATABASES.baseline}`),
     inventoryDbUrl: mysqlUrl(`${tag}${DATABASES.inventory}`),
     cartDbUrl: mysqlUrl(`${tag}${DATABASES.cart}`),
-    clusterDbUrl: mysqlUrl(`${tag}${DATABASES.cluster}`),
+    scalingDbUrls: { single: mysqlUrl(`${tag}${DATABASES.scaleOne}`), cluster: mysqlUrl(`${tag}${DATABASES.scaleCluster}`) },
   };
 }
 
-/** The namespace's configuration on a Redis Cluster of these seeds: a Redis prefix and registry namespace of its own, 48 shards. */
-export function clusterNamespace(tag: string, seeds: readonly string[]): Config {
-  return scopedConfig(`${tag}:cluster`, `/${tag}/cluster/`, { REDIS_CLUSTER: seeds.join(','), REDIS_NODES: '', REDIS_SHARDS: String(CLUSTER_SHARDS) });
+/** The scaling group's namespaces: one on the stack's Redis node, one on a Redis Cluster of these seeds; each its own Redis prefix and registry namespace, 48 shards. */
+export function scalingNamespaces(tag: string, seeds: readonly string[]): { single: Config; cluster: Config } {
+  const shards = { REDIS_SHARDS: String(SCALING_SHARDS) };
+  return {
+    single: scopedConfig(`${tag}:one`, `/${tag}/one/`, shards),
+    cluster: scopedConfig(`${tag}:cluster`, `/${tag}/cluster/`, { ...shards, REDIS_CLUSTER: seeds.join(','), REDIS_NODES: '' }),
+  };
 }
 
 /** The seeds `scripts/stack.sh up --redis-cluster` prints (`... REDIS_CLUSTER=127.0.0.1:6400,... (and no REDIS_NODES)`). */
@@ -84,9 +92,14 @@ export async function startStackCluster(logFile: string): Promise<string[]> {
   }
 }
 
-/** The configurations whose Redis hold the namespace's keys: the stack's node(s), and the cluster when the scaling group has used one. */
+/** The configurations whose Redis hold the namespace's keys: the stack's node(s), and the cluster when the scaling group uses one. */
 export function redisConfigs(ns: Namespace): Config[] {
-  return ns.cluster ? [ns.config, ns.cluster] : [ns.config];
+  return ns.scaling ? [ns.config, ns.scaling.cluster] : [ns.config];
+}
+
+/** Every configuration of the namespace with ledger streams of its own: the main one, the cart's, and the scaling group's. */
+export function ledgerConfigs(ns: Namespace): Config[] {
+  return [ns.config, ns.cartConfig, ...(ns.scaling ? [ns.scaling.single, ns.scaling.cluster] : [])];
 }
 
 /** The environment that puts a server of ours in a namespace: its Redis prefix (and cluster), registry namespace and database. */
@@ -95,7 +108,8 @@ export function namespaceEnv(config: Config, dbUrl: string): Record<string, stri
     REDIS_PREFIX: config.redisPrefix,
     ETCD_NAMESPACE: config.etcdNamespace,
     MYSQL_URL: dbUrl,
-    ...(config.redisCluster.length > 0 ? { REDIS_CLUSTER: config.redisCluster.join(','), REDIS_NODES: '', REDIS_SHARDS: String(config.redisShards) } : {}),
+    REDIS_SHARDS: String(config.redisShards),
+    ...(config.redisCluster.length > 0 ? { REDIS_CLUSTER: config.redisCluster.join(','), REDIS_NODES: '' } : {}),
   };
 }
 

@@ -79,6 +79,7 @@ describe('bench scaling group: the Redis nodes and their part in a load', () => 
     const row = (id: string, callsPerSec: number, redisUs: number, masterUs: number[], ok = true): Row =>
       ({
         id,
+        answered: 1500,
         callsPerSec,
         p50Ms: 1,
         p99Ms: 2,
@@ -95,6 +96,8 @@ describe('bench scaling group: the Redis nodes and their part in a load', () => 
       }) as unknown as Row;
     const summary = scalingSummary([row('a', 1000, 60, [20, 20, 20]), row('b', 3000, 90, [30, 30, 30]), row('c', 2000, 75, [25, 25, 25], false)])!;
     assert.deepEqual([summary.callsPerSec, summary.redisUsPerCall, summary.replicaUsPerCall, summary.errors, summary.sold, summary.stocked], [2000, 75, 5, 3, 30, 300]);
+    // 3 masters x 1,000 scripts for 1,500 calls; 75 ms of the masters' CPU over 3,000 scripts.
+    assert.deepEqual([summary.scriptsPerCall, summary.redisUsPerScript], [2, 25]);
     assert.equal(summary.checkOk, false);
     assert.deepEqual(summary.nodes.map((n) => [n.node, n.role, n.usPerCall]), [['m0', 'master', 25], ['m1', 'master', 25], ['m2', 'master', 25], ['r0', 'replica', 5]]);
     // 25 ms of CPU over 1,000 scripts: 25 µs per script the master ran.
