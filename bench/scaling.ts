@@ -13,6 +13,7 @@ import path from 'node:path';
 import { Bench, ScalingRound } from './context';
 import { warmup } from './drive';
 import { fmt, median, ms, renderTable } from './format';
+import { Options } from './options';
 import { startInventory, warmupUnits, withServer } from './phases';
 import { note } from './progress';
 import { NodeShare, Store, redisLayout, storeOf } from './redis-nodes';
@@ -23,6 +24,8 @@ import { scalingNamespaces, startStackCluster } from './stack';
 
 /** A SKU on fewer partitions than masters leaves a master idle: the group sells over at least this many. */
 export const MIN_SCALING_PARTITIONS = 3;
+
+const scalingPartitions = (o: Options) => Math.max(MIN_SCALING_PARTITIONS, o.partitions);
 
 /** Brings up the stack's Redis Cluster and gives the bench's namespace the group's parts on the node and on the cluster (bench.ns.scaling). */
 export async function attachCluster(bench: Bench): Promise<void> {
@@ -45,7 +48,7 @@ export async function scalingPhase(bench: Bench): Promise<void> {
       (missing.length > 0 ? `; no redis-server process found for ${missing.join(', ')} (their CPU is not counted)` : ''),
   );
   if (masters.length < 2) bench.notes.push(`scaling: the Redis Cluster has ${masters.length} master(s): nothing to split the sale over`);
-  const partitions = Math.max(MIN_SCALING_PARTITIONS, o.partitions);
+  const partitions = scalingPartitions(o);
   if (partitions !== o.partitions) bench.notes.push(`scaling: ${partitions} partitions instead of --partitions ${o.partitions}, so that every master holds some`);
 
   const plan = () => ({ warm: bench.sku('scalewarm'), rounds: Array.from({ length: o.rounds }, () => bench.sku('scale')) });
@@ -69,6 +72,8 @@ export async function scalingPhase(bench: Bench): Promise<void> {
           flash(bench, server, 1, `scaling-${id}${suffix}`, `flash sale, ${name}${title}`, sku, o.units, { store });
         round.single = await sale(one, single, '1node', '1 Redis node', skus.single.rounds[k - 1]);
         round.cluster = await sale(many, cluster, 'cluster', clusterName, skus.cluster.rounds[k - 1]);
+        const idle = (round.cluster.redisNodes ?? []).filter((n) => n.role === 'master' && n.scriptCalls === 0);
+        if (idle.length > 0) round.cluster.notes.push(`master(s) ${idle.map((n) => n.node).join(', ')} ran no script: the sale did not reach them`);
         bench.scalingRounds.push(round);
       }
     }),
@@ -174,7 +179,7 @@ export function scalingReport(bench: Bench): string[] {
   const pct = (v: number) => `${(100 * v).toFixed(0)}%`;
   const lines = [
     '',
-    `Scaling: the flash sale (${fmt(o.units)} units / ${Math.max(MIN_SCALING_PARTITIONS, o.partitions)} partitions, ${o.concurrency} in flight over ` +
+    `Scaling: the flash sale (${fmt(o.units)} units / ${scalingPartitions(o)} partitions, ${o.concurrency} in flight over ` +
       `${o.connections} connections) on 1 Redis node and on a Redis Cluster, ${rounds > 1 ? `medians of ${rounds} rounds` : '1 round'}. All processes share ` +
       "this machine's cores: compare the Redis CPU per call and its split over the masters, not calls/s.",
   ];
