@@ -13,11 +13,16 @@ export function parseClusterSlots(reply: RespValue, askedHost: string): Array<st
   for (const range of reply) {
     if (!Array.isArray(range) || range.length < 3 || !Array.isArray(range[2])) continue;
     const [start, end, master] = range as [number, number, RespValue[]];
-    const host = typeof master[0] === 'string' && master[0] !== '' && master[0] !== '?' ? master[0] : askedHost;
-    const node = `${host.includes(':') ? `[${host}]` : host}:${Number(master[1])}`;
+    const node = slotNode(master, askedHost);
     for (let slot = Number(start); slot <= Number(end) && slot < SLOT_COUNT; slot++) owners[slot] = node;
   }
   return owners;
+}
+
+/** `host:port` of a node entry of CLUSTER SLOTS (`[host, port, id, ...]`, a master's or a replica's). */
+export function slotNode(entry: readonly RespValue[], askedHost: string): string {
+  const host = typeof entry[0] === 'string' && entry[0] !== '' && entry[0] !== '?' ? entry[0] : askedHost;
+  return `${host.includes(':') ? `[${host}]` : host}:${Number(entry[1])}`;
 }
 
 /** The distinct masters of a slot map, in the order of the slots they serve first. */

@@ -1,7 +1,7 @@
 /**
  * One bench run: its options, its namespace on the stack, the stack's process ids, the numbers of
  * the SKUs and order ids it hands out, and the results gathered so far (rows, rounds, notes,
- * profile), which the scenarios add to and the report reads.
+ * profile, scaling rounds), which the scenarios add to and the report reads.
  */
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
@@ -9,6 +9,7 @@ import { stackPids } from './cpu';
 import { ON_REQUEST, Options, Shape } from './options';
 import { ROOT } from './paths';
 import { ProfileSummary } from './profile-summary';
+import { Store, plainLayout, storeOf } from './redis-nodes';
 import { Row } from './rows';
 import { SoakResult } from './soak-result';
 import { Namespace, newNamespace } from './stack';
@@ -17,6 +18,12 @@ import { Namespace, newNamespace } from './stack';
 export interface Round {
   ceiling?: Row;
   flash?: Row;
+}
+
+/** A round of the scaling group: the same flash sale on the stack's one Redis node, then on the 3-master Redis Cluster. */
+export interface ScalingRound {
+  single?: Row;
+  cluster?: Row;
 }
 
 /** A round of the bare group at one load shape: the bare grpc-js echo, our echo and our flash sale, one right after the other. */
@@ -37,6 +44,7 @@ export class Bench {
   readonly seeding: Record<string, unknown> = {};
   readonly rounds: Round[] = [];
   readonly bareRounds: BareRound[] = [];
+  readonly scalingRounds: ScalingRound[] = [];
   profile: ProfileSummary | undefined;
   soak: SoakResult | undefined;
   profileFile: string | undefined;
@@ -46,11 +54,14 @@ export class Bench {
   profileWindow: { fromMs: number; toMs: number } | undefined;
   /** The stack's processes by name (redis, mariadb, etcd), whose CPU the scenarios measure. */
   stack: Record<string, number[]> = {};
+  /** Where our servers keep their stock unless a scenario says otherwise: the stack's Redis node(s), in the bench's namespace. */
+  store: Store;
   private counter = 0;
 
   constructor(readonly o: Options) {
     this.dir = path.join(o.out, this.runId);
     mkdirSync(this.dir, { recursive: true });
+    this.store = this.stackStore();
   }
 
   wants(group: string): boolean {
@@ -60,6 +71,11 @@ export class Bench {
   refreshStack(): void {
     const ports = this.ns.config.redisNodes.map((n) => Number(n.slice(n.lastIndexOf(':') + 1)));
     this.stack = stackPids(ROOT, ports);
+    this.store = this.stackStore();
+  }
+
+  private stackStore(): Store {
+    return storeOf(this.ns.config, this.ns.inventoryDbUrl, plainLayout(this.ns.config.redisNodes));
   }
 
   /** A number not handed out before in this run: SKU names and warm-up order ids share it. */

@@ -119,19 +119,25 @@ function pgrep(args: string[]): number | undefined {
   }
 }
 
+/** The live process a pid file of scripts/stack.sh names (`.stack/<unit>.pid`), when its name matches `comm`. */
+function fromPidFile(root: string, unit: string, comm: RegExp): number | undefined {
+  try {
+    const pid = Number(readFileSync(path.join(root, '.stack', `${unit}.pid`), 'utf8').trim());
+    return pid && pidAlive(pid, comm) ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The redis-server listening on `port`: the stack's pid file (a single node, or a node of its cluster), else pgrep. */
+export function redisPid(root: string, port: number): number | undefined {
+  return fromPidFile(root, `redis-${port}`, /redis/) ?? fromPidFile(root, `rcluster-${port}`, /redis/) ?? pgrep(['-f', `redis-server.*:${port}\\b`]);
+}
+
 /** The stack's servers: pid files of scripts/stack.sh, else pgrep. */
 export function stackPids(root: string, redisPorts: readonly number[]): Record<string, number[]> {
-  const fromFile = (unit: string, comm: RegExp): number | undefined => {
-    try {
-      const pid = Number(readFileSync(path.join(root, '.stack', `${unit}.pid`), 'utf8').trim());
-      return pid && pidAlive(pid, comm) ? pid : undefined;
-    } catch {
-      return undefined;
-    }
-  };
-  const redis = redisPorts
-    .map((port) => fromFile(`redis-${port}`, /redis/) ?? pgrep(['-f', `redis-server.*:${port}`]))
-    .filter((p): p is number => p !== undefined);
+  const fromFile = (unit: string, comm: RegExp) => fromPidFile(root, unit, comm);
+  const redis = redisPorts.map((port) => redisPid(root, port)).filter((p): p is number => p !== undefined);
   const one = (p: number | undefined) => (p === undefined ? [] : [p]);
   return {
     redis,
@@ -147,11 +153,21 @@ export class CpuMeter {
   private started = 0;
   private pids: Record<string, number[]> = {};
 
-  /** `withChildren`: groups whose processes count their forked children too (Redis: see processWithChildrenCpuMs). */
+  private readonly withChildren: ReadonlySet<string>;
+  private readonly split: ReadonlySet<string>;
+
+  /**
+   * `withChildren`: groups whose processes count their forked children too (Redis: see
+   * processWithChildrenCpuMs). `split`: groups whose processes the report also gives one by one
+   * (the masters of a Redis Cluster).
+   */
   constructor(
     private readonly groups: () => Record<string, number[]>,
-    private readonly withChildren: ReadonlySet<string> = new Set(['redis']),
-  ) {}
+    options: { withChildren?: ReadonlySet<string>; split?: ReadonlySet<string> } = {},
+  ) {
+    this.withChildren = options.withChildren ?? new Set(['redis', 'replicas']);
+    this.split = options.split ?? new Set();
+  }
 
   private cpuOf(group: string, pid: number): number | undefined {
     return this.withChildren.has(group) ? processWithChildrenCpuMs(pid) : processCpuMs(pid);
@@ -170,12 +186,15 @@ export class CpuMeter {
     const wallMs = performance.now() - this.started;
     const machine = machineCpuMs();
     const groups: Record<string, { ms: number; pct: number }> = {};
+    const byPid: Record<number, number> = {};
     let ours = 0;
     for (const [name, list] of Object.entries(this.pids)) {
       let ms = 0;
       for (const pid of list) {
         const now = this.cpuOf(name, pid);
-        if (now !== undefined) ms += now - (this.before.get(pid) ?? now);
+        if (now === undefined) continue;
+        ms += now - (this.before.get(pid) ?? now);
+        if (this.split.has(name)) byPid[pid] = now - (this.before.get(pid) ?? now);
       }
       ours += ms;
       groups[name] = { ms, pct: (100 * ms) / wallMs };
@@ -189,6 +208,7 @@ export class CpuMeter {
       machineCapacityPct: (100 * total) / wallMs,
       otherPct: Math.max(0, (100 * (busy - ours)) / wallMs),
       stealPct: (100 * (machine.steal - this.machineBefore.steal)) / wallMs,
+      ...(this.split.size > 0 ? { byPid } : {}),
     };
   }
 }
@@ -204,4 +224,6 @@ export interface CpuReport {
   readonly otherPct: number;
   /** Time the hypervisor gave to other virtual machines while ours wanted to run (part of otherPct). */
   readonly stealPct: number;
+  /** CPU ms of each process of the `split` groups. */
+  readonly byPid?: Readonly<Record<number, number>>;
 }

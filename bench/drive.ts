@@ -15,7 +15,8 @@ import { DIST } from './paths';
 import { ServerProcess, forkLoadgen, stopChild } from './procs';
 import { Progress } from './progress';
 import { Drive } from './rows';
-import { beforeMeasuring, redisForks } from './settle';
+import { Store, nodeLoads, redisCounters, redisGroups } from './redis-nodes';
+import { beforeMeasuring } from './settle';
 import { Writer, scanFields, unframe } from './wire';
 
 /** How long a load generator waits for calls still in flight when the load stops; then they count as TIMEOUT. */
@@ -35,20 +36,33 @@ export function reserveSpec(bench: Bench, target: string, sku: string, prefix: s
   };
 }
 
-/** CPU of the server, the stack, the bench itself and the given load generators over one load. */
-export function cpuMeter(bench: Bench, server: ServerProcess, loadgens: readonly number[]): CpuMeter {
-  return new CpuMeter(() => ({
-    loadgen: [...loadgens],
-    ...serverProcesses(server.pid),
-    redis: bench.stack.redis ?? [],
-    mariadb: bench.stack.mariadb ?? [],
-    etcd: bench.stack.etcd ?? [],
-    bench: [process.pid],
-  }));
+/**
+ * CPU of the server, the stack, the bench itself and the given load generators over one load; the
+ * store's Redis as `redis` (its nodes, a cluster's masters, each also on its own) and `replicas`.
+ */
+export function cpuMeter(bench: Bench, server: ServerProcess, loadgens: readonly number[], store: Store = bench.store): CpuMeter {
+  return new CpuMeter(
+    () => ({
+      loadgen: [...loadgens],
+      ...serverProcesses(server.pid),
+      ...redisGroups(store),
+      mariadb: bench.stack.mariadb ?? [],
+      etcd: bench.stack.etcd ?? [],
+      bench: [process.pid],
+    }),
+    { split: new Set(['redis', 'replicas']) },
+  );
 }
 
-/** Runs one load (all load generators), with CPU accounting and a progress bar; `show` false for a warm-up: no bar, no settling first. */
-export async function drive(bench: Bench, label: string, spec: LoadSpec, server: ServerProcess, show = true): Promise<Drive> {
+export interface DriveOptions {
+  /** false for a warm-up: no progress bar, no settling first. */
+  readonly show?: boolean;
+  /** The Redis the server runs on (default: the stack's node in the bench's namespace). */
+  readonly store?: Store;
+}
+
+/** Runs one load (all load generators), with CPU accounting and a progress bar. */
+export async function drive(bench: Bench, label: string, spec: LoadSpec, server: ServerProcess, { show = true, store = bench.store }: DriveOptions = {}): Promise<Drive> {
   const n = bench.o.loadgens;
   const children: ChildProcess[] = [];
   const results: LoadResult[] = new Array(n);
@@ -82,7 +96,7 @@ export async function drive(bench: Bench, label: string, spec: LoadSpec, server:
       }),
     );
     if (show) await beforeMeasuring(bench.ns, bench.o.waitQuiet, label);
-    const meter = cpuMeter(bench, server, children.map((c) => c.pid!).filter(Boolean));
+    const meter = cpuMeter(bench, server, children.map((c) => c.pid!).filter(Boolean), store);
     const started = performance.now();
     bench.lastLoadStartedAt = started;
     const done = Promise.all(
@@ -114,15 +128,15 @@ export async function drive(bench: Bench, label: string, spec: LoadSpec, server:
           }),
       ),
     );
-    const forksBefore = await redisForks(bench.ns.config);
+    const before = await redisCounters(store.layout);
     meter.start();
     for (const child of children) child.send({ type: 'go' });
     await done;
     const cpu = meter.stop();
-    const forks = (await redisForks(bench.ns.config)) - forksBefore;
+    const after = await redisCounters(store.layout);
     const result = mergeResults(results);
     bar?.done(`${fmt(result.answered)} calls in ${(result.elapsedMs / 1000).toFixed(1)} s = ${fmt((result.answered * 1000) / result.elapsedMs)}/s`);
-    return { result, cpu, redisForks: forks };
+    return { result, cpu, redisForks: after.forks - before.forks, redisNodes: nodeLoads(store, before, after, cpu.byPid ?? {}) };
   } finally {
     for (const child of children) {
       if (child.connected) child.send({ type: 'exit' });
@@ -134,7 +148,7 @@ export async function drive(bench: Bench, label: string, spec: LoadSpec, server:
 /** Load before a server's first scenario, unmeasured, so that its code is compiled before anything counts. */
 export async function warmup(bench: Bench, server: ServerProcess, sku: string): Promise<void> {
   if (bench.o.warmupMs <= 0) return;
-  await drive(bench, '  warm-up', reserveSpec(bench, server.target, sku, `${bench.ns.tag}-w${bench.serial()}-`, bench.o.warmupMs), server, false);
+  await drive(bench, '  warm-up', reserveSpec(bench, server.target, sku, `${bench.ns.tag}-w${bench.serial()}-`, bench.o.warmupMs), server, { show: false });
 }
 
 /** Waits until the server routes to each SKU (GetStock answers with at least `partitions` live partitions). */

@@ -28,7 +28,7 @@ import { stockConsumerOptions } from '../server/mq-options';
 import { readStock } from '../store/stock';
 import { createMysqlPool, dropDatabase } from '../store/mysql';
 import { Histogram } from './hist';
-import { renderTable } from './report';
+import { renderTable } from './format';
 import { dropInventory } from './seed';
 
 const { values: args } = parseArgs({

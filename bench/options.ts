@@ -9,9 +9,12 @@ import { ROOT } from './paths';
 import { SoakOptions } from './soak-result';
 
 /** The groups of scenarios that --only and --skip choose from. */
-export const GROUPS = ['ceiling', 'flash', 'bare', 'sellout', 'cart', 'baseline', 'storm', 'workers', 'profile', 'soak'];
-/** Groups run only when --only names them (they take minutes and measure something else than speed). */
-export const ON_REQUEST = new Set(['soak']);
+export const GROUPS = ['ceiling', 'flash', 'bare', 'sellout', 'cart', 'baseline', 'storm', 'workers', 'profile', 'soak', 'scaling'];
+/**
+ * Groups run only when --only names them: the soak takes minutes and measures memory, not speed;
+ * scaling starts the stack's Redis Cluster (6 more redis-server processes).
+ */
+export const ON_REQUEST = new Set(['soak', 'scaling']);
 
 /** A load shape: HTTP/2 connections x calls in flight on each (streams). */
 export interface Shape {
@@ -70,7 +73,7 @@ const OPTIONS = {
   connections: { type: 'string', arg: '<n>', help: ['HTTP/2 connections they are spread over (default 20)'] },
   loadgens: { type: 'string', arg: '<n>', help: ['load-generator processes (default 1)'] },
   units: { type: 'string', arg: '<n>', help: ['flash sale units (default 100000)'] },
-  partitions: { type: 'string', arg: '<n>', help: ['flash sale partitions (default 16)'] },
+  partitions: { type: 'string', arg: '<n>', help: ['flash sale partitions (default 16; scaling: at least 3)'] },
   'sellout-units': { type: 'string', arg: '<n>', help: ['units of the sell-out scenario (default 5000; quick 1000)'] },
   skus: { type: 'string', arg: '<n>', help: ['cart SKUs (default 10000; quick 500)'] },
   workers: { type: 'string', arg: '<list>', help: ['worker counts to compare (default 1,2)'] },

@@ -5,10 +5,11 @@
  */
 import { mkdirSync, readFileSync, readdirSync, renameSync } from 'node:fs';
 import path from 'node:path';
+import { Config } from '../server/config';
 import { BareRound, Bench, Round } from './context';
 import { awaitSkus, warmup } from './drive';
 import { fmt } from './format';
-import { shapeName } from './options';
+import { Options, shapeName } from './options';
 import { DIST } from './paths';
 import { ServerProcess, startServer } from './procs';
 import { summarize } from './profile-summary';
@@ -16,6 +17,7 @@ import { Progress } from './progress';
 import { baselineFlash, cart, ceiling, flash, storm } from './scenarios';
 import { SeedSku, seedInventory } from './seed';
 import { soak, soakServerEnv } from './soak';
+import { namespaceEnv } from './stack';
 
 /** Our server's SKUs (but the cart's), named up front so that one seeding creates them all. */
 export interface SkuPlan {
@@ -61,9 +63,7 @@ export function planSkus(bench: Bench): SkuPlan {
 export async function seedOurs(bench: Bench, skus: SkuPlan): Promise<void> {
   if (!['flash', 'bare', 'sellout', 'cart', 'storm', 'workers', 'profile'].some((g) => bench.wants(g))) return;
   const o = bench.o;
-  // Each server's warm-up sells out a SKU of its own half way through, so that the JIT has seen
-  // both paths of the flash sale (selling, then sold out) before the first measured round.
-  const warmUnits = Math.max(1000, Math.round(o.warmupMs * 10));
+  const warmUnits = warmupUnits(o);
   const small: SeedSku[] = [
     ...[skus.warm, skus.profiledWarm, skus.bareWarm, ...skus.multi.map(([, , w]) => w)].map((sku) => ({ sku, units: warmUnits, partitions: o.partitions })),
     ...[...skus.flash, ...skus.bareFlash.flat()].map((sku) => ({ sku, units: o.units, partitions: o.partitions })),
@@ -73,6 +73,15 @@ export async function seedOurs(bench: Bench, skus: SkuPlan): Promise<void> {
     ...skus.multi.map(([, sku]) => ({ sku, units: o.units, partitions: o.partitions })),
   ];
   bench.seeding.flash = await seedInventory(bench.ns.config, small, { concurrency: 8 });
+}
+
+/**
+ * Units of a warm-up SKU: each server's warm-up sells out a SKU of its own half way through, so
+ * that the JIT has seen both paths of the flash sale (selling, then sold out) before the first
+ * measured round.
+ */
+export function warmupUnits(o: Options): number {
+  return Math.max(1000, Math.round(o.warmupMs * 10));
 }
 
 /**
@@ -124,7 +133,7 @@ export async function barePhase(bench: Bench, skus: SkuPlan): Promise<void> {
             const at = `${shapeName(shape)}${title}`;
             round.bare = await ceiling(bench, bare, 1, `bare-${tag}${suffix}`, `bare grpc-js echo, ${at}`, 'bare', shape);
             round.echo = await ceiling(bench, echo, 1, `bare-echo-${tag}${suffix}`, `same-stack echo, ${at}`, 'echo', shape);
-            round.flash = await flash(bench, inv, 1, `bare-flash-${tag}${suffix}`, `flash sale, ${at}`, skus.bareFlash[i][k - 1], o.units, shape);
+            round.flash = await flash(bench, inv, 1, `bare-flash-${tag}${suffix}`, `flash sale, ${at}`, skus.bareFlash[i][k - 1], o.units, { shape });
             bench.bareRounds.push(round);
           }
         }
@@ -143,7 +152,7 @@ export async function barePhase(bench: Bench, skus: SkuPlan): Promise<void> {
 export async function cartPhase(bench: Bench): Promise<void> {
   const o = bench.o;
   const cartSkus: SeedSku[] = Array.from({ length: o.skus }, (_, i) => ({ sku: `cart-${i}`, units: o.skuUnits, partitions: o.skuPartitions }));
-  await withServer(startInventory(bench, 1, 'inventory-cart-1w', [], true), async (inv) => {
+  await withServer(startInventory(bench, 1, 'inventory-cart-1w', { at: { config: bench.ns.cartConfig, dbUrl: bench.ns.cartDbUrl } }), async (inv) => {
     const cartWarm = 'cart-warm';
     await seedInventory(bench.ns.cartConfig, [{ sku: cartWarm, units: 10_000_000, partitions: o.partitions }], { concurrency: 1 });
     const bar = new Progress(`seeding ${fmt(o.skus)} cart SKUs`, 0);
@@ -197,7 +206,7 @@ export async function profiledFlash(bench: Bench, skus: SkuPlan): Promise<void> 
   const profDir = path.join(bench.dir, 'cpuprofile');
   mkdirSync(profDir, { recursive: true });
   const spawnedAt = performance.now();
-  await withServer(startInventory(bench, 1, 'inventory-profile', ['--cpu-prof', `--cpu-prof-dir=${profDir}`]), async (inv) => {
+  await withServer(startInventory(bench, 1, 'inventory-profile', { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] }), async (inv) => {
     await warmup(bench, inv, skus.profiledWarm);
     const row = await flash(bench, inv, 1, 'flash-1w-profiled', 'flash sale, 1 w, --cpu-prof', skus.profiled, bench.o.units);
     // From the start of the load itself: flash() first waits for the ledger and Redis to settle.
@@ -217,7 +226,7 @@ export async function profiledFlash(bench: Bench, skus: SkuPlan): Promise<void> 
 
 /** The soak: its own server with a retention of seconds; memory over minutes of steady orders (soak.ts). */
 export async function soakPhase(bench: Bench): Promise<void> {
-  await withServer(startInventory(bench, 1, 'inventory-soak', [], false, soakServerEnv(bench.o.soak)), async (inv) => {
+  await withServer(startInventory(bench, 1, 'inventory-soak', { env: soakServerEnv(bench.o.soak) }), async (inv) => {
     bench.soak = await soak(bench, inv, bench.o.soak);
   });
 }
@@ -225,7 +234,7 @@ export async function soakPhase(bench: Bench): Promise<void> {
 // ------------------------------------------------------------------ servers
 
 /** Runs `use` on the server once it is up (or on undefined), and stops the server after. */
-async function withServer<S extends ServerProcess | undefined, T>(starting: Promise<S>, use: (server: S) => Promise<T>): Promise<T> {
+export async function withServer<S extends ServerProcess | undefined, T>(starting: Promise<S>, use: (server: S) => Promise<T>): Promise<T> {
   const server = await starting;
   try {
     return await use(server);
@@ -238,22 +247,22 @@ function start(bench: Bench, name: string, script: string, workers: number, labe
   return startServer({ name: `${name} (${label})`, script, nodeArgs, workers, logFile: path.join(bench.dir, `${label}.server.log`), env });
 }
 
-/** Our server; `cartNs` puts it in the cart's namespace and database. */
-function startInventory(bench: Bench, workers: number, label: string, nodeArgs: string[] = [], cartNs = false, env: Record<string, string> = {}): Promise<ServerProcess> {
-  const config = cartNs ? bench.ns.cartConfig : bench.ns.config;
+interface InventoryLaunch {
+  readonly nodeArgs?: string[];
+  /** Its namespace and database (default: the bench's namespace on the stack's Redis node): the cart's, or a store on the Redis Cluster. */
+  readonly at?: { readonly config: Config; readonly dbUrl: string };
+  readonly env?: Record<string, string>;
+}
+
+/** Our server. */
+export function startInventory(bench: Bench, workers: number, label: string, { nodeArgs = [], at = bench.store, env = {} }: InventoryLaunch = {}): Promise<ServerProcess> {
   return start(
     bench,
     'inventory server',
     path.join(DIST, 'server', 'main.js'),
     workers,
     label,
-    {
-      REDIS_PREFIX: config.redisPrefix,
-      ETCD_NAMESPACE: config.etcdNamespace,
-      MYSQL_URL: cartNs ? bench.ns.cartDbUrl : bench.ns.inventoryDbUrl,
-      DEMO_DATA: 'false',
-      ...env,
-    },
+    { ...namespaceEnv(at.config, at.dbUrl), DEMO_DATA: 'false', ...env },
     nodeArgs,
   );
 }

@@ -1,18 +1,19 @@
 /**
  * What a run prints and keeps: the scenario and CPU tables, the details per row, the bare
  * transport ceiling per load shape, the ratios against the baseline, the ceiling and the bare
- * grpc-js echo with their targets (MET / NOT MET), the profile summary,
- * and the results JSON file.
+ * grpc-js echo with their targets (MET / NOT MET), the scaling group's split of Redis CPU over
+ * the masters (scaling.ts), the profile summary, and the results JSON file.
  */
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { BareRound, Bench } from './context';
-import { fmt, ms } from './format';
+import { fmt, median, ms, renderTable } from './format';
 import { shapeName } from './options';
 import { ROOT } from './paths';
 import { formatSummary } from './profile-summary';
 import { Row, errorCodes } from './rows';
+import { scalingJson, scalingReport } from './scaling';
 import { soakReport } from './soak';
 
 export interface Ratio {
@@ -23,13 +24,6 @@ export interface Ratio {
   rounds?: number[];
   target?: string;
   met?: boolean;
-}
-
-/** The middle value (the mean of the two middle ones for an even count). */
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 const pct = (v: number) => `${(100 * v).toFixed(0)}%`;
@@ -223,6 +217,7 @@ export function report(bench: Bench): string {
     );
     lines.push(...formatSummary(bench.profile).split('\n').map((l) => `  ${l}`));
   }
+  lines.push(...scalingReport(bench));
   if (bench.soak) lines.push('', ...soakReport(bench.soak));
   if (bench.notes.length > 0) {
     lines.push('');
@@ -331,17 +326,11 @@ export function writeJson(bench: Bench): string {
     rows: bench.rows,
     ratios: ratios(bench),
     bare: bareJson(bench),
+    scaling: scalingJson(bench),
     profile: bench.profile ? { file: path.relative(ROOT, bench.profileFile!), window: bench.profileWindow, ...bench.profile } : undefined,
     soak: bench.soak,
     notes: bench.notes,
   };
   writeFileSync(file, `${JSON.stringify(json, null, 2)}\n`);
   return file;
-}
-
-/** Rows (the first is the header) as aligned text lines, with a rule under the header. */
-export function renderTable(rows: string[][], rightAlign: boolean[]): string[] {
-  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
-  const line = (r: string[]) => `  ${r.map((cell, c) => (rightAlign[c] ? cell.padStart(widths[c]) : cell.padEnd(widths[c]))).join('  ')}`.trimEnd();
-  return [line(rows[0]), `  ${widths.map((w) => '-'.repeat(w)).join('  ')}`, ...rows.slice(1).map(line)];
 }

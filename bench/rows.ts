@@ -6,13 +6,15 @@
 import { CpuReport } from './cpu';
 import { Histogram } from './hist';
 import { LoadResult } from './loadgen';
+import { NodeLoad, NodeShare, nodeShares } from './redis-nodes';
 import { Verdict } from './verify';
 
-/** What one measured load gave: the load generators' results, the CPU of every process, Redis's forks meanwhile. */
+/** What one measured load gave: the load generators' results, the CPU of every process, Redis's forks meanwhile, each Redis node's part. */
 export interface Drive {
   result: LoadResult;
   cpu: CpuReport;
   redisForks: number;
+  redisNodes: NodeLoad[];
 }
 
 export interface Row {
@@ -45,6 +47,8 @@ export interface Row {
   /** The server's ledger writer child (LEDGER_WRITER=process), per call. */
   ledgerUsPerCall: number;
   storeUsPerCall: number;
+  /** Our server's Redis nodes one by one: CPU per call, and each master's share of the scripts (scaling group). */
+  redisNodes?: NodeShare[];
   check: Verdict | undefined;
   notes: string[];
 }
@@ -83,7 +87,7 @@ export function cpuPerCall(server: Row['server'], cpu: CpuReport, answered: numb
 }
 
 /** The row of a load of the bench's own load generators; `extra` (stock, sales, check) goes over what the load gave. */
-export function loadRow(id: string, title: string, server: Row['server'], workers: number, { result, cpu, redisForks }: Drive, extra: Partial<Row> = {}): Row {
+export function loadRow(id: string, title: string, server: Row['server'], workers: number, { result, cpu, redisForks, redisNodes }: Drive, extra: Partial<Row> = {}): Row {
   const row: Row = {
     id,
     title,
@@ -96,6 +100,7 @@ export function loadRow(id: string, title: string, server: Row['server'], worker
     replayed: result.reserve.replayed,
     cpu,
     ...cpuPerCall(server, cpu, result.answered),
+    ...(server === 'inventory' ? { redisNodes: nodeShares(redisNodes, result.answered, cpu.wallMs) } : {}),
     check: undefined,
     notes: [],
     ...extra,

@@ -21,6 +21,9 @@
  *   profile      flash once more with the server under node --cpu-prof, summarised
  *   soak         (only when named in --only) Redis memory over minutes of steady orders with a
  *                retention of seconds: bytes per order, flat once retention is reached (soak.ts)
+ *   scaling      (only when named in --only) the flash sale on the stack's one Redis node and on
+ *                its 3-master Redis Cluster (scripts/stack.sh up --redis-cluster), in rounds: the
+ *                Redis CPU per call split over the masters, replicas apart (scaling.ts)
  *
  * This file is the entry point: it runs the parts of a run in order, cleans up and prints the
  * report. options.ts parses the command line, phases.ts starts the servers and runs each part,
@@ -36,7 +39,8 @@ import { stopAll } from './procs';
 import { note } from './progress';
 import { report, writeJson } from './report';
 import { soakOk } from './soak';
-import { cleanupStale, describeNamespace, dropNamespace } from './stack';
+import { attachCluster, scalingPhase } from './scaling';
+import { cleanupStale, describeNamespace, dropNamespace, redisConfigs } from './stack';
 
 /** The whole run, group by group; what each part starts and measures is in phases.ts. */
 async function run(bench: Bench): Promise<void> {
@@ -48,7 +52,9 @@ async function run(bench: Bench): Promise<void> {
         .map(([k, v]) => `${k} ${v.join(',') || 'not found'}`)
         .join(', '),
   );
-  await cleanupStale(bench.ns.config);
+  // The cluster first, so that the sweep of stale namespaces sees the keys dead runs left on it.
+  if (bench.wants('scaling')) await attachCluster(bench);
+  await cleanupStale(redisConfigs(bench.ns));
   const skus = planSkus(bench);
   await seedOurs(bench, skus);
   await oneWorker(bench, skus);
@@ -57,6 +63,7 @@ async function run(bench: Bench): Promise<void> {
   if (bench.wants('baseline')) await baselinePhase(bench);
   if (bench.wants('workers')) await moreWorkers(bench, skus);
   if (bench.wants('profile')) await profiledFlash(bench, skus);
+  if (bench.wants('scaling')) await scalingPhase(bench);
   if (bench.wants('soak')) await soakPhase(bench);
 }
 
@@ -68,7 +75,7 @@ async function cleanup(bench: Bench): Promise<void> {
     note(`kept namespace ${tag} (${describeNamespace(tag)})`);
     return;
   }
-  await dropNamespace(bench.ns.config, tag).catch((err) => note(`could not drop namespace ${tag}: ${String(err)}`));
+  await dropNamespace(redisConfigs(bench.ns), tag).catch((err) => note(`could not drop namespace ${tag}: ${String(err)}`));
 }
 
 async function main(): Promise<void> {

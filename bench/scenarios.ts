@@ -14,6 +14,7 @@ import { LoadSpec } from './loadgen';
 import { Shape } from './options';
 import { ServerProcess } from './procs';
 import { Progress, note } from './progress';
+import { Store } from './redis-nodes';
 import { Row, callFigures, cpuPerCall, errorCodes, loadRow } from './rows';
 import { SeedSku } from './seed';
 import { beforeMeasuring } from './settle';
@@ -34,18 +35,25 @@ function record(bench: Bench, row: Row): Row {
   return row;
 }
 
-/** One load of 1-unit Reserves of one SKU, each call a fresh order id; at `shape` (connections x streams) when given, else --connections and --concurrency. */
-function driveReserves(bench: Bench, server: ServerProcess, id: string, title: string, sku: string, shape?: Shape) {
-  const spec = reserveSpec(bench, server.target, sku, `${bench.ns.tag}-${id}-`, bench.o.durationMs);
-  const shaped = shape ? { ...spec, connections: shape.connections, concurrency: shape.connections * shape.streams } : spec;
-  return drive(bench, title, shaped, server);
+/** Where a load runs: at `shape` (connections x streams) when given, else --connections and --concurrency; against a server on `store` (default: the stack's node). */
+export interface LoadAt {
+  readonly shape?: Shape;
+  readonly store?: Store;
 }
 
-/** Our flash sale (or sell-out) of `units` of `sku`. */
-export async function flash(bench: Bench, server: ServerProcess, workers: number, id: string, title: string, sku: string, units: number, shape?: Shape): Promise<Row> {
-  const run = await driveReserves(bench, server, id, title, sku, shape);
+/** One load of 1-unit Reserves of one SKU, each call a fresh order id. */
+function driveReserves(bench: Bench, server: ServerProcess, id: string, title: string, sku: string, { shape, store }: LoadAt) {
+  const spec = reserveSpec(bench, server.target, sku, `${bench.ns.tag}-${id}-`, bench.o.durationMs);
+  const shaped = shape ? { ...spec, connections: shape.connections, concurrency: shape.connections * shape.streams } : spec;
+  return drive(bench, title, shaped, server, { store });
+}
+
+/** Our flash sale (or sell-out) of `units` of `sku`, checked in the Redis and MySQL of the server's store. */
+export async function flash(bench: Bench, server: ServerProcess, workers: number, id: string, title: string, sku: string, units: number, at: LoadAt = {}): Promise<Row> {
+  const run = await driveReserves(bench, server, id, title, sku, at);
   const { result } = run;
-  const books = await readBooks(bench.ns.config, new Map([[sku, units]]), bench.ns.inventoryDbUrl);
+  const store = at.store ?? bench.store;
+  const books = await readBooks(store.config, new Map([[sku, units]]), store.dbUrl);
   const check = judge(books, result.reserve.unitsReserved, result.reserve.reserved);
   if (result.reserve.reserved > units) check.problems.push(`${result.reserve.reserved} RESERVED answers for ${units} units`);
   // An error status means the figures are not a sale's.
@@ -63,7 +71,7 @@ export async function flash(bench: Bench, server: ServerProcess, workers: number
 
 /** The same flash sale against the MySQL baseline server. */
 export async function baselineFlash(bench: Bench, server: ServerProcess, workers: number, id: string, title: string, sku: string, units: number): Promise<Row> {
-  const run = await driveReserves(bench, server, id, title, sku);
+  const run = await driveReserves(bench, server, id, title, sku, {});
   const books = await readBaseline(bench.ns.baselineUrl, new Map([[sku, units]]));
   const check = judgeBaseline(books, run.result.reserve.reserved);
   return record(bench, loadRow(id, title, 'baseline', workers, run, { stocked: units, sold: books[0]?.ledgerUnits, check }));
@@ -71,7 +79,7 @@ export async function baselineFlash(bench: Bench, server: ServerProcess, workers
 
 /** The flash sale's load against the echo server: what the transport alone allows. */
 export async function ceiling(bench: Bench, server: ServerProcess, workers: number, id: string, title: string, kind: 'echo' | 'bare' = 'echo', shape?: Shape): Promise<Row> {
-  const row = loadRow(id, title, kind, workers, await driveReserves(bench, server, id, title, 'echo-sku', shape));
+  const row = loadRow(id, title, kind, workers, await driveReserves(bench, server, id, title, 'echo-sku', { shape }));
   // The echo servers' constant RESERVED answers sell nothing: no counts to show.
   row.reserved = undefined;
   row.rejected = undefined;

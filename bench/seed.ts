@@ -4,7 +4,6 @@
  * `partitions.create` (Redis first, then the registry). Many SKUs are seeded concurrently.
  */
 import { Etcd3 } from 'etcd3';
-import Redis from 'ioredis';
 import { RedisGateway } from '../allocator/gateway';
 import { PartitionCreator } from '../allocator/partitions';
 import { shardsFromConfig } from '../server/clients';
@@ -12,6 +11,7 @@ import { createEtcdClient } from '../registry/etcd';
 import { Registry } from '../registry/registry';
 import { Config } from '../server/config';
 import { createLogger } from '../kernel/logger';
+import { redisLayout, withRedisNode } from './redis-nodes';
 
 export interface SeedSku {
   readonly sku: string;
@@ -66,26 +66,29 @@ export async function seedInventory(
 
 /** Deletes every Redis key under the prefix (on every node) and every etcd key under the namespace. */
 export async function dropInventory(config: Config): Promise<void> {
-  for (const node of config.redisNodes) {
-    const at = node.lastIndexOf(':');
-    const redis = new Redis({ host: node.slice(0, at), port: Number(node.slice(at + 1)), lazyConnect: true, maxRetriesPerRequest: 1 });
-    try {
-      await redis.connect();
-      let cursor = '0';
-      let rounds = 0;
-      do {
-        const [nextCursor, keys] = await redis.scan(cursor, 'MATCH', `${config.redisPrefix}:*`, 'COUNT', 5000);
-        if (keys.length) await redis.unlink(...keys);
-        cursor = nextCursor;
-      } while (cursor !== '0' && ++rounds < 100_000);
-    } finally {
-      redis.disconnect();
-    }
-  }
+  await dropRedisPrefix(config);
   const etcd = new Etcd3({ hosts: [...config.etcdEndpoints] });
   try {
     await etcd.namespace(config.etcdNamespace).delete().all();
   } finally {
     etcd.close();
+  }
+}
+
+/** Deletes every Redis key under the prefix on every node that holds keys (the plain nodes, or the cluster's masters). */
+export async function dropRedisPrefix(config: Config): Promise<void> {
+  for (const node of (await redisLayout(config)).masters) {
+    await withRedisNode(node, async (redis) => {
+      let cursor = '0';
+      let rounds = 0;
+      do {
+        const [nextCursor, keys] = await redis.scan(cursor, 'MATCH', `${config.redisPrefix}:*`, 'COUNT', 5000);
+        // One UNLINK per key: a cluster node refuses one naming keys of several slots (CROSSSLOT).
+        const unlinks = redis.pipeline();
+        for (const key of keys) unlinks.unlink(key);
+        if (keys.length) await unlinks.exec();
+        cursor = nextCursor;
+      } while (cursor !== '0' && ++rounds < 100_000);
+    });
   }
 }

@@ -1,14 +1,15 @@
 /**
  * What the bench waits for before each measured scenario, so that the scenario does not pay for
  * earlier ones or for other users of a shared machine: the ledger writer's backlog, Redis's AOF
- * rewrites, and (--wait-quiet) a quiet machine; and Redis's fork count, to say when one happened
- * during a scenario after all.
+ * rewrites (the stack's node, and the cluster's nodes once the scaling group uses them), and
+ * (--wait-quiet) a quiet machine.
  */
-import { Config } from '../server/config';
+import Redis from 'ioredis';
 import { machineCpuMs } from './cpu';
 import { fmt } from './format';
 import { note } from './progress';
-import { Namespace, redisAt, withRedisNode } from './stack';
+import { infoFields, redisAt, redisLayout, withRedisNode } from './redis-nodes';
+import { Namespace, ledgerConfigs, redisConfigs } from './stack';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -36,22 +37,25 @@ async function settle(ns: Namespace, label: string): Promise<void> {
   if (first > 0 && backlog < first) {
     note(`${label}: waited ${((performance.now() - started) / 1000).toFixed(1)} s for the ledger writer to apply ${fmt(first - backlog)} records of earlier scenarios`);
   }
-  await settleRedis(ns.config, label);
+  await settleRedis(ns, label);
 }
 
 /** Records in the ledger streams of the bench's namespaces: not yet applied to MySQL. */
 async function ledgerBacklog(ns: Namespace): Promise<number> {
-  const nodes = ns.config.redisNodes.map(redisAt);
+  const clients = new Map<string, Redis>();
   try {
     let n = 0;
-    for (const config of [ns.config, ns.cartConfig]) {
+    for (const config of ledgerConfigs(ns)) {
+      const layout = await redisLayout(config);
       for (let shard = 0; shard < config.redisShards; shard++) {
-        n += await nodes[shard % nodes.length].xlen(`${config.redisPrefix}:{s${shard}}:ledger`);
+        const node = layout.nodeOfShard(shard);
+        if (!clients.has(node)) clients.set(node, redisAt(node));
+        n += await clients.get(node)!.xlen(`${config.redisPrefix}:{s${shard}}:ledger`);
       }
     }
     return n;
   } finally {
-    for (const redis of nodes) redis.disconnect();
+    for (const redis of clients.values()) redis.disconnect();
   }
 }
 
@@ -62,8 +66,13 @@ async function ledgerBacklog(ns: Namespace): Promise<number> {
  * forked child that takes a core for seconds). A rewrite that a scenario's own writes set off
  * still happens in it, and its CPU counts under redis (CpuMeter counts Redis's children).
  */
-async function settleRedis(config: Config, label: string): Promise<void> {
-  for (const node of config.redisNodes) {
+async function settleRedis(ns: Namespace, label: string): Promise<void> {
+  const nodes = new Set<string>();
+  for (const config of redisConfigs(ns)) {
+    const layout = await redisLayout(config);
+    for (const node of [...layout.masters, ...layout.replicas]) nodes.add(node);
+  }
+  for (const node of nodes) {
     await withRedisNode(node, async (redis) => {
       const persistence = async () => infoFields(await redis.info('persistence'));
       let p = await persistence();
@@ -81,15 +90,6 @@ async function settleRedis(config: Config, label: string): Promise<void> {
       note(`${label}: Redis ${node}: AOF rewritten first (${fmt(grownMb)} MB since the last rewrite; ${((performance.now() - started) / 1000).toFixed(1)} s)`);
     });
   }
-}
-
-/** Forks of the Redis nodes since they started (INFO stats total_forks): AOF rewrites, RDB saves. */
-export async function redisForks(config: Config): Promise<number> {
-  let forks = 0;
-  for (const node of config.redisNodes) {
-    forks += await withRedisNode(node, async (redis) => Number(infoFields(await redis.info('stats')).total_forks ?? 0));
-  }
-  return forks;
 }
 
 /** --wait-quiet: polls the machine's busy time (1 s samples) until it is under the threshold, for at most 2 minutes. */
@@ -111,14 +111,4 @@ async function waitQuiet(limit: number | undefined, label: string): Promise<void
     }
     if (waited % 10 === 0) note(`${label}: waiting for a quiet machine (${busyPct.toFixed(0)}% of a core busy)`);
   }
-}
-
-/** INFO's `name:value` lines. */
-function infoFields(text: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const line of text.split('\r\n')) {
-    const colon = line.indexOf(':');
-    if (colon > 0) out[line.slice(0, colon)] = line.slice(colon + 1);
-  }
-  return out;
 }

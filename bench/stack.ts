@@ -1,18 +1,32 @@
 /**
  * The bench's namespace on the local stack (a Redis key prefix, etcd prefixes, MySQL databases
- * `<tag>_*`): made up for a run, dropped after it, and the namespaces of runs that died without
- * dropping theirs; with plain clients of one Redis node and of the MySQL server.
+ * `<tag>_*`; with the scaling group, the same prefix on the stack's Redis Cluster): made up for a
+ * run, dropped after it, and the namespaces of runs that died without dropping theirs.
  */
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { appendFileSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import { Etcd3 } from 'etcd3';
-import Redis from 'ioredis';
 import mysql, { Connection, RowDataPacket } from 'mysql2/promise';
 import { Config, loadConfig } from '../server/config';
+import { ROOT } from './paths';
 import { note } from './progress';
-import { dropInventory } from './seed';
+import { redisLayout, withRedisNode } from './redis-nodes';
+import { dropRedisPrefix } from './seed';
+
+const run = promisify(execFile);
 
 /** The MySQL databases of a namespace are `<tag><suffix>`. */
-const DATABASES = { baseline: '_base', inventory: '_inv', cart: '_cart' } as const;
+const DATABASES = { baseline: '_base', inventory: '_inv', cart: '_cart', scaleOne: '_one', scaleCluster: '_clus' } as const;
+
+/**
+ * Virtual shards of the scaling group's namespaces: README's recommendation for a cluster, and
+ * the same on the single node, so that the two rows differ in the Redis alone (the shard count
+ * decides how many Reserves find a partition on their order's shard: the one-script path).
+ */
+const SCALING_SHARDS = 48;
 
 export interface Namespace {
   /** `bench_<ms since 1970, base 36>_<4 hex digits>`: the Redis prefix, etcd prefix and database names start with it. */
@@ -23,6 +37,10 @@ export interface Namespace {
   readonly baselineUrl: string;
   readonly inventoryDbUrl: string;
   readonly cartDbUrl: string;
+  /** The databases of the scaling group's servers. */
+  readonly scalingDbUrls: { readonly single: string; readonly cluster: string };
+  /** The scaling group's namespaces on the stack's Redis node and on its Redis Cluster, once the cluster is up (scalingNamespaces). */
+  scaling?: { readonly single: Config; readonly cluster: Config };
 }
 
 export function newNamespace(): Namespace {
@@ -36,6 +54,62 @@ export function newNamespace(): Namespace {
     baselineUrl: mysqlUrl(`${tag}${DATABASES.baseline}`),
     inventoryDbUrl: mysqlUrl(`${tag}${DATABASES.inventory}`),
     cartDbUrl: mysqlUrl(`${tag}${DATABASES.cart}`),
+    scalingDbUrls: { single: mysqlUrl(`${tag}${DATABASES.scaleOne}`), cluster: mysqlUrl(`${tag}${DATABASES.scaleCluster}`) },
+  };
+}
+
+/** The scaling group's namespaces: one on the stack's Redis node, one on a Redis Cluster of these seeds; each its own Redis prefix and registry namespace, 48 shards. */
+export function scalingNamespaces(tag: string, seeds: readonly string[]): { single: Config; cluster: Config } {
+  const shards = { REDIS_SHARDS: String(SCALING_SHARDS) };
+  return {
+    single: scopedConfig(`${tag}:one`, `/${tag}/one/`, shards),
+    cluster: scopedConfig(`${tag}:cluster`, `/${tag}/cluster/`, { ...shards, REDIS_CLUSTER: seeds.join(','), REDIS_NODES: '' }),
+  };
+}
+
+/** The seeds `scripts/stack.sh up --redis-cluster` prints (`... REDIS_CLUSTER=127.0.0.1:6400,... (and no REDIS_NODES)`). */
+export function clusterSeedsOf(output: string): string[] {
+  const m = /REDIS_CLUSTER=(\S+)/.exec(output);
+  if (!m) throw new Error('scripts/stack.sh up --redis-cluster printed no REDIS_CLUSTER=');
+  return m[1].split(',');
+}
+
+/**
+ * Brings up the stack's Redis Cluster (`scripts/stack.sh up --redis-cluster`: 3 masters with a
+ * replica each, the single node's settings; the rest of the stack is reused as it is) and returns
+ * its seeds. The cluster stays up afterwards, as stack.sh leaves it (`scripts/stack.sh down` stops
+ * it with the rest). The script's output goes to `logFile`.
+ */
+export async function startStackCluster(logFile: string): Promise<string[]> {
+  try {
+    const { stdout, stderr } = await run('bash', [path.join(ROOT, 'scripts', 'stack.sh'), 'up', '--redis-cluster'], { timeout: 180_000 });
+    appendFileSync(logFile, `${stderr}${stdout}`);
+    return clusterSeedsOf(stdout);
+  } catch (err) {
+    const { stdout = '', stderr = '' } = err as { stdout?: string; stderr?: string };
+    appendFileSync(logFile, `${stderr}${stdout}`);
+    throw new Error(`scripts/stack.sh up --redis-cluster failed (see ${logFile}): ${stderr.trim().split('\n').pop() || String(err)}`);
+  }
+}
+
+/** The configurations whose Redis hold the namespace's keys: the stack's node(s), and the cluster when the scaling group uses one. */
+export function redisConfigs(ns: Namespace): Config[] {
+  return ns.scaling ? [ns.config, ns.scaling.cluster] : [ns.config];
+}
+
+/** Every configuration of the namespace with ledger streams of its own: the main one, the cart's, and the scaling group's. */
+export function ledgerConfigs(ns: Namespace): Config[] {
+  return [ns.config, ns.cartConfig, ...(ns.scaling ? [ns.scaling.single, ns.scaling.cluster] : [])];
+}
+
+/** The environment that puts a server of ours in a namespace: its Redis prefix (and cluster), registry namespace and database. */
+export function namespaceEnv(config: Config, dbUrl: string): Record<string, string> {
+  return {
+    REDIS_PREFIX: config.redisPrefix,
+    ETCD_NAMESPACE: config.etcdNamespace,
+    MYSQL_URL: dbUrl,
+    REDIS_SHARDS: String(config.redisShards),
+    ...(config.redisCluster.length > 0 ? { REDIS_CLUSTER: config.redisCluster.join(','), REDIS_NODES: '' } : {}),
   };
 }
 
@@ -44,8 +118,8 @@ export function describeNamespace(tag: string): string {
   return `Redis prefix, etcd prefix /${tag}/, databases ${tag}${Object.values(DATABASES).join(', ')}`;
 }
 
-function scopedConfig(redisPrefix: string, etcdNamespace: string): Config {
-  return loadConfig({ ...process.env, REDIS_PREFIX: redisPrefix, ETCD_NAMESPACE: etcdNamespace, LOG_LEVEL: 'silent' });
+function scopedConfig(redisPrefix: string, etcdNamespace: string, env: Record<string, string> = {}): Config {
+  return loadConfig({ ...process.env, REDIS_PREFIX: redisPrefix, ETCD_NAMESPACE: etcdNamespace, LOG_LEVEL: 'silent', ...env });
 }
 
 /** The configured MySQL server's URL with another database ('' for none). */
@@ -53,22 +127,6 @@ function mysqlUrl(database: string): string {
   const url = new URL(loadConfig().mysqlUrl);
   url.pathname = `/${database}`;
   return url.toString();
-}
-
-/** A client of one Redis node, `host:port`. */
-export function redisAt(node: string): Redis {
-  const at = node.lastIndexOf(':');
-  return new Redis({ host: node.slice(0, at), port: Number(node.slice(at + 1)), maxRetriesPerRequest: 1 });
-}
-
-/** `use` with a client of one Redis node, disconnected after. */
-export async function withRedisNode<T>(node: string, use: (redis: Redis) => Promise<T>): Promise<T> {
-  const redis = redisAt(node);
-  try {
-    return await use(redis);
-  } finally {
-    redis.disconnect();
-  }
 }
 
 async function withMysqlServer<T>(use: (conn: Connection) => Promise<T>): Promise<T> {
@@ -80,18 +138,26 @@ async function withMysqlServer<T>(use: (conn: Connection) => Promise<T>): Promis
   }
 }
 
-/** Drops one bench namespace: Redis keys `<tag>:*`, etcd keys under `/<tag>/`, the databases `<tag>_*`. */
-export async function dropNamespace(config: Config, tag: string): Promise<void> {
+/**
+ * Drops one bench namespace: Redis keys `<tag>:*` on the Redis of each of `configs` (the stack's
+ * node, the cluster's masters), etcd keys under `/<tag>/`, the databases `<tag>_*`.
+ */
+export async function dropNamespace(configs: readonly Config[], tag: string): Promise<void> {
   if (!/^bench_[a-z0-9]+_[a-f0-9]+$/.test(tag)) throw new Error(`refusing to drop ${tag}: not a bench namespace`);
-  const scoped = scopedConfig(tag, `/${tag}/`);
-  await dropInventory({ ...scoped, redisNodes: config.redisNodes, etcdEndpoints: config.etcdEndpoints });
+  for (const config of configs) await dropRedisPrefix({ ...config, redisPrefix: tag });
+  const etcd = new Etcd3({ hosts: [...configs[0].etcdEndpoints] });
+  try {
+    await etcd.namespace(`/${tag}/`).delete().all();
+  } finally {
+    etcd.close();
+  }
   await withMysqlServer(async (conn) => {
     for (const suffix of Object.values(DATABASES)) await conn.query(`DROP DATABASE IF EXISTS \`${tag}${suffix}\``);
   });
 }
 
-/** Namespaces of bench runs that died without cleaning up (older than an hour). */
-export async function cleanupStale(config: Config): Promise<void> {
+/** Namespaces of bench runs that died without cleaning up (older than an hour), on the Redis of each of `configs`. */
+export async function cleanupStale(configs: readonly Config[]): Promise<void> {
   const tags = new Set<string>();
   const old = (tag: string) => {
     const m = /^bench_([a-z0-9]+)_[a-f0-9]{4}$/.exec(tag);
@@ -99,7 +165,9 @@ export async function cleanupStale(config: Config): Promise<void> {
   };
   const databaseSuffix = new RegExp(`(${Object.values(DATABASES).join('|')})$`);
   try {
-    for (const node of config.redisNodes) {
+    const nodes = new Set<string>();
+    for (const config of configs) for (const node of (await redisLayout(config)).masters) nodes.add(node);
+    for (const node of nodes) {
       await withRedisNode(node, async (redis) => {
         let cursor = '0';
         let rounds = 0;
@@ -110,7 +178,7 @@ export async function cleanupStale(config: Config): Promise<void> {
         } while (cursor !== '0' && ++rounds < 100_000);
       });
     }
-    const etcd = new Etcd3({ hosts: [...config.etcdEndpoints] });
+    const etcd = new Etcd3({ hosts: [...configs[0].etcdEndpoints] });
     try {
       const keys = await etcd.getAll().prefix('/bench_').keys();
       for (const k of keys) tags.add(k.split('/')[1]);
@@ -124,7 +192,7 @@ export async function cleanupStale(config: Config): Promise<void> {
     for (const tag of tags) {
       if (!old(tag)) continue;
       note(`dropping stale namespace ${tag} of an earlier run`);
-      await dropNamespace(config, tag);
+      await dropNamespace(configs, tag);
     }
   } catch (err) {
     note(`could not look for stale bench namespaces: ${err instanceof Error ? err.message : String(err)}`);

@@ -13,10 +13,10 @@
  * The MySQL baseline: the stock row never negative, row + ledger units == stocked, and ledger rows
  * == RESERVED answers.
  */
-import Redis from 'ioredis';
 import mysql, { RowDataPacket } from 'mysql2/promise';
 import { Config } from '../server/config';
 import { recordFields } from '../ledger/record';
+import { redisAt, redisLayout } from './redis-nodes';
 
 export interface SkuBook {
   stocked: number;
@@ -29,23 +29,18 @@ export interface SkuBook {
   duplicateTakes: number;
 }
 
-function redisClients(config: Config): Redis[] {
-  return config.redisNodes.map((node) => {
-    const at = node.lastIndexOf(':');
-    return new Redis({ host: node.slice(0, at), port: Number(node.slice(at + 1)), maxRetriesPerRequest: 2 });
-  });
-}
-
 /** Reads partitions and ledgers of the SKUs in `stocked` (sku -> units stocked). */
 export async function readBooks(config: Config, stocked: ReadonlyMap<string, number>, mysqlUrl?: string): Promise<Map<string, SkuBook> & { deadLetters?: number }> {
   const books = new Map<string, SkuBook>();
   for (const [sku, units] of stocked) {
     books.set(sku, { stocked: units, avail: 0, partitions: 0, negative: 0, taken: 0, released: 0, takeRecords: 0, duplicateTakes: 0 });
   }
-  const clients = redisClients(config);
+  // The plain nodes, or the cluster's masters: a client each.
+  const layout = await redisLayout(config);
+  const clients = new Map(layout.masters.map((node) => [node, redisAt(node)]));
   try {
     // Partitions: every node, by key pattern, then avail and sku of each.
-    for (const redis of clients) {
+    for (const redis of clients.values()) {
       let cursor = '0';
       let rounds = 0;
       do {
@@ -67,7 +62,7 @@ export async function readBooks(config: Config, stocked: ReadonlyMap<string, num
         }
       } while (cursor !== '0' && ++rounds < 1_000_000);
     }
-    // Ledgers: one stream per shard, on node shard mod N.
+    // Ledgers: one stream per shard, on its node (shard mod N, or the master of its slot).
     const streamIds = new Set<string>();
     const seen = new Map<string, Set<string>>();
     const count = (id: string, kind: string, sku: string, qty: number) => {
@@ -85,7 +80,7 @@ export async function readBooks(config: Config, stocked: ReadonlyMap<string, num
       }
     };
     for (let shard = 0; shard < config.redisShards; shard++) {
-      const redis = clients[shard % clients.length];
+      const redis = clients.get(layout.nodeOfShard(shard))!;
       const key = `${config.redisPrefix}:{s${shard}}:ledger`;
       let start = '-';
       for (let rounds = 0; rounds < 100_000; rounds++) {
@@ -113,7 +108,7 @@ export async function readBooks(config: Config, stocked: ReadonlyMap<string, num
       if (applied) (books as Map<string, SkuBook> & { deadLetters?: number }).deadLetters = applied.deadLetters;
     }
   } finally {
-    for (const c of clients) c.disconnect();
+    for (const c of clients.values()) c.disconnect();
   }
   return books;
 }
