@@ -11,12 +11,9 @@
  * is its spread over the second half of the load (at most 5%). At the end the ledger is drained
  * and Reconcile (dry run) and the books must be clean.
  */
-import * as grpc from '@grpc/grpc-js';
-import { AdminServiceClient, ReconcileResponse } from '../gen/inventory/v1/admin.pb';
-import { InventoryServiceClient, ReleaseReason, ReleaseRequest, ReserveOutcome, ReserveRequest, ReserveResponse } from '../gen/inventory/v1/inventory.pb';
+import { AdminClient, InventoryClient, ReleaseReason, ReserveOutcome, ReserveResponse } from '../client';
 import { RedisShards } from '../allocator/shards';
 import { shardsFromConfig } from '../server/clients';
-import { unary } from '../test/helpers/grpc';
 import { Bench } from './context';
 import { fmt } from './format';
 import { ServerProcess } from './procs';
@@ -109,18 +106,18 @@ async function pooled<T>(items: readonly T[], limit: number, fn: (item: T) => Pr
 export async function soak(bench: Bench, server: ServerProcess, o: SoakOptions): Promise<SoakResult> {
   const config = bench.ns.config;
   const sku = bench.sku('soak');
-  const client = new InventoryServiceClient(server.target, grpc.credentials.createInsecure());
-  const admin = new AdminClient(server.adminTarget, config.adminToken);
+  // The order calls are not retried: the soak's verdict counts every error.
+  const client = new InventoryClient({ address: server.target, timeoutMs: 60_000, retry: { maxAttempts: 1 } });
+  const admin = new AdminClient({ address: server.adminTarget, token: config.adminToken });
   // Stocked as an operator does, so that MySQL's books and Reconcile know the SKU.
-  await admin.call('setStock', { requestId: `${sku}-set`, skuId: sku, onHand: UNITS, reason: 'soak', perUserLimit: 1_000_000 });
-  await admin.call('preallocate', { requestId: `${sku}-pre`, skuId: sku, quantity: UNITS, partitions: bench.o.partitions });
+  await admin.setStock({ requestId: `${sku}-set`, skuId: sku, onHand: UNITS, reason: 'soak', perUserLimit: 1_000_000 });
+  await admin.preallocate({ requestId: `${sku}-pre`, skuId: sku, quantity: UNITS, partitions: bench.o.partitions });
   const shards = shardsFromConfig(config);
   await shards.connect();
   const redis = new RedisProbe(shards);
-  const reserve = (orderId: string, ttlSeconds: number, userId: string) =>
-    unary<ReserveResponse>(client, 'reserve', ReserveRequest.fromPartial({ orderId, items: [{ skuId: sku, quantity: 1 }], ttlSeconds, userId }));
-  const confirm = (orderId: string) => unary(client, 'confirm', { orderId });
-  const cancel = (orderId: string) => unary(client, 'release', ReleaseRequest.fromPartial({ orderId, reason: ReleaseReason.RELEASE_REASON_CANCEL_BEFORE_PAYMENT }));
+  const reserve = (orderId: string, ttlSeconds: number, userId: string) => client.reserve({ orderId, items: [{ skuId: sku, quantity: 1 }], ttlSeconds, userId });
+  const confirm = (orderId: string) => client.confirm({ orderId });
+  const cancel = (orderId: string) => client.release({ orderId, reason: ReleaseReason.RELEASE_REASON_CANCEL_BEFORE_PAYMENT });
   await until(async () => (await reserve(`${bench.ns.tag}-soak-ready`, 1, 'u-ready')).outcome === ReserveOutcome.RESERVE_OUTCOME_RESERVED, 30_000, 'the server to route the SKU').catch(() => undefined);
   try {
     const probe = await probeBytesPerOrder(bench, o, redis, reserve, confirm);
@@ -133,7 +130,7 @@ export async function soak(bench: Bench, server: ServerProcess, o: SoakOptions):
     const used = second.map((s) => s.usedBytes);
     const mean = used.reduce((a, b) => a + b, 0) / Math.max(1, used.length);
     const spread = used.length === 0 ? NaN : (Math.max(...used) - Math.min(...used)) / mean;
-    const found = await admin.call<ReconcileResponse>('reconcile', { requestId: '', skuIds: [sku], repair: false });
+    const found = await admin.reconcile({ skuIds: [sku] });
     const reconcile = found.discrepancies.map((d) => `${d.kind}${d.partitionId ? `@${d.partitionId}` : ''}: ${d.detail}`);
     const books = await readBooks(config, new Map([[sku, UNITS]]), bench.ns.inventoryDbUrl);
     const verdict = judge(books);
@@ -224,25 +221,6 @@ async function steadyLoad(bench: Bench, o: SoakOptions, redis: RedisProbe, reser
   await sampling;
   bar.done(`${fmt(orders.started)} orders, ${fmt(orders.reserved)} reserved, ${fmt(orders.paid)} paid, ${fmt(orders.cancelled)} cancelled, ${orders.errors} errors`);
   return { orders, samples };
-}
-
-/** AdminService with the admin token. */
-class AdminClient {
-  private readonly client: grpc.Client;
-  private readonly metadata = new grpc.Metadata();
-
-  constructor(target: string, token: string) {
-    this.client = new AdminServiceClient(target, grpc.credentials.createInsecure());
-    this.metadata.set('authorization', `Bearer ${token}`);
-  }
-
-  call<T>(method: string, request: unknown): Promise<T> {
-    return unary<T>(this.client, method, request, this.metadata);
-  }
-
-  close(): void {
-    this.client.close();
-  }
 }
 
 /** The soak's part of the report. */

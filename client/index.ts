@@ -6,9 +6,11 @@
 export * from './inventory-client';
 export * from './admin-client';
 export * from './errors';
-export { ClientOptions, CallOptions } from './options';
+export { ClientOptions, CallOptions, RECONNECT_OPTIONS } from './options';
 export { RetryPolicy, DEFAULT_RETRY_POLICY } from './retry';
 export { RetryEvent } from './rpc';
+// This package's grpc-js, so TLS credentials and status codes come from the copy the channel uses.
+export { ChannelCredentials, Metadata, credentials, status } from '@grpc/grpc-js';
 export * from '../gen/inventory/v1/inventory.pb';
 export {
   PartitionState,

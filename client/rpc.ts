@@ -41,13 +41,14 @@ export class Rpc {
     const timeoutMs = callTimeoutMs(call, this.options);
     const deadline = Date.now() + timeoutMs;
     const attemptMs = this.options.attemptTimeoutMs ?? timeoutMs / 2;
+    const metadata = this.metadataOf(call);
     const { signal } = call;
     for (let attempt = 1; ; attempt++) {
       if (signal?.aborted) throw cancelledByCaller(attempt - 1, requestId);
       try {
         // The last attempt the policy allows may use all the time left.
         const attemptDeadline = attempt >= this.options.retry.maxAttempts ? deadline : Math.min(deadline, Date.now() + attemptMs);
-        return await this.attempt(method, request, this.metadataOf(call), attemptDeadline, signal);
+        return await this.attempt(method, request, metadata.clone(), attemptDeadline, signal);
       } catch (err) {
         const error = fromServiceError(err, { attempts: attempt, requestId });
         const delayMs = retryDelayMs(this.options.retry, error, attempt, deadline - Date.now());
@@ -75,6 +76,7 @@ export class Rpc {
     });
   }
 
+  /** The call's metadata; a key grpc-js refuses throws here, before anything is sent. */
   private metadataOf(call: CallOptions): Metadata {
     const metadata = new Metadata();
     for (const [key, value] of Object.entries({ ...this.options.metadata, ...call.metadata })) metadata.set(key, value);

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import mysql, { Connection, RowDataPacket } from 'mysql2/promise';
-import { ReconcileRequest, ReconcileResponse, SetStockRequest, SetStockResponse } from '../gen/inventory/v1/admin.pb';
+import { CallOptions } from '../client';
 import { Caller } from '../kernel/caller';
 import { DomainError } from '../kernel/errors';
 import { transaction } from '../store/mysql';
-import { expectCode, unary } from './helpers/grpc';
+import { expectCode } from './helpers/grpc';
 import { InventoryFixture, startInventory, waitFor } from './helpers/inventory';
 
 /**
@@ -31,8 +31,8 @@ describe('admin calls: deadlines and cancellation', function () {
     await inv.close();
   });
 
-  const setStockCall = (sku: string, onHand: number, requestId: string, options: grpc.CallOptions = {}) =>
-    unary<SetStockResponse>(inv.server.admin, 'setStock', SetStockRequest.fromPartial({ requestId, skuId: sku, onHand, reason: 'count' }), inv.server.adminAuth(), options);
+  const setStockCall = (sku: string, onHand: number, requestId: string, options: CallOptions = {}) =>
+    inv.admin.setStock({ requestId, skuId: sku, onHand, reason: 'count' }, options);
 
   /** How many calls of an AdminService method the server answered with `code`. */
   async function answered(method: string, code: string): Promise<number> {
@@ -87,7 +87,7 @@ describe('admin calls: deadlines and cancellation', function () {
     await holder.query('SELECT * FROM skus WHERE sku_id = ? FOR UPDATE', [sku]);
     const requestId = rid('set');
     try {
-      await expectCode(setStockCall(sku, 50, requestId, { deadline: Date.now() + 500 }), grpc.status.DEADLINE_EXCEEDED);
+      await expectCode(setStockCall(sku, 50, requestId, { timeoutMs: 500 }), grpc.status.DEADLINE_EXCEEDED);
       // The server's own answer: DEADLINE_EXCEEDED, not UNAVAILABLE (the caller's deadline is not MySQL failing).
       await waitFor(async () => (await answered('setStock', 'DEADLINE_EXCEEDED')) === 1, 5000, 'the server to answer DEADLINE_EXCEEDED');
       // The lock is still held, yet the cut transaction waits no more (its server thread was
@@ -135,8 +135,7 @@ describe('admin calls: deadlines and cancellation', function () {
 
   describe('Reconcile while the ledger is behind (the ledger writer stopped)', () => {
     const sku = 'dl-behind';
-    const reconcileCall = (requestId: string, options: grpc.CallOptions) =>
-      unary<ReconcileResponse>(inv.server.admin, 'reconcile', ReconcileRequest.fromPartial({ skuIds: [sku], repair: true, requestId }), inv.server.adminAuth(), options);
+    const reconcileCall = (requestId: string, options: CallOptions) => inv.admin.reconcile({ skuIds: [sku], repair: true, requestId }, options);
 
     before(async () => {
       await inv.services.operator.setStock(rid('set'), sku, 100, 'count');
@@ -149,7 +148,7 @@ describe('admin calls: deadlines and cancellation', function () {
 
     it('answers DEADLINE_EXCEEDED at the client’s deadline instead of waiting 30 s for the ledger, and claims nothing', async () => {
       const requestId = rid('rec');
-      await expectCode(reconcileCall(requestId, { deadline: Date.now() + 500 }), grpc.status.DEADLINE_EXCEEDED);
+      await expectCode(reconcileCall(requestId, { timeoutMs: 500 }), grpc.status.DEADLINE_EXCEEDED);
       await waitFor(async () => (await answered('reconcile', 'DEADLINE_EXCEEDED')) === 1, 5000, 'the server to answer DEADLINE_EXCEEDED');
       assert.equal(await claimed(requestId), false);
 
@@ -160,17 +159,9 @@ describe('admin calls: deadlines and cancellation', function () {
 
     it('a cancelled Reconcile stops waiting, answers CANCELLED and claims nothing', async () => {
       const requestId = rid('rec');
-      const cancelled = new Promise<grpc.ServiceError>((resolve) => {
-        const call = (inv.server.admin as unknown as Record<string, Function>).reconcile.call(
-          inv.server.admin,
-          ReconcileRequest.fromPartial({ skuIds: [sku], repair: true, requestId }),
-          inv.server.adminAuth(),
-          {},
-          (err: grpc.ServiceError) => resolve(err),
-        );
-        setTimeout(() => call.cancel(), 300);
-      });
-      assert.equal((await cancelled).code, grpc.status.CANCELLED);
+      const cancel = new AbortController();
+      setTimeout(() => cancel.abort(), 300);
+      await expectCode(reconcileCall(requestId, { signal: cancel.signal }), grpc.status.CANCELLED);
       await waitFor(async () => (await answered('reconcile', 'CANCELLED')) === 1, 5000, 'the server to answer CANCELLED');
       assert.equal(await claimed(requestId), false);
 

@@ -5,7 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { ReserveOutcome, ReserveRequest, ReserveResponse } from '../gen/inventory/v1/inventory.pb';
-import { AdminServiceClient, ListPartitionsRequest } from '../gen/inventory/v1/admin.pb';
+import { ListPartitionsRequest } from '../gen/inventory/v1/admin.pb';
+import { AdminClient } from '../client';
 import { ADMIN_SERVICE, INVENTORY_SERVICE } from '../server/app';
 import { FIELD_KEY, REASON_KEY } from '../server/errors';
 import { testConfig, uniqueName } from './helpers/config';
@@ -145,10 +146,10 @@ describe('TLS', () => {
     execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost', '-keyout', key, '-out', cert], { stdio: 'ignore' });
     const server = await startTestServer({ config: testConfig(uniqueName('tls'), { ADMIN_TLS_CERT: cert, ADMIN_TLS_KEY: key }) });
     const address = `localhost:${server.app.adminPort}`;
-    const secure = new AdminServiceClient(address, grpc.credentials.createSsl(readFileSync(cert)));
+    const secure = new AdminClient({ address, token: 'not-the-admin-token', credentials: grpc.credentials.createSsl(readFileSync(cert)) });
     try {
-      // Over TLS the call reaches the service (which then wants the token).
-      await expectCode(unary(secure, 'listPartitions', ListPartitionsRequest.fromPartial({})), grpc.status.UNAUTHENTICATED);
+      // Over TLS the call reaches the service (which then wants the right token).
+      await expectCode(secure.listPartitions(), grpc.status.UNAUTHENTICATED);
       const plain = await unary(server.admin, 'listPartitions', ListPartitionsRequest.fromPartial({}), new grpc.Metadata(), {
         deadline: Date.now() + 1000,
       }).then(

@@ -3,7 +3,6 @@ import * as grpc from '@grpc/grpc-js';
 import {
   GetReservationResponse,
   ReleaseReason,
-  ReleaseRequest,
   ReleaseResponse,
   ReserveRequest,
   ReserveResponse,
@@ -16,8 +15,8 @@ import { Config } from '../../server/config';
 import { Logger, createLogger } from '../../kernel/logger';
 import { Metrics } from '../../server/metrics';
 import { Services, createServices } from '../../server/services';
+import { AdminClient, InventoryClient, InventoryError } from '../../client';
 import { testConfig, uniqueName } from './config';
-import { unary } from './grpc';
 import { TestServer, startTestServer } from './server';
 
 /** A real server (in process, free ports) on its own Redis prefix and etcd namespace. */
@@ -26,6 +25,12 @@ export interface InventoryFixture {
   readonly services: Services;
   readonly config: Config;
   readonly metrics: Metrics;
+  /**
+   * The typed clients (client/) of the server, as order services and operators call it. They do not
+   * retry and wait as long as a test may, so tests see each answer as the server gave it.
+   */
+  readonly client: InventoryClient;
+  readonly admin: AdminClient;
   /** Registers a SKU and carves `units` into `partitions` partitions. */
   stock(sku: string, units: number, partitions: number, perUserLimit?: number): Promise<CreatedPartition[]>;
   reserve(orderId: string, items: Array<[string, number]>, extra?: Partial<ReserveRequest>): Promise<ReserveResponse>;
@@ -38,6 +43,9 @@ export interface InventoryFixture {
   close(): Promise<void>;
 }
 
+/** As long as a test may wait for one call (the raw grpc-js calls the fixture made before had no deadline). */
+const TEST_CALL_TIMEOUT_MS = 10 * 60_000;
+
 /** `logger`: one of the test's own, to assert what the server logs (helpers/logs.ts). */
 export async function startInventory(tag: string, overrides: Record<string, string> = {}, config?: Config, logger?: Logger): Promise<InventoryFixture> {
   config ??= testConfig(uniqueName(tag), overrides);
@@ -45,30 +53,35 @@ export async function startInventory(tag: string, overrides: Record<string, stri
   const metrics = new Metrics();
   const services = await createServices(config, logger, metrics);
   const server = await startTestServer({ config, logger, metrics, inventory: services.inventory, admin: services.admin, health: services.health, closers: services.closers });
-  const call = <T>(method: string, request: unknown) => unary<T>(server.inventory, method, request);
+  const asIs = { timeoutMs: TEST_CALL_TIMEOUT_MS, retry: { maxAttempts: 1 } };
+  const client = new InventoryClient({ address: server.inventoryAddress, ...asIs });
+  const admin = new AdminClient({ address: server.adminAddress, token: config.adminToken, ...asIs });
   const lineItems = (items: Array<[string, number]>) => items.map(([skuId, quantity]) => ({ skuId, quantity }));
   return {
     server,
     services,
     config,
     metrics,
+    client,
+    admin,
     async stock(sku, units, partitions, perUserLimit = 0) {
       await services.registry.putSku(sku, { perUserLimit });
       const created = await services.partitions.create(sku, units, partitions);
       await waitFor(() => services.cache.partitions(sku).length >= partitions && services.cache.sku(sku)?.perUserLimit === perUserLimit);
       return created;
     },
-    reserve: (orderId, items, extra = {}) => call('reserve', ReserveRequest.fromPartial({ orderId, items: lineItems(items), ...extra })),
-    confirm: (orderId) => call('confirm', { orderId }),
-    release: (orderId, reason, items = [], releaseId = '') =>
-      call('release', ReleaseRequest.fromPartial({ orderId, reason, items: lineItems(items), releaseId })),
-    getReservation: (orderId) => call('getReservation', { orderId }),
-    getStock: (...skuIds) => call('getStock', { skuIds }),
+    reserve: (orderId, items, extra = {}) => client.reserve({ orderId, items: lineItems(items), ...extra }),
+    confirm: (orderId) => client.confirm({ orderId }),
+    release: (orderId, reason, items = [], releaseId = '') => client.release({ orderId, reason, items: lineItems(items), releaseId }),
+    getReservation: (orderId) => client.getReservation({ orderId }),
+    getStock: (...skuIds) => client.getStock({ skuIds }),
     async availOf(partitions) {
       const values = await services.gateway.avail(partitions);
       return values.reduce((a, b) => a + b, 0);
     },
     async close() {
+      client.close();
+      admin.close();
       await server.close();
       await dropNamespace(config);
     },
@@ -118,7 +131,7 @@ export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs
   }
 }
 
-/** Metadata key helper for assertions on error reasons. */
-export function reasonOf(err: grpc.ServiceError): string | undefined {
-  return err.metadata.get('inventory-error-reason')[0] as string | undefined;
+/** The error reason of a failed call: a typed client's InventoryError or a raw grpc-js error. */
+export function reasonOf(err: grpc.ServiceError | InventoryError): string | undefined {
+  return err instanceof InventoryError ? err.reason : (err.metadata.get('inventory-error-reason')[0] as string | undefined);
 }
