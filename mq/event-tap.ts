@@ -59,6 +59,8 @@ export class EventTap {
   private link: AmqpLink | undefined;
   private running: Promise<void> | undefined;
   private stopping = false;
+  /** Subscribed and consuming (the link may be open before that). */
+  private connected = false;
   private error: string | undefined;
 
   constructor(
@@ -93,22 +95,27 @@ export class EventTap {
   }
 
   state(): EventTapState {
-    return { exchange: this.options.exchange, connected: this.link !== undefined, ...(this.error === undefined ? {} : { error: this.error }) };
+    return { exchange: this.options.exchange, connected: this.connected, ...(this.error === undefined ? {} : { error: this.error }) };
   }
 
   private async serve(link: AmqpLink, healthy: () => void): Promise<void> {
-    const queue = await subscribeToEvents(link.channel, this.options.exchange, 10 * this.keep);
-    await link.consume(queue, 100);
+    // Known to stop() before the subscription is set up: a stop during the set-up then interrupts
+    // the link, and the loop below ends at once instead of waiting for deliveries for ever.
     this.link = link;
-    this.error = undefined;
-    healthy();
+    if (this.stopping) link.interrupt();
     try {
+      const queue = await subscribeToEvents(link.channel, this.options.exchange, 10 * this.keep);
+      await link.consume(queue, 100);
+      this.connected = true;
+      this.error = undefined;
+      healthy();
       for (let delivery = await link.next(); delivery; delivery = await link.next()) {
         this.hear(delivery.message.content.toString());
         link.settle(delivery, 'ack');
       }
     } finally {
       this.link = undefined;
+      this.connected = false;
     }
     if (!this.stopping) throw link.closedBy ?? new Error(`the broker ended the console's subscription (${link.haltedBy})`);
   }

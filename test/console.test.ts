@@ -212,7 +212,17 @@ describe('web console', function () {
 
     const skuButton = (sku: string) => page.locator('#skus tbody button', { hasText: sku });
     const partitionRows = () => page.locator('#partitions tbody tr');
-    const rowsShown = (n: number) => waitFor(async () => (await partitionRows().count()) === n, 5000, `${n} partitions on the page`);
+    /** Waits until the page lists exactly the SKU's live partitions (by id), `n` of them: not a set caught mid-rebalance. */
+    const rowsShown = (n: number, sku = 'con-web') =>
+      waitFor(
+        async () => {
+          const shown = (await partitionRows().locator('td:first-child').allTextContents()).sort();
+          const live = (await livePartitions(sku)).map((p) => p.partitionId).sort();
+          return shown.length === n && JSON.stringify(shown) === JSON.stringify(live);
+        },
+        5000,
+        `the ${n} live partitions on the page`,
+      );
     const outcome = (state: 'ok' | 'error') => page.locator(`#result[data-state="${state}"]`).waitFor();
 
     it('shows nothing without a token, and nothing with a wrong one', async () => {

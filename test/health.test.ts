@@ -70,6 +70,10 @@ describe('health', function () {
     redis.resume();
     await waitFor(async () => (await grpcStatus(inv.server.inventoryAddress)) === 'SERVING', 10_000, 'SERVING again');
     await waitFor(async () => (await probe('/readyz')).code === 200, 5000, 'ready again');
+    // Commands sent into the blackhole time out up to a command timeout after it healed, and may
+    // open the node's breaker once more: let them, so the next test starts from a settled server.
+    await new Promise((resolve) => setTimeout(resolve, inv.config.redisCommandTimeoutMs));
+    await waitFor(async () => inv.services.shards.breakers.every((b) => b.state === 'closed') && (await grpcStatus(inv.server.inventoryAddress)) === 'SERVING', 10_000, 'settled');
   });
 
   it('stays SERVING but degraded when MySQL is gone, with AdminService NOT_SERVING', async () => {
