@@ -33,6 +33,19 @@ export async function attachCluster(bench: Bench): Promise<void> {
   bench.ns.scaling = scalingNamespaces(bench.ns.tag, seeds);
 }
 
+/**
+ * The cluster's layout once its replicas show: CLUSTER SLOTS lists a replica only after it has
+ * synced, so a cluster just started would seem to have none and their CPU would go uncounted. Waits
+ * up to 10 s for a replica per master; a cluster that has fewer is taken as it is.
+ */
+async function layoutWithReplicas(config: Parameters<typeof redisLayout>[0]): Promise<Awaited<ReturnType<typeof redisLayout>>> {
+  for (let waitedMs = 0; ; waitedMs += 500) {
+    const layout = await redisLayout(config);
+    if (layout.replicas.length >= layout.masters.length || waitedMs >= 10_000) return layout;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
 /** The flash sale on 1 Redis node and on the cluster, --rounds rounds of the two one right after the other, each on fresh SKUs. */
 export async function scalingPhase(bench: Bench): Promise<void> {
   const o = bench.o;
@@ -40,7 +53,7 @@ export async function scalingPhase(bench: Bench): Promise<void> {
   const configs = bench.ns.scaling!;
   const dbs = bench.ns.scalingDbUrls;
   const single = storeOf(configs.single, dbs.single, await redisLayout(configs.single));
-  const cluster = storeOf(configs.cluster, dbs.cluster, await redisLayout(configs.cluster));
+  const cluster = storeOf(configs.cluster, dbs.cluster, await layoutWithReplicas(configs.cluster));
   const { masters, replicas } = cluster.layout;
   const missing = [...masters, ...replicas].filter((n) => !cluster.pids.has(n));
   note(
