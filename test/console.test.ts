@@ -223,7 +223,9 @@ describe('web console', function () {
         5000,
         `the ${n} live partitions on the page`,
       );
-    const outcome = (state: 'ok' | 'error') => page.locator(`#result[data-state="${state}"]`).waitFor();
+    /** Waits for the outcome of an action; with its request id, for that action's (an earlier action's outcome may still be shown). */
+    const outcome = (state: 'ok' | 'error', requestId?: string) =>
+      page.locator(`#result[data-state="${state}"]`, requestId === undefined ? {} : { hasText: requestId }).waitFor();
 
     it('shows nothing without a token, and nothing with a wrong one', async () => {
       await page.goto(base);
@@ -282,7 +284,7 @@ describe('web console', function () {
       const requestId = (await page.locator('#confirm-request').textContent()) ?? '';
       assert.match(await page.locator('#confirm-text').textContent() ?? '', /120 units in 6 partitions/);
       await page.click('#confirm-ok');
-      await outcome('ok');
+      await outcome('ok', requestId);
       assert.match((await page.locator('#result').textContent()) ?? '', new RegExp(`request ${requestId}\\): done`));
       const after = await livePartitions('con-web');
       assert.equal(after.length, 6);
@@ -296,8 +298,11 @@ describe('web console', function () {
       await first.locator('button', { hasText: 'Drain' }).click();
       await page.waitForSelector('#confirm[open]');
       assert.match((await page.locator('#confirm-title').textContent()) ?? '', new RegExp(partitionId));
+      const requestId = (await page.locator('#confirm-request').textContent()) ?? '';
+      assert.ok(requestId.length > 0, 'the dialog shows the request id');
       await page.click('#confirm-ok');
-      await outcome('ok');
+      // The rebalance's "done" is still on the page until the drain answers: wait for the drain's own.
+      await outcome('ok', requestId);
       const after = await livePartitions('con-web');
       assert.equal(after.length, 5);
       assert.ok(!after.some((p) => p.partitionId === partitionId));
