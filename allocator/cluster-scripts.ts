@@ -38,6 +38,10 @@ export class ClusterScripts extends EventEmitter<{ pipe: [node: string, pipe: Sc
   /** Redirects followed and calls resent, since start (tests, logs). */
   readonly counts = { moved: 0, ask: 0, resent: 0 };
   private owners: Array<string | undefined> = [];
+  /** The masters of `owners`, kept with it (asked on every placement and health round). */
+  private masterList: readonly string[] = [];
+  /** Each master's breaker, looked up once (run() asks on every script). */
+  private readonly breakersByNode = new Map<string, DependencyBreaker>();
   private readonly pipes = new Map<string, ScriptPipe>();
   private refreshing: Promise<void> | undefined;
   private readonly timer: NodeJS.Timeout;
@@ -57,8 +61,8 @@ export class ClusterScripts extends EventEmitter<{ pipe: [node: string, pipe: Sc
   }
 
   /** The masters serving slots now (host:port). */
-  masters(): string[] {
-    return mastersOf(this.owners);
+  masters(): readonly string[] {
+    return this.masterList;
   }
 
   /** The master serving a slot by the last map read, if any. */
@@ -67,7 +71,9 @@ export class ClusterScripts extends EventEmitter<{ pipe: [node: string, pipe: Sc
   }
 
   breaker(node: string): DependencyBreaker {
-    return this.options.breakers.for('redis', node);
+    let breaker = this.breakersByNode.get(node);
+    if (breaker === undefined) this.breakersByNode.set(node, (breaker = this.options.breakers.for('redis', node)));
+    return breaker;
   }
 
   /** The pipe to a master, made on first use (and announced, so the owner can gate and watch it). */
@@ -109,6 +115,7 @@ export class ClusterScripts extends EventEmitter<{ pipe: [node: string, pipe: Sc
           } else {
             this.counts.moved++;
             this.owners[slot] = target;
+            this.masterList = mastersOf(this.owners);
             this.refreshSoon();
           }
           continue;
@@ -136,16 +143,16 @@ export class ClusterScripts extends EventEmitter<{ pipe: [node: string, pipe: Sc
   }
 
   /** After a lost connection or a MOVED: read the map now, and again every 200 ms while a master's pipe is down. */
-  private refreshSoon(): void {
+  private refreshSoon(delayMs = 0): void {
     if (this.closed || this.urgent !== undefined) return;
     this.urgent = setTimeout(() => {
       this.urgent = undefined;
       void this.refresh()
         .catch(() => undefined)
         .finally(() => {
-          if (this.masters().some((node) => this.pipes.get(node)?.down)) this.refreshSoon();
+          if (this.masters().some((node) => this.pipes.get(node)?.down)) this.refreshSoon(200);
         });
-    }, 0);
+    }, delayMs);
     this.urgent.unref();
   }
 
@@ -173,6 +180,7 @@ export class ClusterScripts extends EventEmitter<{ pipe: [node: string, pipe: Sc
   private apply(owners: Array<string | undefined>): void {
     const before = this.masters().join(',');
     this.owners = owners;
+    this.masterList = mastersOf(owners);
     const masters = this.masters();
     for (const [node, pipe] of this.pipes) {
       if (masters.includes(node)) continue;
@@ -187,7 +195,6 @@ export class ClusterScripts extends EventEmitter<{ pipe: [node: string, pipe: Sc
 /** Failures worth resending after a pause: a lost or refused connection, TRYAGAIN, CLUSTERDOWN, a master that lost its role. */
 function retryable(err: unknown): boolean {
   if (!(err instanceof DependencyUnavailable)) return false;
-  if (err.name === 'BreakerOpen') return true;
   const cause = err.cause;
   if (cause instanceof RedisReplyError) return /^(TRYAGAIN|CLUSTERDOWN|MASTERDOWN|READONLY|LOADING)\b/.test(cause.message);
   return true;

@@ -25,12 +25,15 @@ export interface RetryEvent {
  */
 export class Rpc {
   private readonly channel: Client;
+  /** The client's own metadata (the admin token), built once: a key grpc-js refuses throws at construction. */
+  private readonly baseMetadata: Metadata;
 
   constructor(
     private readonly options: ResolvedOptions,
     private readonly onRetry?: (event: RetryEvent) => void,
   ) {
     this.channel = new Client(options.target, options.credentials, options.channelOptions);
+    this.baseMetadata = withEntries(new Metadata(), options.metadata);
   }
 
   /**
@@ -76,12 +79,15 @@ export class Rpc {
     });
   }
 
-  /** The call's metadata; a key grpc-js refuses throws here, before anything is sent. */
+  /** The call's metadata: the client's, with the call's own over it; a key grpc-js refuses throws here, before anything is sent. */
   private metadataOf(call: CallOptions): Metadata {
-    const metadata = new Metadata();
-    for (const [key, value] of Object.entries({ ...this.options.metadata, ...call.metadata })) metadata.set(key, value);
-    return metadata;
+    return call.metadata ? withEntries(this.baseMetadata.clone(), call.metadata) : this.baseMetadata;
   }
+}
+
+function withEntries(metadata: Metadata, entries: Readonly<Record<string, string>> | undefined): Metadata {
+  for (const [key, value] of Object.entries(entries ?? {})) metadata.set(key, value);
+  return metadata;
 }
 
 function cancelledByCaller(attempts: number, requestId?: string): InventoryError {

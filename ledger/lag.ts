@@ -1,4 +1,4 @@
-import type { RedisClient, RedisShards } from '../allocator/shards';
+import type { RedisShards } from '../allocator/shards';
 import { LedgerLag } from './types';
 
 /** The ledger's lag: what the ledger_lag metrics, Reconcile and drain() read. */
@@ -9,17 +9,12 @@ import { LedgerLag } from './types';
  * Rejects when a Redis node does not answer.
  */
 export async function ledgerLag(shards: RedisShards): Promise<LedgerLag> {
-  // One pipeline per node; on Redis Cluster one per shard (a pipeline of the Cluster client must keep to one slot).
-  const byClient = new Map<RedisClient | number, number[]>();
-  for (let s = 0; s < shards.keys.shardCount; s++) {
-    const group = shards.cluster ? s : shards.client(s);
-    byClient.set(group, [...(byClient.get(group) ?? []), s]);
-  }
   let waiting = 0;
   let oldest = Infinity;
+  // One pipeline per node; on Redis Cluster one per shard (a pipeline of the Cluster client must keep to one slot).
   await Promise.all(
-    [...byClient].map(async ([, onNode]) => {
-      const pipeline = shards.client(onNode[0]).pipeline();
+    shards.streamGroups().map(async ({ shared, shards: onNode }) => {
+      const pipeline = shared.pipeline();
       for (const s of onNode) {
         const stream = shards.keys.ledger(s);
         pipeline.xlen(stream);

@@ -21,19 +21,19 @@ export async function subscribeToEvents(channel: Channel, exchange: string, maxL
   return queue;
 }
 
-/** The options of an EventTap; every one but `url` and `exchange` has a default. */
+/** Where an EventTap listens. */
 export interface EventTapOptions {
   /** amqp:// or amqps:// URL (AMQP_URL). */
   readonly url: string;
   /** The events exchange (MQ_EVENTS_EXCHANGE). */
   readonly exchange: string;
-  /** Events kept, the newest. Default 50. */
-  readonly keep?: number;
-  /** First wait after the link failed; doubles per failure, jittered. Default 200 ms. */
-  readonly backoffMinMs?: number;
-  /** Longest wait between attempts. Default 5000 ms. */
-  readonly backoffMaxMs?: number;
 }
+
+/** Events kept, the newest. */
+const KEEP = 50;
+/** Waits between attempts to link again: the first, doubling per failure (jittered), at most. */
+const BACKOFF_MIN_MS = 200;
+const BACKOFF_MAX_MS = 5000;
 
 /** Whether the tap hears the exchange now, and why not. */
 export interface EventTapState {
@@ -45,7 +45,7 @@ export interface EventTapState {
 
 /**
  * The recent events as RabbitMQ carries them, for the web console: a queue of its own bound to the
- * events exchange, whose deliveries are kept in a small ring (the newest `keep`). Listening on the
+ * events exchange, whose deliveries are kept in a small ring (the newest KEEP). Listening on the
  * exchange rather than to a publisher of this process makes it truthful however the publishers are
  * spread (a child process, another host, several of them): it sees every event any of them
  * publishes, and only what was published. An event published again (at least once) is kept once,
@@ -53,7 +53,6 @@ export interface EventTapState {
  * not seen. Reconnects with back-off, like the other links.
  */
 export class EventTap {
-  private readonly keep: number;
   private readonly ring: InventoryEvent[] = [];
   private readonly sleeper = new Sleeper();
   private link: AmqpLink | undefined;
@@ -67,7 +66,6 @@ export class EventTap {
     private readonly options: EventTapOptions,
     private readonly logger: Logger,
   ) {
-    this.keep = options.keep ?? 50;
   }
 
   /** Starts listening in the background; never rejects (RabbitMQ down is retried). */
@@ -77,7 +75,7 @@ export class EventTap {
       open: () => AmqpLink.open(this.options.url, { heartbeatSeconds: 15, connectTimeoutMs: 10_000, name: 'inventory-console' }, this.logger),
       stopping: () => this.stopping,
       lost: (err) => this.lost(err),
-      pause: (failures) => this.sleeper.sleep(backoffMs(failures, this.options.backoffMinMs ?? 200, this.options.backoffMaxMs ?? 5000)),
+      pause: (failures) => this.sleeper.sleep(backoffMs(failures, BACKOFF_MIN_MS, BACKOFF_MAX_MS)),
       serve: (link, healthy) => this.serve(link, healthy),
     }).catch((err) => this.logger.error({ err }, 'event tap: loop died'));
   }
@@ -104,7 +102,7 @@ export class EventTap {
     this.link = link;
     if (this.stopping) link.interrupt();
     try {
-      const queue = await subscribeToEvents(link.channel, this.options.exchange, 10 * this.keep);
+      const queue = await subscribeToEvents(link.channel, this.options.exchange, 10 * KEEP);
       await link.consume(queue, 100);
       this.connected = true;
       this.error = undefined;
@@ -129,7 +127,7 @@ export class EventTap {
     const again = this.ring.findIndex((e) => e.id === event.id);
     if (again >= 0) this.ring.splice(again, 1);
     this.ring.push(event);
-    if (this.ring.length > this.keep) this.ring.shift();
+    if (this.ring.length > KEEP) this.ring.shift();
   }
 
   private lost(err: unknown): void {

@@ -1,3 +1,4 @@
+import type { LedgerLag } from '../ledger/types';
 import {
   DrainPartitionRequest,
   DrainPartitionResponse,
@@ -37,7 +38,7 @@ export interface ConsoleSources {
   /** This process's circuit breakers. */
   readonly breakers: { all(): ReadonlyArray<{ dependency: string; node: string | undefined; state: BreakerState }> };
   /** Ledger records waiting in Redis for MySQL (all shards, whichever process writes them). */
-  readonly ledger: { lag(): Promise<{ waiting: number; oldestAgeMs: number }> };
+  readonly ledger: { lag(): Promise<LedgerLag> };
   /** The recent events as RabbitMQ carries them (mq/event-tap.ts). */
   readonly events: { recent(): readonly InventoryEvent[]; state(): EventTapState };
 }
@@ -55,7 +56,7 @@ export interface Overview {
   readonly at: number;
   readonly health: HealthReport & { readonly status: ReturnType<typeof overallStatus> };
   readonly breakers: ReadonlyArray<{ dependency: string; node: string; state: BreakerState }>;
-  readonly ledger: { waiting: number; oldestAgeMs: number } | Unreadable;
+  readonly ledger: LedgerLag | Unreadable;
   /** GetStock's answer (proto3 JSON) for the listed SKUs; `source` says where the list came from. */
   readonly skus: { source: 'mysql' | 'registry'; limit: number; stock: unknown[] } | Unreadable;
   readonly events: EventTapState & { recent: readonly InventoryEvent[] };

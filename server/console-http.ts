@@ -6,12 +6,12 @@ import type { Logger } from '../kernel/logger';
 import { adminTokenCheck } from './admin-token';
 import { ConsoleApi, isActionName } from './console-api';
 import { toServiceError } from './domain-errors';
-import { FIELD_KEY, REASON_KEY, ServiceError, invalidArgument, toStatus } from './errors';
+import { FIELD_KEY, REASON_KEY, invalidArgument, statusName, toStatus } from './errors';
 import type { HttpRoute } from './metrics';
-import type { CallContext } from './transport';
+import { CallContext, UnaryContext } from './transport';
 
 /** Where the page's files are: console/static/ of the checkout (this file runs from dist/server/). */
-export const STATIC_DIR = path.join(__dirname, '..', '..', 'console', 'static');
+const STATIC_DIR = path.join(__dirname, '..', '..', 'console', 'static');
 
 /** The page's files, by the path under /console/ they are served at. */
 const FILES: Record<string, { file: string; type: string }> = {
@@ -50,7 +50,6 @@ const HTTP_STATUS: Partial<Record<status, number>> = {
   [status.CANCELLED]: 503,
   [status.DEADLINE_EXCEEDED]: 504,
 };
-const CODE_NAMES = Object.fromEntries(Object.entries(status).map(([name, code]) => [code, name])) as Record<number, string>;
 
 /**
  * The web console's routes on the metrics port, all under /console/:
@@ -67,8 +66,8 @@ const CODE_NAMES = Object.fromEntries(Object.entries(status).map(([name, code]) 
  * `{"error": {"code", "reason", "field", "message"}}`, with the code, reason and field the gRPC
  * call would have had (`field` names the bad input, e.g. `target_pool`).
  */
-export function consoleRoutes(api: ConsoleApi, adminToken: string, logger: Logger, staticDir = STATIC_DIR): HttpRoute {
-  const files = new Map(Object.entries(FILES).map(([at, { file, type }]) => [at, { body: readFileSync(path.join(staticDir, file)), type }]));
+export function consoleRoutes(api: ConsoleApi, adminToken: string, logger: Logger): HttpRoute {
+  const files = new Map(Object.entries(FILES).map(([at, { file, type }]) => [at, { body: readFileSync(path.join(STATIC_DIR, file)), type }]));
   const authorized = adminTokenCheck(adminToken);
 
   return (req, res) => {
@@ -98,7 +97,7 @@ export function consoleRoutes(api: ConsoleApi, adminToken: string, logger: Logge
 async function answerApi(api: ConsoleApi, name: string, query: URLSearchParams, req: IncomingMessage, res: ServerResponse): Promise<void> {
   if (name === 'overview' || name === 'partitions') {
     if (req.method !== 'GET') return sendJson(res, 405, { error: { code: 'METHOD_NOT_ALLOWED', message: 'GET only' } }, { allow: 'GET' });
-    const ctx = new HttpCallContext(res, READ_TIMEOUT_MS);
+    const ctx = httpCallContext(res, READ_TIMEOUT_MS);
     const answer = name === 'overview' ? await api.overview(query.get('q') ?? '', ctx) : await api.partitions(query.get('sku') ?? '', ctx);
     return sendJson(res, 200, answer);
   }
@@ -108,7 +107,7 @@ async function answerApi(api: ConsoleApi, name: string, query: URLSearchParams, 
     return sendJson(res, 415, { error: { code: 'UNSUPPORTED_MEDIA_TYPE', message: 'send the request as Content-Type: application/json' } });
   }
   const body = await readJson(req);
-  sendJson(res, 200, await api.act(name, body, new HttpCallContext(res, ACTION_TIMEOUT_MS)));
+  sendJson(res, 200, await api.act(name, body, httpCallContext(res, ACTION_TIMEOUT_MS)));
 }
 
 /** The request body as JSON; INVALID_ARGUMENT on `body` when it is not JSON or too large. */
@@ -128,38 +127,25 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
 }
 
 /**
- * A console call seen as a gRPC call's context by the handlers: a deadline, and cancelled once the
- * browser has gone (the connection closed before the answer), so no new step starts for nobody.
+ * A console call seen as a gRPC call's context by the handlers (the transport's UnaryContext): a
+ * deadline, and cancelled once the browser has gone (the connection closed before the answer), so
+ * no new step starts for nobody.
  */
-class HttpCallContext implements CallContext {
-  readonly deadline: number;
-  readonly metadata = new Metadata();
-  cancelled = false;
-  private controller: AbortController | undefined;
-
-  constructor(res: ServerResponse, timeoutMs: number) {
-    this.deadline = Date.now() + timeoutMs;
-    res.once('close', () => {
-      if (res.writableFinished) return;
-      this.cancelled = true;
-      this.controller?.abort();
-    });
-  }
-
-  get signal(): AbortSignal {
-    this.controller ??= new AbortController();
-    if (this.cancelled && !this.controller.signal.aborted) this.controller.abort();
-    return this.controller.signal;
-  }
+function httpCallContext(res: ServerResponse, timeoutMs: number): CallContext {
+  const ctx = new UnaryContext(Date.now() + timeoutMs, new Metadata());
+  res.once('close', () => {
+    if (!res.writableFinished) ctx.cancel();
+  });
+  return ctx;
 }
 
 /** An error as the gRPC call would have had it (server/errors.ts toStatus), as JSON; internal ones logged, never sent. */
 function sendError(res: ServerResponse, err: unknown, logger: Logger): void {
   const failure = toStatus(toServiceError(err));
-  if (failure.internal) logger.error({ err: err instanceof ServiceError && err.cause !== undefined ? err.cause : err, code: failure.code }, 'console: API call failed');
+  if (failure.internal) logger.error({ err: (err as { cause?: unknown }).cause ?? err, code: failure.code }, 'console: API call failed');
   const [reason] = failure.metadata.get(REASON_KEY);
   const [field] = failure.metadata.get(FIELD_KEY);
-  const error = { code: CODE_NAMES[failure.code] ?? String(failure.code), reason, ...(field === undefined ? {} : { field }), message: failure.details };
+  const error = { code: statusName(failure.code), reason, ...(field === undefined ? {} : { field }), message: failure.details };
   if (res.headersSent) return void res.destroy();
   sendJson(res, HTTP_STATUS[failure.code] ?? 500, { error });
 }

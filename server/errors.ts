@@ -85,3 +85,10 @@ export function toStatus(err: unknown): GrpcFailure & { internal: boolean } {
 function isAbort(err: unknown): boolean {
   return err instanceof Error && (err.name === 'AbortError' || (err as { code?: unknown }).code === 'ABORT_ERR');
 }
+
+const STATUS_NAMES = Object.fromEntries(Object.entries(status).map(([name, code]) => [code, name])) as Record<number, string>;
+
+/** A gRPC status code's name (`RESOURCE_EXHAUSTED`), for metrics labels and JSON answers. */
+export function statusName(code: number): string {
+  return STATUS_NAMES[code] ?? String(code);
+}

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 /**
  * The exit codes scripts can rely on (the README's table). One meaning each; never reuse a number.
  */
@@ -30,4 +31,13 @@ export class CtlFailure extends Error {
 /** A usage failure found after parsing (two options that exclude each other, no token). */
 export function usageFailure(message: string): CtlFailure {
   return new CtlFailure(ExitCode.USAGE, message);
+}
+
+/** The file an option names; one that cannot be read is a usage error naming the option, the file and why. */
+export function readOptionFile(option: string, file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw usageFailure(`${option} ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
 }

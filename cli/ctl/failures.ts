@@ -17,6 +17,11 @@ export const EXIT_BUG = 70;
 /** Kinds of typed client error that mean "no answer", after the client's own retries. */
 const UNREACHABLE_KINDS = new Set(['UNAVAILABLE', 'DEADLINE_EXCEEDED']);
 
+/** The server gave no answer (unreachable, or past the deadline), after the client's own retries. */
+export function noAnswer(err: unknown): err is InventoryError {
+  return err instanceof InventoryError && UNREACHABLE_KINDS.has(err.kind);
+}
+
 /** The one mapping from a thrown value to an exit code and words (exit-codes.ts). */
 export function report(err: unknown): Reported {
   if (err instanceof CommanderError) {
@@ -28,7 +33,7 @@ export function report(err: unknown): Reported {
     return { exitCode: err.exitCode, message: err.message, json: { exitCode: err.exitCode, message: err.message } };
   }
   if (err instanceof InventoryError) {
-    const unreachable = UNREACHABLE_KINDS.has(err.kind);
+    const unreachable = noAnswer(err);
     const detail = [err.reason && err.reason !== err.kind && `reason ${err.reason}`, err.field && `field ${err.field}`].filter(Boolean).join(', ');
     const head = `${unreachable ? 'no answer' : 'refused'}: ${err.kind}${detail ? ` (${detail})` : ''}`;
     const retry = err.requestId && unreachable ? `\nthe command may or may not have been applied: repeat it with --request-id ${err.requestId} to apply it at most once` : '';

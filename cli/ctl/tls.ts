@@ -1,6 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { ChannelCredentials, credentials } from '@grpc/grpc-js';
-import { usageFailure } from './exit-codes';
+import { readOptionFile, usageFailure } from './exit-codes';
 
 /** The TLS options of the command line; any of them turns TLS on. */
 export interface TlsOptions {
@@ -19,16 +18,9 @@ export function channelCredentials(options: TlsOptions): ChannelCredentials {
   if (!tls && ca === undefined && cert === undefined && key === undefined) return credentials.createInsecure();
   if ((cert === undefined) !== (key === undefined)) throw usageFailure('--cert and --key go together: give both or neither');
   return credentials.createSsl(
-    ca === undefined ? null : readPem('--ca', ca),
-    key === undefined ? null : readPem('--key', key),
-    cert === undefined ? null : readPem('--cert', cert),
+    ca === undefined ? null : readOptionFile('--ca', ca),
+    key === undefined ? null : readOptionFile('--key', key),
+    cert === undefined ? null : readOptionFile('--cert', cert),
   );
 }
 
-function readPem(option: string, file: string): Buffer {
-  try {
-    return readFileSync(file);
-  } catch (err) {
-    throw usageFailure(`${option} ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-  }
-}

@@ -1,5 +1,4 @@
-import { readFileSync } from 'node:fs';
-import { usageFailure } from './exit-codes';
+import { readOptionFile, usageFailure } from './exit-codes';
 
 /** Where the admin token may come from, in the order they are tried. */
 export interface TokenSources {
@@ -15,13 +14,7 @@ export interface TokenSources {
  */
 export function adminToken({ tokenFile, env }: TokenSources): string {
   if (tokenFile !== undefined) {
-    let text: string;
-    try {
-      text = readFileSync(tokenFile, 'utf8');
-    } catch (err) {
-      throw usageFailure(`--token-file ${tokenFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-    }
-    const token = text.trim();
+    const token = readOptionFile('--token-file', tokenFile).toString('utf8').trim();
     if (token === '') throw usageFailure(`--token-file ${tokenFile}: the file is empty`);
     return token;
   }

@@ -1,3 +1,4 @@
+import { servedWith } from '../../server/console';
 import { rmSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import {
@@ -52,7 +53,7 @@ export async function startInventory(tag: string, overrides: Record<string, stri
   logger ??= createLogger(config.logLevel);
   const metrics = new Metrics();
   const services = await createServices(config, logger, metrics);
-  const server = await startTestServer({ config, logger, metrics, inventory: services.inventory, admin: services.admin, health: services.health, closers: services.closers });
+  const server = await startTestServer({ config, logger, metrics, ...servedWith(services) });
   const asIs = { timeoutMs: TEST_CALL_TIMEOUT_MS, retry: { maxAttempts: 1 } };
   const client = new InventoryClient({ address: server.inventoryAddress, ...asIs });
   const admin = new AdminClient({ address: server.adminAddress, token: config.adminToken, ...asIs });

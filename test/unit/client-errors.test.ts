@@ -15,7 +15,7 @@ import {
 } from '../../client/errors';
 import { DomainError, DomainErrorKind } from '../../kernel/errors';
 import { ERROR_STATUS, toServiceError } from '../../server/domain-errors';
-import { toStatus } from '../../server/errors';
+import { resourceExhausted, toStatus } from '../../server/errors';
 
 /** The codes each kind may come with: a server reason sent with another code is a contract change. */
 const KIND_CODES: Record<InventoryErrorKind, status[]> = {
@@ -101,11 +101,8 @@ describe('client errors: every reason the server sends is a typed error', () => 
     assert.equal(err.attempts, 2);
     assert.match(err.message, /^INVALID_ARGUMENT \(IDEMPOTENCY_KEY_REUSED\): order o-1/);
 
-    const metadata = new Metadata();
-    metadata.set('inventory-error-reason', 'SKU_RATE_LIMITED');
-    metadata.set('inventory-error-field', 'items[1].sku_id');
-    metadata.set('retry-after-ms', '250');
-    const limited = fromServiceError({ code: status.RESOURCE_EXHAUSTED, details: 'slow down', metadata });
+    // The server's own answer, so a renamed trailer key on either side fails here.
+    const limited = fromServiceError(toStatus(resourceExhausted('SKU_RATE_LIMITED', 'slow down', 250, 'items[1].sku_id')));
     assert.ok(limited instanceof RateLimitedError);
     assert.equal(limited.retryAfterMs, 250);
     assert.equal(limited.field, 'items[1].sku_id');

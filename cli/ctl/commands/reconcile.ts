@@ -1,9 +1,8 @@
-import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { ID_PATTERN, ID_RULE } from '../../../kernel/ids';
 import { id, ids, wholeNumber } from '../args';
 import { Ctl, withCtl } from '../context';
-import { ExitCode, usageFailure } from '../exit-codes';
+import { ExitCode, readOptionFile, usageFailure } from '../exit-codes';
 import { renderTable } from '../output';
 import { DISCREPANCY_COLUMNS, DiscrepancyView, discrepancyView } from '../views';
 
@@ -78,12 +77,7 @@ function chunk<T>(items: readonly T[], size: number): T[][] {
 
 /** SKU ids from a file, one a line; blank lines and `#` comments skipped; a bad one named by its line. */
 function readSkuFile(file: string): string[] {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw usageFailure(`--skus-file ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-  }
+  const text = readOptionFile('--skus-file', file).toString('utf8');
   const skuIds: string[] = [];
   for (const [i, raw] of text.split('\n').entries()) {
     const line = raw.replace(/#.*/, '').trim();

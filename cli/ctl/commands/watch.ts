@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Command } from 'commander';
-import { InventoryError } from '../../../client';
+import { noAnswer } from '../failures';
 import { id, wholeNumber } from '../args';
 import { Ctl, withCtl } from '../context';
 import { renderFields, renderTable } from '../output';
@@ -29,8 +29,6 @@ export interface Frame {
 
 /** The sold rate is measured over this long, so one slow refresh does not make it jump. */
 const RATE_WINDOW_MS = 5000;
-/** Failures a live view rides out (the next refresh tries again); any other failure ends it. */
-const PASSING = new Set(['UNAVAILABLE', 'DEADLINE_EXCEEDED']);
 const CLEAR_SCREEN = '\x1b[H\x1b[2J';
 
 /**
@@ -64,7 +62,8 @@ async function watch(ctl: Ctl, skuId: string, opts: WatchOptions): Promise<void>
         frame = await refresh(ctl, skuId, Boolean(opts.all), rate, stop.signal);
       } catch (err) {
         if (stop.signal.aborted) break;
-        if (opts.once || !(err instanceof InventoryError && PASSING.has(err.kind))) throw err;
+        // A failure with no answer is ridden out (the next refresh tries again); any other ends the view.
+        if (opts.once || !noAnswer(err)) throw err;
         ctl.output.note(`${new Date().toISOString()} refresh failed (${err.kind}: ${err.details}); trying again`);
         await pause(opts.interval, stop.signal);
         continue;
