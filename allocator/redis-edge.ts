@@ -41,11 +41,13 @@ function isCommand(method: string): boolean {
 /**
  * The client with every Redis command (by ioredis's own command table) run through `breaker` and its
  * failures typed; `pipeline()`/`multi()` batches are guarded as one call at exec, and `duplicate()`
- * connections like this one. Events, connect and the rest pass through untouched.
+ * connections like this one. Events, connect and the rest pass through untouched. `node` names the
+ * node in typed failures; a function when it is only known per call (a Cluster client's view of one
+ * shard names the master serving the shard's slot then).
  */
-export function guardRedisClient<C extends Redis | Cluster>(client: C, node: string, breaker: Pick<DependencyBreaker, 'run'>): C {
+export function guardRedisClient<C extends Redis | Cluster>(client: C, node: string | (() => string), breaker: Pick<DependencyBreaker, 'run'>): C {
   const classify = (err: unknown): never => {
-    throw redisFailure(err, node);
+    throw redisFailure(err, typeof node === 'string' ? node : node());
   };
   const guardedCommands = new Map<string | symbol, unknown>();
   const guardBatch = (batch: { exec: (...args: unknown[]) => Promise<unknown> }) => {

@@ -55,8 +55,9 @@ export interface StreamGroup {
  *   same slots allocation group").
  * The scripts go through the node's (master's) circuit breaker and fail typed (kernel/dependency.ts):
  * a node that is down costs its callers nothing once the breaker is open, and `reachable(shard)`
- * lets the hot path route around it. Plain commands fail typed; in cluster mode they are not behind
- * a breaker (the Cluster client does not say which master a command went to).
+ * lets the hot path route around it. Plain commands fail typed and go through the same breaker: in
+ * cluster mode, `client(shard)` is a view of the Cluster client guarded by the breaker of the master
+ * serving the shard's slot (by our slot map), so a dead master's breaker refuses its reads too.
  */
 export class RedisShards {
   readonly keys: Keys;
@@ -74,6 +75,10 @@ export class RedisShards {
   private readonly slotOfShard: readonly number[];
   /** Cluster mode: a probe connection per master (nodeClients). */
   private readonly probes = new Map<string, Redis>();
+  /** Cluster mode: the Cluster client of `clients`, unguarded (client(shard) guards it per master). */
+  private readonly sharedCluster: Cluster | undefined;
+  /** Cluster mode: client(shard)'s guarded view of the Cluster client, per shard, made on first use. */
+  private readonly shardViews: Array<Cluster | undefined> = [];
 
   constructor(readonly options: ShardOptions) {
     this.keys = new Keys(options.prefix, options.shardCount);
@@ -84,7 +89,8 @@ export class RedisShards {
     const name = `inventory-scripts:${process.pid}`;
     if (options.cluster && options.cluster.length > 0) {
       this.cluster = new ClusterScripts({ seeds: options.cluster, commandTimeoutMs: options.commandTimeoutMs, name, scripts: [...this.scripts.values()], breakers: this.board });
-      this.clients = [this.newCluster({ commandTimeout: options.commandTimeoutMs, connectionName: `inventory-core:${process.pid}`, maxRetriesPerRequest: 2 })];
+      this.sharedCluster = this.openCluster({ commandTimeout: options.commandTimeoutMs, connectionName: `inventory-core:${process.pid}`, maxRetriesPerRequest: 2 });
+      this.clients = [this.typedCluster(this.sharedCluster)];
       this.pipes = [];
       this.breakers = [];
       return;
@@ -132,9 +138,15 @@ export class RedisShards {
     }
   }
 
-  /** Plain mode: the shard's node's client. Cluster mode: the Cluster client (it routes by key). */
+  /**
+   * Plain mode: the shard's node's client. Cluster mode: the Cluster client (it routes by key) behind
+   * the breaker of the master serving the shard's slot, for commands on the shard's keys only.
+   */
   client(shard: number): RedisClient {
-    return this.cluster ? this.clients[0] : this.clients[this.nodeIndexOfShard[shard]];
+    if (!this.cluster) return this.clients[this.nodeIndexOfShard[shard]];
+    let view = this.shardViews[shard];
+    if (view === undefined) this.shardViews[shard] = view = this.shardView(this.cluster, this.slotOfShard[shard]);
+    return view;
   }
 
   /** Runs a Lua script on the node of a shard: keys first, then arguments, as its header lists them. */
@@ -234,7 +246,7 @@ export class RedisShards {
       return this.slotOfShard.map((_, shard) => ({
         node: this.keys.tag(shard).slice(this.keys.prefix.length + 1),
         shards: [shard],
-        shared: this.clients[0],
+        shared: this.client(shard),
         open: (options: ReaderOptions) => this.newCluster(options),
       }));
     }
@@ -267,8 +279,27 @@ export class RedisShards {
     return !this.cluster.existingPipe(node)?.down && this.cluster.breaker(node).state !== 'open';
   }
 
+  /** The Cluster client guarded by whichever master serves `slot` at each call (unguarded while no map names one). */
+  private shardView(cluster: ClusterScripts, slot: number): Cluster {
+    const breaker = {
+      run<T>(work: () => Promise<T>): Promise<T> {
+        const node = cluster.owner(slot);
+        return node === undefined ? work() : cluster.breaker(node).run(work);
+      },
+    };
+    return guardRedisClient(this.sharedCluster!, () => cluster.owner(slot) ?? `slot ${slot}`, breaker);
+  }
+
   /** A Cluster client on the seeds, failing typed (no breaker: it does not say which master a command went to). */
   private newCluster(options: ReaderOptions): Cluster {
+    return this.typedCluster(this.openCluster(options));
+  }
+
+  private typedCluster(cluster: Cluster): Cluster {
+    return guardRedisClient(cluster, `cluster ${this.options.cluster?.join(',')}`, UNGUARDED);
+  }
+
+  private openCluster(options: ReaderOptions): Cluster {
     const seeds = (this.options.cluster ?? []).map((node) => {
       const [host, port] = splitHostPort(node);
       return { host, port };
@@ -285,7 +316,7 @@ export class RedisShards {
       slotsRefreshTimeout: Math.max(1000, this.options.commandTimeoutMs),
       redisOptions: { ...redisOptions, maxRetriesPerRequest },
     });
-    return guardRedisClient(cluster, `cluster ${this.options.cluster?.join(',')}`, UNGUARDED);
+    return cluster;
   }
 }
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { ReserveOutcome } from '../gen/inventory/v1/inventory.pb';
 import { Discrepancy } from '../admin/discrepancy';
+import { BreakerOpen, DependencyUnavailable } from '../kernel/dependency';
 import { InventoryFixture, startInventory, waitFor } from './helpers/inventory';
 import { RedisClusterFixture, startRedisCluster } from './helpers/redis-cluster';
 import { SaleOutcome, checkSale, runSale } from './helpers/sale';
@@ -117,6 +118,35 @@ describe('Redis Cluster mode', function () {
       assert.deepEqual(onTarget?.[1], [null, 1], 'the key was made on the importing master');
     });
     assert.deepEqual(await inv.services.gateway.avail([ref]), [7], 'readable where the slot lives now');
+  });
+
+  it('plain commands on a shard go through the breaker of the master serving its slot, and no other', async () => {
+    const shards = inv.services.shards;
+    const shard = 0;
+    // Our map is read again (an earlier test moved a slot), so both name the same master.
+    await shards.cluster!.refresh();
+    const master = shards.node(shard);
+    assert.equal(master, (await cluster.masterOf(shards.slot(shard))).address);
+    const elsewhere = Array.from({ length: shards.keys.shardCount }, (_, s) => s).find((s) => shards.node(s) !== master)!;
+    const breaker = shards.cluster!.breaker(master);
+    const key = `${shards.keys.tag(shard)}:breaker-probe`;
+    // The master refuses writes (memory full): typed failures naming it, which open its breaker.
+    await cluster.client(master).config('SET', 'maxmemory', '1');
+    try {
+      let refusals = 0;
+      while (breaker.state !== 'open') {
+        await assert.rejects(shards.client(shard).set(key, '1'), (err) => err instanceof DependencyUnavailable && err.node === master);
+        assert.ok(++refusals < 5000, 'the breaker opened');
+      }
+      // Open: refused without being tried, even a read the master could answer, naming the master.
+      await assert.rejects(shards.client(shard).get(key), (err) => err instanceof BreakerOpen && err.node === master);
+      assert.equal(shards.reachable(shard), false);
+      // Another master's shard is not held up by it.
+      assert.equal(await shards.client(elsewhere).get(`${shards.keys.tag(elsewhere)}:breaker-probe`), null);
+    } finally {
+      await cluster.client(master).config('SET', 'maxmemory', '0');
+    }
+    await waitFor(async () => (await shards.client(shard).get(key).then(() => true, () => false)) && breaker.state === 'closed', 10_000, 'the breaker to close');
   });
 
   it('a master SIGKILLed mid-sale fails over to its replica; selling resumes; Reconcile reports only lost writes, if any', async () => {
