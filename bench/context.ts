@@ -11,6 +11,7 @@ import { ROOT } from './paths';
 import { ProfileSummary } from './profile-summary';
 import { Store, plainLayout, storeOf } from './redis-nodes';
 import { Row } from './rows';
+import { ScriptCostRow } from './script-cost';
 import { SoakResult } from './soak-result';
 import { Namespace, newNamespace } from './stack';
 
@@ -46,6 +47,8 @@ export class Bench {
   readonly bareRounds: BareRound[] = [];
   readonly scalingRounds: ScalingRound[] = [];
   profile: ProfileSummary | undefined;
+  /** The bare group's measure of what Redis spends on one Reserve's script (script-cost.ts). */
+  scriptCost: ScriptCostRow[] | undefined;
   soak: SoakResult | undefined;
   profileFile: string | undefined;
   /** performance.now() when the last measured load started (after the settle steps). */

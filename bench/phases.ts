@@ -15,6 +15,7 @@ import { ServerProcess, startServer } from './procs';
 import { summarize } from './profile-summary';
 import { Progress } from './progress';
 import { baselineFlash, cart, ceiling, flash, storm } from './scenarios';
+import { scriptCost } from './script-cost';
 import { SeedSku, seedInventory } from './seed';
 import { soak, soakServerEnv } from './soak';
 import { namespaceEnv } from './stack';
@@ -140,6 +141,8 @@ export async function barePhase(bench: Bench, skus: SkuPlan): Promise<void> {
       }),
     ),
   );
+  // After the servers stop, so that nothing else competes for the cores.
+  bench.scriptCost = await scriptCost();
 }
 
 /**

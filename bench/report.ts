@@ -139,6 +139,19 @@ function bareRatios(bench: Bench): Ratio[] {
       target: '<= 1.5x',
       met: cpu.value <= 1.5,
     });
+    // What no server of ours can go below: the bare echo's own cost plus Redis's work for the Reserve.
+    const redisUs = median(full.map((r) => r.flash.storeUsPerCall));
+    out.push({
+      what: `${name}: floor of this design: bare echo per call + this sale's Redis CPU per Reserve (${fmt(redisUs)} µs), vs bare echo`,
+      ...of((r) => (perCall(r.bare) + r.flash.storeUsPerCall) / perCall(r.bare), times),
+    });
+    const script = bench.scriptCost?.at(-1);
+    if (script) {
+      out.push({
+        what: `${name}: the same with the script alone on a quiet Redis (${script.redisUs.toFixed(1)} µs, below)`,
+        ...of((r) => (perCall(r.bare) + script.redisUs) / perCall(r.bare), times),
+      });
+    }
     out.push({ what: `${name}: same-stack echo vs bare echo, calls/s`, ...of((r) => r.echo.callsPerSec / r.bare.callsPerSec, pct) });
     out.push({ what: `${name}: same-stack echo p99 vs bare echo p99`, ...of((r) => r.echo.p99Ms / r.bare.p99Ms, times) });
     out.push({ what: `${name}: same-stack echo CPU per call (${fmt(echoUs)} µs) vs bare echo`, ...of((r) => perCall(r.echo) / perCall(r.bare), times) });
@@ -173,7 +186,28 @@ function bareTable(bench: Bench): string[] {
       ]);
     }
   }
-  return ['', 'Bare transport ceiling, per load shape (connections x streams), medians of the rounds:', ...renderTable(table, [false, false, true, true, true, true, true, true, true])];
+  return [
+    '',
+    'Bare transport ceiling, per load shape (connections x streams), medians of the rounds:',
+    ...renderTable(table, [false, false, true, true, true, true, true, true, true]),
+    ...scriptCostTable(bench),
+  ];
+}
+
+/** What Redis spends on one Reserve's script, by load (script-cost.ts), each row with what it adds to the one above. */
+function scriptCostTable(bench: Bench): string[] {
+  const rows = bench.scriptCost;
+  if (!rows || rows.length === 0) return [];
+  const table: string[][] = [['load', 'µs in EVALSHA', 'Redis CPU µs/call', 'over the row above']];
+  rows.forEach((r, i) => {
+    const above = i > 0 ? `+${(r.redisUs - rows[i - 1].redisUs).toFixed(1)}` : '';
+    table.push([r.name, r.evalshaUs.toFixed(1), r.redisUs.toFixed(1), above]);
+  });
+  return [
+    '',
+    "What Redis spends on one Reserve's script (order-reserve, on a redis-server of its own with the stack's settings; medians of the rounds):",
+    ...renderTable(table, [false, true, true, true]),
+  ];
 }
 
 /** The bare group's medians per shape and server, for the results JSON. */
@@ -326,6 +360,7 @@ export function writeJson(bench: Bench): string {
     rows: bench.rows,
     ratios: ratios(bench),
     bare: bareJson(bench),
+    scriptCost: bench.scriptCost,
     scaling: scalingJson(bench),
     profile: bench.profile ? { file: path.relative(ROOT, bench.profileFile!), window: bench.profileWindow, ...bench.profile } : undefined,
     soak: bench.soak,

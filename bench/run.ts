@@ -16,7 +16,8 @@
  *   storm        h2load replays ONE order id against our server, and the same against the echo server
  *   bare         a plain grpc-js echo (no interceptors, metrics, health: the transport alone), the
  *                ceiling's echo and the flash sale, in rounds at two load shapes (4 x 125 and
- *                20 x 25 connections x streams): what our stack and the sale cost over grpc-js
+ *                20 x 25 connections x streams): what our stack and the sale cost over grpc-js;
+ *                then what Redis spends on one Reserve's script, part by part (script-cost.ts)
  *   2 workers    ceiling and flash again with WORKERS=2
  *   profile      flash once more with the server under node --cpu-prof, summarised
  *   soak         (only when named in --only) Redis memory over minutes of steady orders with a
