@@ -9,13 +9,14 @@ import { registerReservation } from './commands/reservation';
 import { registerStock } from './commands/stock';
 import { registerWatch } from './commands/watch';
 
-const EXIT_CODES = `
+export const EXIT_CODES = `
 Exit codes:
   0  done
   1  the server refused the call (its code, reason and field are printed)
   2  usage: unknown command, bad or missing argument, no admin token
   3  the server is unreachable or stayed unavailable through retries
   4  a check found differences (reconcile's discrepancies, flash-sale prepare's verification)
+  70 a bug in inventoryctl itself (the stack is printed: please report it)
 
 The admin token comes from INVENTORY_ADMIN_TOKEN (or ADMIN_TOKEN) or --token-file, never from a flag.
 Warehouse stock messages over RabbitMQ are another tool: npm run stock -- --help`;

@@ -6,6 +6,7 @@ import { id, nonZeroDelta, wholeNumber } from '../../cli/ctl/args';
 import { SellRate } from '../../cli/ctl/commands/watch';
 import { CtlFailure, ExitCode } from '../../cli/ctl/exit-codes';
 import { EXIT_BUG, report } from '../../cli/ctl/failures';
+import { EXIT_CODES } from '../../cli/ctl/program';
 import { adminToken } from '../../cli/ctl/token';
 
 describe('inventoryctl: parsing, exit codes, sell rate', () => {
@@ -35,6 +36,10 @@ describe('inventoryctl: parsing, exit codes, sell rate', () => {
     assert.equal(report(new CommanderError(1, 'commander.helpDisplayed', '')).exitCode, ExitCode.OK);
     assert.equal(report(new CommanderError(1, 'commander.unknownCommand', 'x')).exitCode, ExitCode.USAGE);
     assert.equal(report(new TypeError('oops')).exitCode, EXIT_BUG);
+  });
+
+  it('lists every exit code in the help', () => {
+    for (const code of [...Object.values(ExitCode), EXIT_BUG]) assert.match(EXIT_CODES, new RegExp(`\\n  ${code} +\\S`), `exit code ${code}`);
   });
 
   it('takes the admin token from the environment, never without one', () => {
