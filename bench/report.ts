@@ -159,30 +159,50 @@ function bareRatios(bench: Bench): Ratio[] {
   return out;
 }
 
+/** The bare group's three servers, in the order of the table. */
+const BARE_SERVERS = [
+  ['bare grpc-js echo', (r: BareRound) => r.bare],
+  ['same-stack echo', (r: BareRound) => r.echo],
+  ['flash sale', (r: BareRound) => r.flash],
+] as const;
+
+/** One server's rows at one shape, as the medians of its rounds (undefined without rows). */
+function bareMedians(rows: Row[]) {
+  if (rows.length === 0) return undefined;
+  const m = (f: (r: Row) => number) => median(rows.map(f));
+  return {
+    rounds: rows.map((r) => r.id),
+    callsPerSec: m((r) => r.callsPerSec),
+    p50Ms: m((r) => r.p50Ms),
+    p99Ms: m((r) => r.p99Ms),
+    serverUsPerCall: m((r) => r.serverUsPerCall),
+    storeUsPerCall: m((r) => r.storeUsPerCall),
+    serverPlusStoreUsPerCall: m(perCall),
+  };
+}
+
+const roundsOf = (rounds: BareRound[], pick: (r: BareRound) => Row | undefined) => rounds.map(pick).filter((r): r is Row => r !== undefined);
+
 /** The bare group per shape and server: medians of the rounds (the rows above have each round). */
 function bareTable(bench: Bench): string[] {
   const shapes = bareShapes(bench);
   if (shapes.length === 0) return [];
   const table: string[][] = [['shape', 'server', 'rounds', 'calls/s', 'p50 ms', 'p99 ms', 'server µs/call', 'redis µs/call', 'server+redis µs/call']];
   for (const { name, rounds } of shapes) {
-    for (const [label, pick] of [
-      ['bare grpc-js echo', (r: BareRound) => r.bare],
-      ['same-stack echo', (r: BareRound) => r.echo],
-      ['flash sale', (r: BareRound) => r.flash],
-    ] as const) {
-      const rows = rounds.map(pick).filter((r): r is Row => r !== undefined);
-      if (rows.length === 0) continue;
-      const m = (f: (r: Row) => number) => median(rows.map(f));
+    for (const [label, pick] of BARE_SERVERS) {
+      const rows = roundsOf(rounds, pick);
+      const m = bareMedians(rows);
+      if (!m) continue;
       table.push([
         name,
         label,
         String(rows.length),
-        fmt(m((r) => r.callsPerSec)),
-        ms(m((r) => r.p50Ms)),
-        ms(m((r) => r.p99Ms)),
-        fmt(m((r) => r.serverUsPerCall)),
-        rows[0].server === 'inventory' ? fmt(m((r) => r.storeUsPerCall)) : '-',
-        fmt(m(perCall)),
+        fmt(m.callsPerSec),
+        ms(m.p50Ms),
+        ms(m.p99Ms),
+        fmt(m.serverUsPerCall),
+        rows[0].server === 'inventory' ? fmt(m.storeUsPerCall) : '-',
+        fmt(m.serverPlusStoreUsPerCall),
       ]);
     }
   }
@@ -213,19 +233,7 @@ function scriptCostTable(bench: Bench): string[] {
 /** The bare group's medians per shape and server, for the results JSON. */
 function bareJson(bench: Bench) {
   return bareShapes(bench).map(({ name, rounds }) => {
-    const summary = (rows: Row[]) =>
-      rows.length === 0
-        ? undefined
-        : {
-            rounds: rows.map((r) => r.id),
-            callsPerSec: median(rows.map((r) => r.callsPerSec)),
-            p50Ms: median(rows.map((r) => r.p50Ms)),
-            p99Ms: median(rows.map((r) => r.p99Ms)),
-            serverUsPerCall: median(rows.map((r) => r.serverUsPerCall)),
-            storeUsPerCall: median(rows.map((r) => r.storeUsPerCall)),
-            serverPlusStoreUsPerCall: median(rows.map(perCall)),
-          };
-    const of = (pick: (r: BareRound) => Row | undefined) => summary(rounds.map(pick).filter((r): r is Row => r !== undefined));
+    const of = (pick: (r: BareRound) => Row | undefined) => bareMedians(roundsOf(rounds, pick));
     return { shape: name, ...rounds[0].shape, bare: of((r) => r.bare), echo: of((r) => r.echo), flash: of((r) => r.flash) };
   });
 }
