@@ -67,9 +67,14 @@ export async function seedInventory(
 /** Deletes every Redis key under the prefix (on every node) and every etcd key under the namespace. */
 export async function dropInventory(config: Config): Promise<void> {
   await dropRedisPrefix(config);
-  const etcd = new Etcd3({ hosts: [...config.etcdEndpoints] });
+  await dropEtcdNamespace(config.etcdEndpoints, config.etcdNamespace);
+}
+
+/** Deletes every etcd key under a namespace (a key prefix). */
+export async function dropEtcdNamespace(endpoints: readonly string[], namespace: string): Promise<void> {
+  const etcd = new Etcd3({ hosts: [...endpoints] });
   try {
-    await etcd.namespace(config.etcdNamespace).delete().all();
+    await etcd.namespace(namespace).delete().all();
   } finally {
     etcd.close();
   }

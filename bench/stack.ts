@@ -14,7 +14,7 @@ import { Config, loadConfig } from '../server/config';
 import { ROOT } from './paths';
 import { note } from './progress';
 import { redisLayout, withRedisNode } from './redis-nodes';
-import { dropRedisPrefix } from './seed';
+import { dropEtcdNamespace, dropRedisPrefix } from './seed';
 
 const run = promisify(execFile);
 
@@ -145,12 +145,7 @@ async function withMysqlServer<T>(use: (conn: Connection) => Promise<T>): Promis
 export async function dropNamespace(configs: readonly Config[], tag: string): Promise<void> {
   if (!/^bench_[a-z0-9]+_[a-f0-9]+$/.test(tag)) throw new Error(`refusing to drop ${tag}: not a bench namespace`);
   for (const config of configs) await dropRedisPrefix({ ...config, redisPrefix: tag });
-  const etcd = new Etcd3({ hosts: [...configs[0].etcdEndpoints] });
-  try {
-    await etcd.namespace(`/${tag}/`).delete().all();
-  } finally {
-    etcd.close();
-  }
+  await dropEtcdNamespace(configs[0].etcdEndpoints, `/${tag}/`);
   await withMysqlServer(async (conn) => {
     for (const suffix of Object.values(DATABASES)) await conn.query(`DROP DATABASE IF EXISTS \`${tag}${suffix}\``);
   });
