@@ -247,7 +247,7 @@ export class RedisShards {
         node: this.keys.tag(shard).slice(this.keys.prefix.length + 1),
         shards: [shard],
         shared: this.client(shard),
-        open: (options: ReaderOptions) => this.newCluster(options),
+        open: (options: ReaderOptions) => this.typedCluster(this.openCluster(options)),
       }));
     }
     return this.options.nodes.map((node, i) => {
@@ -290,15 +290,12 @@ export class RedisShards {
     return guardRedisClient(this.sharedCluster!, () => cluster.owner(slot) ?? `slot ${slot}`, breaker);
   }
 
-  /** A Cluster client on the seeds, failing typed (no breaker: it does not say which master a command went to). */
-  private newCluster(options: ReaderOptions): Cluster {
-    return this.typedCluster(this.openCluster(options));
-  }
-
+  /** A Cluster client failing typed, naming the cluster (no breaker: it does not say which master a command went to). */
   private typedCluster(cluster: Cluster): Cluster {
     return guardRedisClient(cluster, `cluster ${this.options.cluster?.join(',')}`, UNGUARDED);
   }
 
+  /** A Cluster client on the seeds, as it is. */
   private openCluster(options: ReaderOptions): Cluster {
     const seeds = (this.options.cluster ?? []).map((node) => {
       const [host, port] = splitHostPort(node);
@@ -320,5 +317,5 @@ export class RedisShards {
   }
 }
 
-/** Classifies failures without a breaker (see newCluster). */
+/** Classifies failures without a breaker (see typedCluster). */
 const UNGUARDED = { run: <T>(work: () => Promise<T>) => work() };

@@ -16,19 +16,15 @@
  * per Reserve that no server of ours can go below with this design (one atomic script that writes
  * the order, its expiry, the take and its ledger record).
  */
-import { ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import Redis from 'ioredis';
 import { oneItemDoc } from '../allocator/doc';
 import { PartitionRef, RedisGateway } from '../allocator/gateway';
 import { fingerprint } from '../allocator/reserve';
 import { LuaScript } from '../allocator/scripts';
 import { RedisShards } from '../allocator/shards';
+import { startRedisNode } from '../test/helpers/redis-node';
 import { median } from './format';
-import { freePort, stopChild, track } from './procs';
 import { note } from './progress';
 
 export interface ScriptCostRow {
@@ -44,43 +40,6 @@ const CALLS = 30_000;
 const IN_FLIGHT = 500;
 const ROUNDS = 3;
 const SKU = 'cost-sku';
-
-/** Starts redis-server on a free port with the stack's settings (AOF on), in a temporary folder. */
-async function startScratchRedis(): Promise<{ port: number; child: ChildProcess; dir: string }> {
-  const port = await freePort();
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'inventory-script-cost-'));
-  const child = spawn('redis-server', [
-    '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'everysec',
-    '--auto-aof-rewrite-min-size', '1gb', '--maxmemory', '2gb', '--maxmemory-policy', 'noeviction', '--hash-max-listpack-value', '1024',
-  ], { stdio: 'ignore' });
-  track(child);
-  const probe = new Redis({ port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  probe.on('error', () => undefined); // refused until it listens: retried below
-  for (let waited = 0; ; waited += 100) {
-    try {
-      await probe.connect();
-      await probe.ping();
-      break;
-    } catch {
-      probe.disconnect();
-      if (waited > 10_000) throw new Error(`redis-server on port ${port} did not start`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
-  probe.disconnect();
-  return { port, child, dir };
-}
-
-/** Order ids by the shard they hash to, so that each Reserve finds a partition in its own shard. */
-function orderIdsByShard(shards: RedisShards, prefix: string, perShard: number): string[][] {
-  const byShard: string[][] = Array.from({ length: SHARDS }, () => []);
-  for (let i = 0; byShard.some((ids) => ids.length < perShard); i++) {
-    const id = `${prefix}-${i}`;
-    const ids = byShard[shards.keys.orderShard(id)];
-    if (ids.length < perShard) ids.push(id);
-  }
-  return byShard;
-}
 
 /** Runs `call` for `ids` with IN_FLIGHT outstanding, and reads what Redis spent on them. */
 async function measure(admin: Redis, ids: readonly string[], call: (id: string) => Promise<unknown>): Promise<{ evalshaUs: number; redisUs: number }> {
@@ -104,10 +63,10 @@ function redisCpuUs(info: string): number {
 
 /** The four loads of the header, in rounds, each round on fresh order ids; medians per load. */
 export async function scriptCost(): Promise<ScriptCostRow[]> {
-  const { port, child, dir } = await startScratchRedis();
-  const node = `127.0.0.1:${port}`;
+  const redis = await startRedisNode({ stackSettings: true, maxmemory: '2gb' });
+  const node = redis.address;
   const shards = new RedisShards({ nodes: [node], shardCount: SHARDS, prefix: 'cost', commandTimeoutMs: 10_000 });
-  const admin = new Redis({ port, maxRetriesPerRequest: 1 });
+  const admin = new Redis({ port: Number(node.split(':')[1]), maxRetriesPerRequest: 1 });
   try {
     await shards.connect();
     note(`script cost: redis-server of its own on ${node} (AOF everysec), ${SHARDS} shards, ${CALLS} calls per round, ${IN_FLIGHT} in flight, ${ROUNDS} rounds per load`);
@@ -140,7 +99,8 @@ export async function scriptCost(): Promise<ScriptCostRow[]> {
       const runs: Array<{ evalshaUs: number; redisUs: number }> = [];
       for (let round = 0; round < ROUNDS; round++) {
         await admin.config('SET', 'appendonly', load.aof ? 'yes' : 'no');
-        const ids = orderIdsByShard(shards, `o${i}r${round}`, Math.ceil(CALLS / SHARDS)).flat().slice(0, CALLS);
+        // Every shard holds a partition of each SKU, so every order finds one in its own shard.
+        const ids = Array.from({ length: CALLS }, (_, n) => `o${i}r${round}-${n}`);
         runs.push(await measure(admin, ids, load.call));
       }
       const row = { name: load.name, evalshaUs: median(runs.map((r) => r.evalshaUs)), redisUs: median(runs.map((r) => r.redisUs)) };
@@ -151,7 +111,6 @@ export async function scriptCost(): Promise<ScriptCostRow[]> {
   } finally {
     admin.disconnect();
     await shards.close();
-    await stopChild(child, 5000);
-    rmSync(dir, { recursive: true, force: true });
+    await redis.stop();
   }
 }
